@@ -1,0 +1,24 @@
+"""adelia: INLA for latent Gaussian models on a differentiable JAX runtime.
+
+>>> import adelia
+>>> dt = adelia.fit("y ~ 1 + x", data)             # doctest: +SKIP
+>>> adelia.summary(dt)                              # doctest: +SKIP
+"""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)   # float32 breaks the log-determinants
+
+__version__ = "0.1.0"
+
+from adelia.errors import (AdeliaError, DataError, FitError, FormulaSyntaxError, ModelError,  # noqa: E402
+                           UnknownNameError)
+from adelia.dsl.parser import parse_formula  # noqa: E402
+from adelia.api import fit, compile_formula  # noqa: E402
+from adelia.results import summary, to_datatree  # noqa: E402
+
+__all__ = [
+    "fit", "summary", "parse_formula", "compile_formula", "to_datatree",
+    "AdeliaError", "FormulaSyntaxError", "ModelError", "UnknownNameError", "DataError", "FitError",
+    "__version__",
+]

@@ -1,0 +1,79 @@
+"""The Python entry point: ``adelia.fit(formula, data, family, ...) -> xarray.DataTree``."""
+
+from __future__ import annotations
+
+__all__ = ["fit", "compile_formula"]
+
+from typing import Any, Mapping
+
+import xarray as xr
+
+from adelia.compiler.model import Model, compile_model
+from adelia.dsl.parser import parse_formula
+from adelia.errors import ModelError
+from adelia.results import to_datatree
+from adelia.runtime.inference import InferenceOptions, run_inla
+
+
+def compile_formula(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, offset=None,
+                    scale=None, control_family: Mapping | None = None, control_fixed: Mapping | None = None,
+                    objects: Mapping[str, Any] | None = None) -> Model:
+    """Parse and resolve a formula against the data without fitting (fast validation)."""
+    ir = parse_formula(formula)
+    model = compile_model(ir, data, family, objects=objects, E=E, Ntrials=Ntrials, offset=offset, scale=scale,
+                          control_family=control_family, control_fixed=control_fixed)
+    return model
+
+
+def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, offset=None, scale=None,
+        control_family: Mapping | None = None, control_fixed: Mapping | None = None,
+        int_strategy: str = "auto", n_samples: int = 1000, seed: int = 0, dz: float = 0.75,
+        diff_logdens: float = 6.0, quantiles=(0.025, 0.5, 0.975), progress=None,
+        **objects: Any) -> xr.DataTree:
+    """Fit a latent Gaussian model with INLA.
+
+    Parameters
+    ----------
+    formula
+        R-INLA-style formula, e.g. ``"r ~ 1 + x1*x2 + f(plate, model = 'iid')"``.
+    data
+        pandas DataFrame (or dict of arrays); formula names resolve to its columns first.
+    family
+        ``"gaussian"``, ``"poisson"`` or ``"binomial"``.
+    E, Ntrials, offset, scale
+        Per-observation likelihood arguments: a column name or an array.
+    control_family
+        ``{"hyper": {"prec": {"prior": "pc.prec", "param": [1, 0.01], "initial": 4}}}`` as in R-INLA.
+    control_fixed
+        ``{"prec": 0.001, "mean": 0, "prec_intercept": 0}`` (R-INLA defaults).
+    int_strategy
+        ``"auto"`` (grid for ≤ 2 hyperparameters, else ccd), ``"grid"``, ``"ccd"`` or ``"eb"``.
+    n_samples, seed
+        Posterior draws stored in the result (θ from the integration points, then x | θ).
+    **objects
+        Objects the formula names, e.g. ``graph = W`` for ``f(region, model = "besag", graph = W)``.
+
+    Returns
+    -------
+    xarray.DataTree in the ArviZ schema (see :func:`adelia.results.to_datatree`).
+    """
+    options = InferenceOptions(int_strategy=int_strategy, dz=dz, diff_logdens=diff_logdens,
+                               n_samples=int(n_samples), seed=int(seed), quantiles=tuple(quantiles),
+                               progress=progress)
+    ir = parse_formula(formula)
+    model = compile_model(ir, data, family, objects=objects, E=E, Ntrials=Ntrials, offset=offset, scale=scale,
+                          control_family=control_family, control_fixed=control_fixed)
+    _check_objects_used(ir, objects)
+    return to_datatree(run_inla(model, options))
+
+
+def _check_objects_used(ir, objects: Mapping[str, Any]) -> None:
+    from adelia.dsl.printer import print_formula
+
+    text = print_formula(ir)
+    unused = [k for k in objects if k not in text]
+    if unused:
+        raise ModelError(f"unexpected keyword argument(s) {', '.join(map(repr, unused))}: not a fit() option and "
+                         "not a name used in the formula",
+                         hint="fit() options: E, Ntrials, offset, scale, control_family, control_fixed, "
+                              "int_strategy, n_samples, seed, dz, diff_logdens, quantiles")

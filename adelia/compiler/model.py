@@ -1,0 +1,313 @@
+"""IR + data -> :class:`Model`: the observation matrix A, latent precision pieces, likelihood,
+hyperparameters with priors, and constraints.
+
+The latent vector is ordered ``[f-components..., fixed effects]`` (fixed effects last, as the
+tip of the BTA layout in METHOD.md §3). η = A x + offset.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Model", "Component", "Theta", "compile_model"]
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from adelia.compiler.fixed import FixedEffects, build_fixed
+from adelia.compiler.latent import LATENT, Structure, TermInput
+from adelia.compiler.likelihoods import FAMILIES, Family, HyperSpec
+from adelia.compiler.priors import Prior, make_prior
+from adelia.compiler.resolve import Resolver
+from adelia.dsl import ir
+from adelia.errors import DataError, ModelError, Span
+
+#: f() keywords every latent model accepts (R spelling; snake_case accepted too).
+COMMON_ARGS = ("model", "hyper", "constr", "scale.model", "values", "n", "graph", "cyclic")
+
+
+@dataclass(frozen=True)
+class Theta:
+    """One hyperparameter θ_k on the internal scale."""
+
+    label: str
+    internal_label: str
+    prior: Prior
+    initial: float
+    to_natural: Callable
+    owner: str                  # "likelihood" or the component name
+    fixed: bool = False
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    model: str
+    offset: int
+    structure: Structure
+    theta_index: tuple[int, ...]
+
+    @property
+    def n(self) -> int:
+        return self.structure.n
+
+
+@dataclass(frozen=True)
+class Model:
+    formula: ir.Formula
+    family: Family
+    y: np.ndarray                     # (m,) with NaN where the response is missing
+    A: np.ndarray                     # (m, N)
+    offset: np.ndarray                # (m,)
+    extra: dict[str, np.ndarray]      # E, Ntrials, scale
+    components: tuple[Component, ...]
+    fixed: FixedEffects
+    fixed_offset: int
+    fixed_prec: np.ndarray            # prior precisions of fixed effects (0 = flat)
+    fixed_mean: np.ndarray
+    thetas: tuple[Theta, ...]
+    lik_theta: tuple[int, ...]
+    C: np.ndarray                     # (k, N) constraint rows, C x = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def N(self) -> int:
+        return self.A.shape[1]
+
+    @property
+    def m(self) -> int:
+        return self.A.shape[0]
+
+    @property
+    def d(self) -> int:
+        return len(self.thetas)
+
+    @property
+    def observed(self) -> np.ndarray:
+        return ~np.isnan(self.y)
+
+
+def _as_frame(data) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, Mapping):
+        try:
+            return pd.DataFrame({k: np.asarray(v) if not np.isscalar(v) else v for k, v in data.items()})
+        except ValueError as err:
+            raise DataError(f"the data columns do not fit in one table: {err}",
+                            hint="every column must have one value per observation") from None
+    raise DataError(f"data must be a pandas DataFrame or a dict of arrays, not {type(data).__name__}")
+
+
+def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, objects: Mapping[str, Any] | None = None,
+                  E=None, Ntrials=None, offset=None, scale=None, control_family: Mapping | None = None,
+                  control_fixed: Mapping | None = None, filename: str = "<formula>") -> Model:
+    """Resolve the formula against the data and registries and assemble the model."""
+    df = _as_frame(data)
+    res = Resolver(formula.source, df, dict(objects or {}), filename)
+    fam = FAMILIES.get(family) if isinstance(family, str) else None
+    if fam is None:
+        raise ModelError(f"family must be a string, not {type(family).__name__}")
+    m = len(df)
+    if m == 0:
+        raise DataError("the data have no rows")
+
+    # ---- response ----
+    if formula.response is None:
+        raise ModelError("the formula has no response", source=formula.source, span=formula.span,
+                         filename=filename, hint="write 'y ~ ...'")
+    y = res.numeric(formula.response, "the response", allow_nan=True)
+
+    # ---- per-observation likelihood arguments ----
+    extra: dict[str, np.ndarray] = {}
+    for key, value in (("E", E), ("Ntrials", Ntrials), ("scale", scale)):
+        if value is None:
+            continue
+        if key not in fam.extras:
+            raise ModelError(f"{key}= does not apply to the {fam.name} family",
+                             hint=f"the {fam.name} family takes: {', '.join(fam.extras) or 'no per-observation arguments'}")
+        extra[key] = res.column_or_array(value, key)
+    obs = ~np.isnan(y)
+    problem = fam.check(y[obs], {k: v[obs] for k, v in extra.items()})
+    if problem:
+        raise DataError(f"invalid data for the {fam.name} family: {problem}", hint=_first_rows_hint(fam, y, extra))
+    if fam.name == "binomial" and "Ntrials" not in extra:
+        raise ModelError("the binomial family needs Ntrials=", hint="pass Ntrials = <column name or array>")
+
+    off = np.zeros(m)
+    if offset is not None:
+        off = off + res.column_or_array(offset, "offset")
+    for t in formula.offsets:
+        off = off + res.numeric(t.expr, "offset()")
+
+    # ---- hyperparameters of the likelihood ----
+    thetas: list[Theta] = []
+    fam_hyper = dict((control_family or {}).get("hyper", {}) or {})
+    unknown = set((control_family or {})) - {"hyper"}
+    if unknown:
+        raise ModelError(f"unknown control_family option(s): {', '.join(sorted(unknown))}", hint="known: hyper")
+    lik_theta = tuple(range(len(fam.hypers)))
+    for spec in fam.hypers:
+        thetas.append(_theta(spec, "likelihood", fam_hyper.pop(spec.short, None), res, None))
+    if fam_hyper:
+        raise ModelError(f"the {fam.name} family has no hyperparameter '{next(iter(fam_hyper))}'",
+                         hint=f"known: {', '.join(h.short for h in fam.hypers) or 'none'}")
+
+    # ---- latent components ----
+    components: list[Component] = []
+    columns: list[np.ndarray] = []
+    offset_now = 0
+    names_seen: dict[str, ir.LatentTerm] = {}
+    for term in formula.latent:
+        comp, block = _component(term, res, offset_now, len(thetas), thetas, m)
+        if comp.name in names_seen:
+            raise ModelError(f"two f() terms are called '{comp.name}'", source=formula.source, span=term.span,
+                             filename=filename, hint="each f() index variable may appear once")
+        names_seen[comp.name] = term
+        components.append(comp)
+        columns.append(block)
+        offset_now += comp.n
+
+    # ---- fixed effects ----
+    fixed = build_fixed(formula, df, res)
+    cf = dict(control_fixed or {})
+    known_cf = {"mean", "prec", "mean.intercept", "prec.intercept", "mean_intercept", "prec_intercept"}
+    if set(cf) - known_cf:
+        raise ModelError(f"unknown control_fixed option(s): {', '.join(sorted(set(cf) - known_cf))}",
+                         hint="known: mean, prec, mean_intercept, prec_intercept")
+    prec_default, mean_default = float(cf.get("prec", 0.001)), float(cf.get("mean", 0.0))
+    prec_int = float(cf.get("prec.intercept", cf.get("prec_intercept", 0.0)))
+    mean_int = float(cf.get("mean.intercept", cf.get("mean_intercept", 0.0)))
+    fixed_prec = np.array([prec_int if n == "(Intercept)" else prec_default for n in fixed.names])
+    fixed_mean = np.array([mean_int if n == "(Intercept)" else mean_default for n in fixed.names])
+    if np.any(fixed_prec < 0):
+        raise ModelError("fixed-effect prior precisions must be >= 0 (0 = flat)")
+
+    A = np.concatenate(columns + [fixed.X], axis=1) if columns or fixed.X.size else np.zeros((m, 0))
+    if A.shape[1] == 0:
+        raise ModelError("the model has no latent components and no fixed effects", source=formula.source,
+                         span=formula.span, filename=filename, hint="add an intercept (1) or a term")
+
+    # ---- constraints ----
+    N = A.shape[1]
+    rows = []
+    for comp in components:
+        for r in comp.structure.constraints:
+            row = np.zeros(N)
+            row[comp.offset: comp.offset + comp.n] = r
+            rows.append(row)
+    C = np.array(rows).reshape(-1, N)
+
+    return Model(formula, fam, y, A, off, extra, tuple(components), fixed, offset_now, fixed_prec, fixed_mean,
+                 tuple(thetas), lik_theta, C)
+
+
+def _first_rows_hint(fam: Family, y, extra) -> str | None:
+    bad = np.flatnonzero(~np.isnan(y) & ((y < 0) | (y != np.round(y)))) if fam.name != "gaussian" else []
+    if len(bad):
+        return f"first offending rows of the response: {list(map(int, bad[:5]))}"
+    if "Ntrials" in extra:
+        bad = np.flatnonzero(~np.isnan(y) & (y > extra["Ntrials"]))
+        if len(bad):
+            return f"rows where the response exceeds Ntrials: {list(map(int, bad[:5]))}"
+    return None
+
+
+def _theta(spec: HyperSpec, owner: str, user: Any, res: Resolver, span: Span | None, name: str = "") -> Theta:
+    """A Theta from a HyperSpec, applying the user's hyper = list(<short> = ...) entry if any."""
+    prior_name, params = spec.prior
+    initial, fixed = spec.initial, False
+    if user is not None:
+        if isinstance(user, PriorCall):
+            prior_name, params = user.name, user.params
+        elif isinstance(user, Mapping):
+            allowed = {"prior", "param", "initial", "fixed"}
+            if set(user) - allowed:
+                raise ModelError(f"unknown key(s) {sorted(set(user) - allowed)} in hyper for '{spec.short}'",
+                                 source=res.source, span=span, filename=res.filename,
+                                 hint="use prior, param, initial, fixed")
+            pr = user.get("prior", prior_name)
+            if isinstance(pr, PriorCall):
+                prior_name, params = pr.name, pr.params
+            else:
+                prior_name = str(pr)
+                params = user.get("param", params if pr == spec.prior[0] else ())
+            initial = float(user.get("initial", initial))
+            fixed = bool(user.get("fixed", False))
+        else:
+            raise ModelError(f"hyper entry '{spec.short}' must be list(prior = ..., param = ...) or a prior call",
+                             source=res.source, span=span, filename=res.filename)
+    params = (params,) if np.isscalar(params) else tuple(params)
+    prior = make_prior(prior_name, params, spec.scale, source=res.source, span=span, filename=res.filename)
+    return Theta(spec.label.format(name=name), spec.internal_label.format(name=name), prior, initial,
+                 spec.to_natural, owner, fixed)
+
+
+@dataclass(frozen=True)
+class PriorCall:
+    """A prior written as a call in the formula, e.g. pc.prec(1, 0.01)."""
+
+    name: str
+    params: tuple[float, ...]
+
+
+def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int, thetas: list[Theta], m: int):
+    name = term.label
+    if not isinstance(term.index, ir.Name):
+        raise ModelError("the first argument of f() must be a variable name", source=res.source,
+                         span=term.index.span, filename=res.filename)
+    model_kw = term.kwarg("model")
+    if model_kw is None:
+        model_name, model_span = "iid", term.span
+    else:
+        model_name = res.model_name(model_kw.value)
+        model_span = model_kw.value.span
+    lm = LATENT.get(model_name, source=res.source, span=model_span, filename=res.filename)
+
+    allowed = set(COMMON_ARGS) | set(lm.arguments)
+    args: dict[str, Any] = {}
+    spans: dict[str, Span | None] = {"model": model_span}
+    for kw in term.kwargs:
+        key = kw.name.replace("_", ".") if kw.name.replace("_", ".") in allowed else kw.name
+        if key not in allowed:
+            import difflib
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            raise ModelError(f"f() has no argument '{kw.name}' for model '{model_name}'", source=res.source,
+                             span=kw.span, filename=res.filename,
+                             hint=(f"did you mean '{close[0]}'? " if close else "") + f"known: {', '.join(sorted(allowed))}")
+        if key == "model":
+            continue
+        spans[key] = kw.value.span
+        args[key] = res.value(kw.value, prior_call=PriorCall, argument=key)
+    index = res.column(term.index, f"the index of f({name})")
+    weights = None
+    if term.weights is not None:
+        weights = res.numeric(term.weights, f"the weights of f({name})")
+
+    hyper_user = dict(args.pop("hyper", None) or {})
+    if not isinstance(hyper_user, dict):
+        raise ModelError("hyper must be a list(...) of hyperparameter settings", source=res.source,
+                         span=spans.get("hyper"), filename=res.filename)
+    for spec in lm.hypers:
+        thetas.append(_theta(spec, name, hyper_user.pop(spec.short, None), res, spans.get("hyper"), name))
+    if hyper_user:
+        raise ModelError(f"model '{model_name}' has no hyperparameter '{next(iter(hyper_user))}'",
+                         source=res.source, span=spans.get("hyper"), filename=res.filename,
+                         hint=f"known: {', '.join(h.short for h in lm.hypers)}")
+
+    def describe(key: str) -> Span | None:
+        return spans.get(key, term.span)
+
+    try:
+        structure = lm.build(TermInput(name, index, args, describe))
+    except (ModelError, DataError) as err:
+        raise type(err)(err.message, source=res.source, span=err.span or term.span, filename=res.filename,
+                        hint=err.hint) from None
+    block = np.zeros((m, structure.n))
+    rows = np.flatnonzero(structure.node_of_obs >= 0)
+    w = np.ones(m) if weights is None else weights
+    block[rows, structure.node_of_obs[rows]] = w[rows]
+    comp = Component(name, lm.name, offset, structure, tuple(range(theta_start, theta_start + len(lm.hypers))))
+    return comp, block

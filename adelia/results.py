@@ -1,0 +1,161 @@
+"""FitResult -> xarray DataTree in the ArviZ schema, and the R-INLA-like summary table.
+
+Layout (ECOSYSTEM.md §2.3)::
+
+    /                        attrs: inference_library, version, formula, family, created_at
+    /posterior               (chain=1, draw): fixed effects, latent fields, hyperparameters (natural scale)
+    /unconstrained_posterior θ on the internal scale
+    /log_likelihood          y (chain, draw, obs_id)
+    /observed_data           y (obs_id)
+    /predictions             eta for rows with a missing response
+    /inla                    summary_fixed, summary_hyperpar, summary_random_<name>, linear predictor,
+                             theta_design (points, log posterior, weights), mode, Hessian,
+                             mlik and criteria (attrs and variables)
+
+netCDF cannot store dict/bool/None attributes: configs are JSON strings.
+"""
+
+from __future__ import annotations
+
+__all__ = ["to_datatree", "summary"]
+
+import datetime as _dt
+import json
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from adelia.errors import AdeliaError
+from adelia.runtime.inference import FitResult
+
+STATS = ("mean", "sd", "0.025quant", "0.5quant", "0.975quant", "mode")
+
+
+def _stat_names(q) -> list[str]:
+    return ["mean", "sd"] + [f"{x}quant" for x in q] + ["mode"]
+
+
+def _table(rows: dict[str, dict], stats: list[str], dim: str) -> xr.DataArray:
+    data = np.array([[float(rows[r][s]) for s in stats] for r in rows]).reshape(len(rows), len(stats))
+    return xr.DataArray(data, dims=(dim, "stat"), coords={dim: list(rows), "stat": stats})
+
+
+def _coord_values(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values)
+    return v.astype(str) if v.dtype.kind == "O" else v
+
+
+def to_datatree(res: FitResult) -> xr.DataTree:
+    from adelia import __version__
+
+    model = res.model
+    stats = _stat_names(res.options.quantiles)
+    fo = model.fixed_offset
+    nobs = model.m
+    obs = model.observed
+
+    # ---- summaries ----
+    fixed_rows = {name: {s: res.latent[s][fo + i] for s in stats} for i, name in enumerate(model.fixed.names)}
+    hyper_rows = {t: v["natural"] for t, v in res.hyper_summary.items()}
+    internal_rows = {model.thetas[j].internal_label: res.hyper_summary[model.thetas[j].label]["internal"]
+                     for j in res.free}
+    inla = {
+        "summary_fixed": _table(fixed_rows, stats, "fixed_term") if fixed_rows else None,
+        "summary_hyperpar": _table(hyper_rows, stats, "hyperpar") if hyper_rows else None,
+        "internal_summary_hyperpar": _table(internal_rows, stats, "internal_hyperpar") if internal_rows else None,
+    }
+    for comp in model.components:
+        sl = slice(comp.offset, comp.offset + comp.n)
+        dim = f"{comp.name}_index"
+        inla[f"summary_random_{comp.name}"] = xr.DataArray(
+            np.stack([res.latent[s][sl] for s in stats], axis=1), dims=(dim, "stat"),
+            coords={dim: _coord_values(comp.structure.values), "stat": stats})
+    inla["summary_linear_predictor"] = xr.DataArray(
+        np.stack([res.linear_predictor[s] for s in stats], axis=1), dims=("obs_id", "stat"),
+        coords={"obs_id": np.arange(nobs), "stat": stats})
+    theta_names = [t.internal_label for t in model.thetas]
+    inla["theta_mode"] = xr.DataArray(res.theta_mode, dims="theta", coords={"theta": theta_names})
+    free_names = [theta_names[j] for j in res.free]
+    inla["theta_hessian"] = xr.DataArray(res.hessian, dims=("theta_free", "theta_free2"),
+                                         coords={"theta_free": free_names, "theta_free2": free_names})
+    inla["design_theta"] = xr.DataArray(res.points, dims=("point", "theta"), coords={"theta": theta_names})
+    inla["design_log_posterior"] = xr.DataArray(res.log_post, dims="point")
+    inla["design_weight"] = xr.DataArray(res.weights, dims="point")
+    crit = res.criteria
+    if "log_cpo" in crit:
+        obs_ids = np.flatnonzero(obs)
+        inla["log_cpo"] = xr.DataArray(crit["log_cpo"], dims="obs_observed", coords={"obs_observed": obs_ids})
+    inla_ds = xr.Dataset({k: v for k, v in inla.items() if v is not None})
+    inla_ds.attrs.update({
+        "mlik_integration": res.mlik["integration"], "mlik_gaussian": res.mlik["gaussian"],
+        "int_strategy": res.strategy, "n_theta_points": len(res.points),
+        "optimizer_iterations": res.mode_info.n_iter, "optimizer_evaluations": res.mode_info.n_eval,
+        "timings": json.dumps(res.timings),
+        **{k: float(v) for k, v in crit.items() if np.isscalar(v)},
+    })
+    if "log_cpo" in crit:
+        inla_ds.attrs["sum_log_cpo"] = float(np.sum(crit["log_cpo"]))
+
+    tree: dict[str, xr.Dataset] = {"inla": inla_ds}
+
+    # ---- draws ----
+    y_obs = model.y[obs]
+    tree["observed_data"] = xr.Dataset({"y": xr.DataArray(y_obs, dims="obs_id",
+                                                           coords={"obs_id": np.flatnonzero(obs)})})
+    if res.draws_x is not None:
+        S = res.draws_x.shape[0]
+        coords = {"chain": [0], "draw": np.arange(S)}
+        post = {}
+        for i, name in enumerate(model.fixed.names):
+            post[name] = xr.DataArray(res.draws_x[None, :, fo + i], dims=("chain", "draw"), coords=coords)
+        for comp in model.components:
+            dim = f"{comp.name}_index"
+            post[comp.name] = xr.DataArray(res.draws_x[None, :, comp.offset: comp.offset + comp.n],
+                                           dims=("chain", "draw", dim),
+                                           coords={**coords, dim: _coord_values(comp.structure.values)})
+        unconstrained = {}
+        for j in res.free:
+            t = model.thetas[j]
+            th = res.draws_theta[:, j]
+            post[t.label] = xr.DataArray(np.asarray(t.to_natural(th))[None], dims=("chain", "draw"), coords=coords)
+            unconstrained[t.internal_label] = xr.DataArray(th[None], dims=("chain", "draw"), coords=coords)
+        tree["posterior"] = xr.Dataset(post)
+        if unconstrained:
+            tree["unconstrained_posterior"] = xr.Dataset(unconstrained)
+        tree["log_likelihood"] = xr.Dataset({"y": xr.DataArray(
+            res.draws_loglik[None], dims=("chain", "draw", "obs_id"),
+            coords={**coords, "obs_id": np.flatnonzero(obs)})})
+        if (~obs).any():
+            tree["predictions"] = xr.Dataset({"eta": xr.DataArray(
+                res.draws_eta[None][:, :, ~obs], dims=("chain", "draw", "pred_id"),
+                coords={**coords, "pred_id": np.flatnonzero(~obs)})})
+        for ds in tree.values():
+            ds.attrs.setdefault("inference_library", "adelia")
+
+    root = xr.Dataset(attrs={
+        "inference_library": "adelia",
+        "inference_library_version": __version__,
+        "formula": model.formula.source,
+        "family": model.family.name,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "fixed_effects": json.dumps(list(model.fixed.names)),
+        "latent_components": json.dumps([{"name": c.name, "model": c.model, "n": c.n} for c in model.components]),
+    })
+    return xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in tree.items()}})
+
+
+def summary(dt: xr.DataTree) -> pd.DataFrame:
+    """R-INLA-like table: fixed effects then hyperparameters (natural scale), one row per term."""
+    if not isinstance(dt, xr.DataTree) or "inla" not in dt.children:
+        raise AdeliaError("summary() needs the DataTree returned by adelia.fit (or read from its netCDF file)")
+    inla = dt["inla"].to_dataset()
+    frames = []
+    for var, dim in (("summary_fixed", "fixed_term"), ("summary_hyperpar", "hyperpar")):
+        if var in inla:
+            da = inla[var]
+            frames.append(pd.DataFrame(da.values, index=[str(v) for v in da[dim].values],
+                                       columns=[str(s) for s in da["stat"].values]))
+    if not frames:
+        return pd.DataFrame(columns=list(STATS))
+    return pd.concat(frames)
