@@ -14,6 +14,10 @@ where log Z_c = ½ log|Q_c|* − (n_c − r_c)/2 · log 2π is each component's 
 (generalised determinant over its non-null space; flat directions have density 1, the R-INLA
 convention for the flat intercept, checked against the exact S1 marginal likelihood).
 
+All linear algebra uses Q_c + CᵀC, which has the same restriction to {C x = 0} (so the same
+constrained mode, log-determinant ½log|ZᵀQ_cZ| and covariance) but stays invertible when an
+intercept and an intrinsic model share a direction.
+
 Gradient: the mode x̂(θ) is a ``custom_vjp`` whose backward pass is the implicit-function
 theorem at the converged mode (METHOD.md §8.2): dx̂/dθ = K H⁻¹ ∂_θ∇_x g with H = Q_c and K the
 kriging projector, so a cotangent v maps to (∂_θ∇_x g)ᵀ u, u = K H⁻¹ v — one solve, whatever d.
@@ -60,6 +64,9 @@ class LaplaceProblem:
         self.off = jnp.asarray(model.offset)
         self.extra = {k: jnp.asarray(v) for k, v in model.extra.items()}
         self.C = jnp.asarray(model.C)
+        # Adding CᵀC leaves the density on {C x = 0} unchanged but makes Q_c invertible when
+        # the data cannot separate a constrained direction (intercept + intrinsic model).
+        self.CtC = jnp.asarray(model.C.T @ model.C)
         N = model.N
         mu = np.zeros(N)
         mu[model.fixed_offset:] = model.fixed_mean
@@ -97,12 +104,16 @@ class LaplaceProblem:
         return Q
 
     def log_prior_normaliser(self, theta: jax.Array) -> jax.Array:
-        """Σ_c ½ (n_c − r_c) log c(θ) for components Q_c = c(θ)·K."""
+        """Σ_c ½ log|Q_c(θ)|*, θ-dependent part (closed form, or a Cholesky of the block)."""
         total = jnp.zeros((), theta.dtype)
         for comp in self.model.components:
             s = comp.structure
-            for coef in s.coefs:
-                total = total + 0.5 * (s.n - s.rank_def) * jnp.log(coef(theta[jnp.asarray(comp.theta_index)]))
+            th = theta[jnp.asarray(comp.theta_index)]
+            if s.logdet is not None:
+                total = total + 0.5 * s.logdet(th)
+            else:
+                Q = sum(c(th) * jnp.asarray(K.toarray()) for c, K in zip(s.coefs, s.matrices))
+                total = total + 0.5 * dense.logdet(dense.factor(Q))
         return total
 
     def log_prior_theta(self, theta: jax.Array) -> jax.Array:
@@ -128,7 +139,7 @@ class LaplaceProblem:
     def Qc(self, x, theta, Qp=None):
         Qp = self.Qp(theta) if Qp is None else Qp
         _, w = self._derivs(self.eta(x), theta)
-        return Qp + (self.A.T * w) @ self.A
+        return Qp + self.CtC + (self.A.T * w) @ self.A
 
     # ---- inner Newton iteration ----
     def newton(self, theta: jax.Array, x0: jax.Array | None = None):
@@ -140,8 +151,7 @@ class LaplaceProblem:
         def body(state):
             x, gx, it, _ = state
             d1, w = self._derivs(self.eta(x), theta)
-            Qc = Qp + (self.A.T * w) @ self.A
-            L = dense.factor(Qc)
+            L = dense.factor(Qp + self.CtC + (self.A.T * w) @ self.A)
             b = self.A.T @ (d1 + w * (self.A @ x)) + Qp @ self.mu
             target = dense.constrain(L, self.C, dense.solve(L, b))
             step = target - x

@@ -58,7 +58,8 @@ class Structure:
     constraints: np.ndarray
     values: np.ndarray
     node_of_obs: np.ndarray
-    logdet_star: float | None = None
+    logdet: Callable | None = None
+    logdet_star: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,9 @@ def single_precision_structure(K: sp.spmatrix, *, rank_def: int, constraints: np
         K = sp.csr_matrix(dense)
     eig = np.linalg.eigvalsh(dense)
     logdet_star = float(np.sum(np.log(eig[rank_def:])))
-    return Structure(K.shape[0], (K,), (lambda th: jnp.exp(th[0]),), rank_def, constraints,
-                     values, node_of_obs, logdet_star)
+    n = K.shape[0]
+    return Structure(n, (K,), (lambda th: jnp.exp(th[0]),), rank_def, constraints, values, node_of_obs,
+                     lambda th: (n - rank_def) * th[0], logdet_star)
 
 
 def generalized_variance(K: np.ndarray, null_basis: np.ndarray | None) -> float:
