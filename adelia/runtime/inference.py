@@ -87,14 +87,17 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
     def full(th_free):
         return jnp.asarray(initial).at[jnp.asarray(free)].set(th_free) if len(free) else jnp.asarray(initial)
 
-    neg = jax.jit(lambda tf: -prob.log_posterior(full(tf)))
     vg = jax.jit(jax.value_and_grad(lambda tf: -prob.log_posterior(full(tf))))
     batch_f = jax.jit(jax.vmap(lambda th: -prob.log_posterior(th)))
 
     def f_batch(thetas_free: np.ndarray) -> np.ndarray:
-        rows = np.repeat(initial[None, :], len(thetas_free), axis=0)
-        rows[:, free] = thetas_free
-        return np.asarray(batch_f(jnp.asarray(rows)))
+        n = len(thetas_free)
+        size = max(8, 1 << int(np.ceil(np.log2(max(n, 1)))))   # padded: few shapes, few compilations
+        rows = np.repeat(initial[None, :], size, axis=0)
+        rows[:n, free] = thetas_free
+        if n:
+            rows[n:, free] = thetas_free[0]
+        return np.asarray(batch_f(jnp.asarray(rows)))[:n]
 
     # ---- θ mode ----
     say("optimising θ")
@@ -108,8 +111,7 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
     t_mode = time.perf_counter()
 
     # ---- Hessian and integration design ----
-    grad = jax.jit(jax.grad(lambda tf: -prob.log_posterior(full(tf))))
-    H = hessian_at(lambda th: grad(jnp.asarray(th)), mode.theta, options.h) if len(free) else np.zeros((0, 0))
+    H = hessian_at(lambda th: vg(jnp.asarray(th))[1], mode.theta, options.h) if len(free) else np.zeros((0, 0))
     nfree = len(free)
     strategy = options.int_strategy
     if strategy == "auto":
