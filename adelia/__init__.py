@@ -14,11 +14,12 @@ __version__ = "0.1.0"
 from adelia.errors import (AdeliaError, DataError, FitError, FormulaSyntaxError, ModelError,  # noqa: E402
                            UnknownNameError)
 from adelia.dsl.parser import parse_formula  # noqa: E402
+from adelia.dsl.adl import parse_model  # noqa: E402
 from adelia.api import fit, compile_formula  # noqa: E402
 from adelia.results import summary, to_datatree  # noqa: E402
 
 __all__ = [
-    "fit", "summary", "parse_formula", "compile_formula", "to_datatree",
+    "fit", "summary", "parse_formula", "parse_model", "compile_formula", "to_datatree",
     "AdeliaError", "FormulaSyntaxError", "ModelError", "UnknownNameError", "DataError", "FitError",
     "__version__",
 ]

@@ -17,12 +17,11 @@ from adelia.runtime.inference import InferenceOptions, run_inla
 
 def compile_formula(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, offset=None,
                     scale=None, control_family: Mapping | None = None, control_fixed: Mapping | None = None,
-                    objects: Mapping[str, Any] | None = None) -> Model:
+                    objects: Mapping[str, Any] | None = None, filename: str = "<formula>") -> Model:
     """Parse and resolve a formula against the data without fitting (fast validation)."""
-    ir = parse_formula(formula)
-    model = compile_model(ir, data, family, objects=objects, E=E, Ntrials=Ntrials, offset=offset, scale=scale,
-                          control_family=control_family, control_fixed=control_fixed)
-    return model
+    ir = parse_formula(formula, filename=filename)
+    return compile_model(ir, data, family, objects=objects, E=E, Ntrials=Ntrials, offset=offset, scale=scale,
+                         control_family=control_family, control_fixed=control_fixed, filename=filename)
 
 
 def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, offset=None, scale=None,

@@ -86,7 +86,10 @@ def _numpy_laplace(model, prob, theta):
         s = comp.structure
         sl = slice(comp.offset, comp.offset + comp.n)
         ev = np.linalg.eigvalsh(Qp[sl, sl])[s.rank_def:]
-        logprior_norm += 0.5 * np.sum(np.log(ev)) - 0.5 * (s.n - s.rank_def) * math.log(2 * math.pi)
+        # the model declares the constant log|K|* it counts (R-INLA drops it for random walks)
+        ev_K = np.linalg.eigvalsh(s.matrices[0].toarray())[s.rank_def:]
+        logprior_norm += 0.5 * (np.sum(np.log(ev)) - np.sum(np.log(ev_K)) + s.logdet_star)
+        logprior_norm -= 0.5 * (s.n - s.rank_def) * math.log(2 * math.pi)
     fp = model.fixed_prec[model.fixed_prec > 0]
     logprior_norm += 0.5 * np.sum(np.log(fp / (2 * math.pi)))
     value = (sum(float(t.prior.logpdf(theta[i])) for i, t in enumerate(model.thetas))

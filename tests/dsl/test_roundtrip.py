@@ -1,0 +1,85 @@
+"""Property tests: parse -> print -> parse is the identity on the IR."""
+
+import string
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adelia.dsl import ir
+from adelia.dsl.parser import parse_formula
+from adelia.dsl.printer import RESERVED, print_expr, print_formula
+
+_first = string.ascii_letters + "_"
+_rest = string.ascii_letters + string.digits + "_."
+names = st.builds(lambda a, b: a + b, st.sampled_from(_first), st.text(_rest, max_size=6)).filter(
+    lambda s: s not in RESERVED and s not in ("f", "offset", "c"))
+columns = st.sampled_from(["x", "z", "w1", "age", "x.1", "log_e", "region"])
+numbers = st.one_of(st.integers(-10**6, 10**6).map(float),
+                    st.floats(allow_nan=False, allow_infinity=False, width=64))
+texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+
+
+def _values(children):
+    kw = st.builds(ir.Keyword, st.one_of(names, texts.filter(bool)), children)
+    unique_kws = st.lists(kw, max_size=3, unique_by=lambda k: k.name).map(tuple)
+    return st.one_of(
+        st.builds(ir.Vector, st.lists(children, max_size=3).map(tuple)),
+        st.builds(ir.Call, st.sampled_from(["list", "dict"]), st.just(()), unique_kws),
+        st.builds(ir.Call, names, st.lists(children, max_size=3).map(tuple), unique_kws),
+    )
+
+
+exprs = st.recursive(
+    st.one_of(st.builds(ir.Str, texts), st.builds(ir.Num, numbers), st.builds(ir.Bool, st.booleans()),
+              st.builds(ir.Name, names)),
+    _values, max_leaves=12)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(exprs)
+def test_expression_roundtrip(e):
+    """Any argument value prints to text that parses back to the same IR."""
+    text = f"y ~ f(a, v = {print_expr(e)})"
+    assert parse_formula(text).latent[0].kwarg("v").value == e
+
+
+# ---- whole formulas generated as text from the grammar's shapes ----
+
+def _atoms():
+    call = st.builds(lambda fn, c: f"{fn}({c})", st.sampled_from(["log", "C", "sqrt", "I"]), columns)
+    return st.one_of(columns, call)
+
+
+def _f_terms():
+    kw = st.sampled_from(['model = "iid"', 'model = "rw2", scale.model = TRUE', "constr = FALSE",
+                          'hyper = list(prec = list(prior = "pc.prec", param = c(1, 0.01)))',
+                          "values = [1, 2, 3]", "graph = W", "cyclic = True", "n = 12", "initial = -4.5e-1",
+                          '"odd name" = 1', "extra = {\"a\": [1, -2]}"])
+    return st.builds(lambda idx, w, kws: "f(" + ", ".join([idx] + ([w] if w else []) + kws) + ")",
+                     st.sampled_from(["g", "region", "time", "id.x"]), st.sampled_from([None, "w", "z"]),
+                     st.lists(kw, max_size=3, unique_by=lambda s: s.split("=")[0].strip()))
+
+
+def _sums(depth=2):
+    atom = st.one_of(_atoms(), _f_terms().map(lambda s: s), st.sampled_from(["1", "0"]))
+    fixed_atom = _atoms()
+    inter = st.one_of(fixed_atom, st.builds(lambda a, b: f"{a}:{b}", fixed_atom, fixed_atom),
+                      st.builds(lambda a, b: f"{a}*{b}", fixed_atom, fixed_atom),
+                      st.builds(lambda a, b, c: f"({a} + {b}):{c}", fixed_atom, fixed_atom, fixed_atom))
+    term = st.one_of(atom, inter, st.builds(lambda e: f"offset(log({e}))", columns))
+    return st.builds(lambda first, rest: first + "".join(rest), term,
+                     st.lists(st.builds(lambda op, t: f" {op} {t}", st.sampled_from(["+", "+", "-"]), term),
+                              max_size=6))
+
+
+formulas = st.builds(lambda lhs, rhs: f"{lhs} ~ {rhs}", st.sampled_from(["y", "cbind(y, n)", "log(y)"]), _sums())
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(formulas)
+def test_formula_roundtrip(text):
+    first = parse_formula(text)
+    printed = print_formula(first)
+    second = parse_formula(printed)
+    assert second == first
+    assert print_formula(second) == printed     # printing is canonical (a fixed point)
