@@ -21,7 +21,8 @@ from scipy.special import logsumexp
 GH_NODES = 40
 
 
-def compute(prob, res, eta_mean: np.ndarray, eta_sd: np.ndarray) -> dict:
+def compute(cp, res, eta_mean: np.ndarray, eta_sd: np.ndarray) -> dict:
+    """``cp``: the model's CompiledProblem (its jitted log-likelihood functions)."""
     obs = res.model.observed
     if not obs.any():
         return {}
@@ -29,8 +30,7 @@ def compute(prob, res, eta_mean: np.ndarray, eta_sd: np.ndarray) -> dict:
     log_wq = np.log(wq) - 0.5 * np.log(np.pi)
     # η at the quadrature nodes: (K, G, m)
     eta = eta_mean[:, None, :] + np.sqrt(2.0) * eta_sd[:, None, :] * t[None, :, None]
-    ll = jax.jit(jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)), in_axes=(0, 0)))(
-        jnp.asarray(eta), jnp.asarray(res.points))
+    ll = cp.loglik_grid(jnp.asarray(eta), jnp.asarray(res.points))
     ll = np.asarray(ll)[:, :, obs]                                      # (K, G, n_obs)
     logw = np.log(res.weights)[:, None, None] + log_wq[None, :, None]   # joint weights over (k, g)
     mean_ll = np.sum(np.exp(logw) * ll, axis=(0, 1))
@@ -41,7 +41,7 @@ def compute(prob, res, eta_mean: np.ndarray, eta_sd: np.ndarray) -> dict:
 
     eta_bar = res.linear_predictor["mean"]
     theta_bar = res.weights @ res.points
-    ll_at_mean = np.asarray(prob.loglik_terms(jnp.asarray(eta_bar), jnp.asarray(theta_bar)))[obs]
+    ll_at_mean = np.asarray(cp.prob.loglik_terms(jnp.asarray(eta_bar), jnp.asarray(theta_bar)))[obs]
     dbar = -2.0 * mean_ll.sum()
     p_d = dbar - (-2.0 * ll_at_mean.sum())
     return {

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 __all__ = ["InferenceOptions", "FitResult", "run_inla"]
 
+import hashlib
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -76,28 +78,81 @@ class FitResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+class CompiledProblem:
+    """The jitted functions of one model, kept across fits of the same model and data.
+
+    Built once per content fingerprint (see :func:`compiled`), so refitting a model pays no
+    compilation (JIT of the Newton loop, the Laplace objective and its gradient costs seconds;
+    one evaluation costs microseconds to milliseconds).
+    """
+
+    def __init__(self, model: Model):
+        prob = LaplaceProblem(model)
+        self.prob = prob
+        self.initial = np.array([t.initial for t in model.thetas], dtype=float)
+        self.free = np.array([i for i, t in enumerate(model.thetas) if not t.fixed], dtype=int)
+        initial, free = jnp.asarray(self.initial), jnp.asarray(self.free)
+
+        def full(th_free):
+            return initial.at[free].set(th_free) if len(self.free) else initial
+
+        self.value_and_grad = jax.jit(jax.value_and_grad(lambda tf: -prob.log_posterior(full(tf))))
+        self._batch_f = jax.jit(jax.vmap(lambda th: -prob.log_posterior(th)))
+        self.gaussian = jax.jit(jax.vmap(prob.gaussian))
+        self.loglik_grid = jax.jit(jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)), in_axes=(0, 0)))
+        self.loglik_draws = jax.jit(jax.vmap(prob.loglik_terms))
+        self.sampler = jax.jit(jax.vmap(prob.sample_latent, in_axes=(0, 0, None)), static_argnums=2)
+
+    def f_batch(self, thetas_free: np.ndarray) -> np.ndarray:
+        """f at a batch of free-θ rows, padded to a power of two (few shapes, few compilations)."""
+        n = len(thetas_free)
+        size = max(8, 1 << int(np.ceil(np.log2(max(n, 1)))))
+        rows = np.repeat(self.initial[None, :], size, axis=0)
+        rows[:n, self.free] = thetas_free
+        if n:
+            rows[n:, self.free] = thetas_free[0]
+        return np.asarray(self._batch_f(jnp.asarray(rows)))[:n]
+
+
+_CACHE: OrderedDict[str, CompiledProblem] = OrderedDict()
+_CACHE_SIZE = 8
+
+
+def fingerprint(model: Model) -> str:
+    """A hash of everything the compiled functions depend on: arrays, structure, priors."""
+    h = hashlib.sha256()
+    for arr in (model.A, model.y, model.offset, model.C, model.fixed_prec, model.fixed_mean,
+                *(model.extra[k] for k in sorted(model.extra))):
+        h.update(np.ascontiguousarray(arr, dtype=float).tobytes())
+        h.update(str(arr.shape).encode())
+    h.update(repr((model.formula.source, model.family.name, sorted(model.extra),
+                   [(t.label, t.prior.describe(), t.initial, t.fixed) for t in model.thetas])).encode())
+    for comp in model.components:
+        s = comp.structure
+        h.update(repr((comp.name, comp.model, comp.offset, s.n, s.rank_def, s.logdet_star, comp.theta_index)).encode())
+        for K in s.matrices:
+            h.update(np.ascontiguousarray(K.toarray()).tobytes())
+    return h.hexdigest()
+
+
+def compiled(model: Model) -> CompiledProblem:
+    key = fingerprint(model)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    cp = CompiledProblem(model)
+    _CACHE[key] = cp
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return cp
+
+
 def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> FitResult:
     say = options.progress or (lambda msg: None)
     t0 = time.perf_counter()
-    prob = LaplaceProblem(model)
-    d = model.d
-    initial = np.array([t.initial for t in model.thetas], dtype=float)
-    free = np.array([i for i, t in enumerate(model.thetas) if not t.fixed], dtype=int)
-
-    def full(th_free):
-        return jnp.asarray(initial).at[jnp.asarray(free)].set(th_free) if len(free) else jnp.asarray(initial)
-
-    vg = jax.jit(jax.value_and_grad(lambda tf: -prob.log_posterior(full(tf))))
-    batch_f = jax.jit(jax.vmap(lambda th: -prob.log_posterior(th)))
-
-    def f_batch(thetas_free: np.ndarray) -> np.ndarray:
-        n = len(thetas_free)
-        size = max(8, 1 << int(np.ceil(np.log2(max(n, 1)))))   # padded: few shapes, few compilations
-        rows = np.repeat(initial[None, :], size, axis=0)
-        rows[:n, free] = thetas_free
-        if n:
-            rows[n:, free] = thetas_free[0]
-        return np.asarray(batch_f(jnp.asarray(rows)))[:n]
+    cp = compiled(model)
+    prob, initial, free = cp.prob, cp.initial, cp.free
+    vg, f_batch = cp.value_and_grad, cp.f_batch
 
     # ---- θ mode ----
     say("optimising θ")
@@ -153,7 +208,7 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
 
     # ---- latent marginals at each point ----
     say(f"latent marginals at {len(points)} θ points")
-    gauss = jax.jit(jax.vmap(prob.gaussian))(jnp.asarray(points))
+    gauss = cp.gaussian(jnp.asarray(points))
     means, sds = np.asarray(gauss.mode), np.asarray(gauss.sd)
     eta_m, eta_s = np.asarray(gauss.eta_mean), np.asarray(gauss.eta_sd)
     if not (np.all(np.isfinite(means)) and np.all(np.isfinite(sds))):
@@ -177,12 +232,12 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
     result = FitResult(model, options, _full_np(initial, free, mode.theta),
                        free, mode, H, strategy, points, -fz, weights, latent, linpred, hyper,
                        {"integration": float(mlik_int), "gaussian": float(mlik_gauss)})
-    result.criteria = criteria.compute(prob, result, eta_m, eta_s)
+    result.criteria = criteria.compute(cp, result, eta_m, eta_s)
 
     # ---- posterior draws ----
     if options.n_samples:
         say(f"drawing {options.n_samples} posterior samples")
-        _draw(prob, result, options)
+        _draw(cp, result, options)
     t_end = time.perf_counter()
     result.timings = {"mode": t_mode - t0, "integration": t_int - t_mode, "marginals": t_marg - t_int,
                       "sampling": t_end - t_marg, "total": t_end - t0}
@@ -195,7 +250,7 @@ def _full_np(initial, free, theta_free):
     return out
 
 
-def _draw(prob: LaplaceProblem, res: FitResult, options: InferenceOptions) -> None:
+def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions) -> None:
     """θ from the integration points with their weights (as inla.posterior.sample), then x | θ."""
     rng = np.random.default_rng(options.seed)
     S = options.n_samples
@@ -204,8 +259,7 @@ def _draw(prob: LaplaceProblem, res: FitResult, options: InferenceOptions) -> No
     n_pad = 1 << int(np.ceil(np.log2(counts.max())))     # few distinct shapes -> few compilations
     used = np.flatnonzero(counts)
     keys = jax.random.split(jax.random.PRNGKey(options.seed), len(used))
-    sampler = jax.jit(jax.vmap(prob.sample_latent, in_axes=(0, 0, None)), static_argnums=2)
-    per_point = np.asarray(sampler(jnp.asarray(res.points[used]), keys, n_pad))   # (K_used, n_pad, N)
+    per_point = np.asarray(cp.sampler(jnp.asarray(res.points[used]), keys, n_pad))   # (K_used, n_pad, N)
     slot = np.searchsorted(used, which)
     rank = np.zeros(S, dtype=int)
     for k in range(len(used)):
@@ -215,6 +269,6 @@ def _draw(prob: LaplaceProblem, res: FitResult, options: InferenceOptions) -> No
     thetas = res.points[which]
     eta = xs @ res.model.A.T + res.model.offset
     obs = res.model.observed
-    loglik = jax.vmap(lambda e, th: prob.loglik_terms(e, th))(jnp.asarray(eta), jnp.asarray(thetas))
+    loglik = cp.loglik_draws(jnp.asarray(eta), jnp.asarray(thetas))
     res.draws_theta, res.draws_x, res.draws_eta = thetas, xs, eta
     res.draws_loglik = np.asarray(loglik)[:, obs]
