@@ -25,7 +25,8 @@ from adelia.dsl import ir
 from adelia.errors import DataError, ModelError, Span
 
 #: f() keywords every latent model accepts (R spelling; snake_case accepted too).
-COMMON_ARGS = ("model", "hyper", "constr", "scale.model", "values", "n", "graph", "cyclic")
+COMMON_ARGS = ("model", "hyper", "constr", "scale.model", "values", "n", "graph", "cyclic",
+               "group", "ngroup", "control.group", "replicate", "nrep")
 
 
 @dataclass(frozen=True)
@@ -300,8 +301,10 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
     def describe(key: str) -> Span | None:
         return spans.get(key, term.span)
 
+    kron_args = {k: args.pop(k, None) for k in ("group", "ngroup", "control.group", "replicate", "nrep")}
     try:
         structure = lm.build(TermInput(name, index, args, describe))
+        structure = _kronecker(structure, kron_args, name, thetas, res, spans, len(lm.hypers))
     except (ModelError, DataError) as err:
         raise type(err)(err.message, source=res.source, span=err.span or term.span, filename=res.filename,
                         hint=err.hint) from None
@@ -309,5 +312,51 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
     rows = np.flatnonzero(structure.node_of_obs >= 0)
     w = np.ones(m) if weights is None else weights
     block[rows, structure.node_of_obs[rows]] = w[rows]
-    comp = Component(name, lm.name, offset, structure, tuple(range(theta_start, theta_start + len(lm.hypers))))
+    comp = Component(name, lm.name, offset, structure, tuple(range(theta_start, len(thetas))))
     return comp, block
+
+
+def _kronecker(structure: Structure, kargs: dict, name: str, thetas: list[Theta], res: Resolver,
+               spans: dict, n_main_theta: int) -> Structure:
+    """Apply ``group`` (+ ``control.group``) and ``replicate`` (R-INLA order: I_R ⊗ Q_group ⊗ Q_main)."""
+    from adelia.compiler.kron import GROUP_MODELS, group_nodes, kronecker_structure
+
+    m = len(structure.node_of_obs)
+    if kargs["group"] is None and (kargs["control.group"] is not None or kargs["ngroup"] is not None):
+        raise ModelError(f"control.group/ngroup in f({name}) need group = <column>", span=spans.get("control.group"))
+    if kargs["group"] is not None:
+        cg = dict(kargs["control.group"] or {})
+        unknown = set(cg) - {"model", "hyper"}
+        if unknown:
+            raise ModelError(f"unknown control.group option(s): {', '.join(sorted(unknown))}",
+                             span=spans.get("control.group"), hint="known: model, hyper")
+        gname = str(cg.get("model", "exchangeable"))
+        if gname not in GROUP_MODELS:
+            import difflib
+            close = difflib.get_close_matches(gname, list(GROUP_MODELS), n=1)
+            raise ModelError(f"unknown group model '{gname}'", span=spans.get("control.group"),
+                             hint=(f"did you mean '{close[0]}'? " if close else "") + f"known: {', '.join(GROUP_MODELS)}")
+        gvals = _index_values(kargs["group"], res, m, f"group of f({name})")
+        levels, gidx = group_nodes(gvals, kargs["ngroup"], f"the group of f({name})")
+        gm = GROUP_MODELS[gname]
+        ghyper = dict(cg.get("hyper") or {})
+        k_main = len(thetas)
+        for spec in gm.hypers(len(levels)):
+            thetas.append(_theta(spec, name, ghyper.pop(spec.short, None), res, spans.get("control.group"), name))
+        if ghyper:
+            raise ModelError(f"group model '{gname}' has no hyperparameter '{next(iter(ghyper))}'",
+                             span=spans.get("control.group"))
+        structure = kronecker_structure(structure, n_main_theta, len(levels), gidx, gm, levels, "g")
+        n_main_theta += len(thetas) - k_main
+    if kargs["replicate"] is not None:
+        rvals = _index_values(kargs["replicate"], res, m, f"replicate of f({name})")
+        levels, ridx = group_nodes(rvals, kargs["nrep"], f"the replicate of f({name})")
+        structure = kronecker_structure(structure, n_main_theta, len(levels), ridx, GROUP_MODELS["iid"], levels, "r")
+    return structure
+
+
+def _index_values(value, res: Resolver, m: int, what: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.shape != (m,):
+        raise DataError(f"{what} must name a data column (one value per row)")
+    return arr
