@@ -35,6 +35,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 
 from adelia.compiler.model import Model
 from adelia.runtime import dense
@@ -90,7 +91,10 @@ class LaplaceProblem:
             c += 0.5 * np.linalg.slogdet(model.C @ model.C.T)[1]
         for comp in model.components:
             s = comp.structure
-            c += 0.5 * s.logdet_star - 0.5 * (s.n - s.rank_def) * math.log(2 * math.pi)
+            if _proper_constrained(s):       # density on {C_c x = 0}: n − k dimensions
+                c -= 0.5 * (s.n - s.constraints.shape[0]) * math.log(2 * math.pi)
+            else:
+                c += 0.5 * s.logdet_star - 0.5 * (s.n - s.rank_def) * math.log(2 * math.pi)
         prec = model.fixed_prec[model.fixed_prec > 0]
         c += 0.5 * float(np.sum(np.log(prec / (2 * math.pi))))
         return c
@@ -104,12 +108,22 @@ class LaplaceProblem:
         return Q
 
     def log_prior_normaliser(self, theta: jax.Array) -> jax.Array:
-        """Σ_c ½ log|Q_c(θ)|*, θ-dependent part (closed form, or a Cholesky of the block)."""
+        """Σ_c ½ log|Q_c(θ)|*, θ-dependent part (closed form, or a Cholesky of the block).
+
+        A proper component under constraints C_c x = 0 (iid with constr = TRUE, extra
+        constraints) has its density on the constraint set: ½ log|Z_cᵀ Q_c Z_c| with Z_c an
+        orthonormal basis of null(C_c) (= ½(log|Q_c| + log|C_c Q_c⁻¹ C_cᵀ| − log|C_c C_cᵀ|)).
+        Intrinsic components' constraints remove their null space: ½ log|Q_c|*.
+        """
         total = jnp.zeros((), theta.dtype)
         for comp in self.model.components:
             s = comp.structure
             th = theta[jnp.asarray(comp.theta_index)]
-            if s.logdet is not None:
+            if _proper_constrained(s):
+                Z = jnp.asarray(scipy.linalg.null_space(s.constraints))
+                Q = sum(c(th) * jnp.asarray(K.toarray()) for c, K in zip(s.coefs, s.matrices))
+                total = total + 0.5 * dense.logdet(dense.factor(Z.T @ Q @ Z))
+            elif s.logdet is not None:
                 total = total + 0.5 * s.logdet(th)
             else:
                 Q = sum(c(th) * jnp.asarray(K.toarray()) for c, K in zip(s.coefs, s.matrices))
@@ -224,6 +238,10 @@ class LaplaceProblem:
         draws = dense.sample_standard(L, z)
         draws = jax.vmap(lambda d: dense.constrain(L, self.C, d), in_axes=1, out_axes=1)(draws)
         return (x[:, None] + draws).T
+
+
+def _proper_constrained(s) -> bool:
+    return s.rank_def == 0 and s.constraints.shape[0] > 0
 
 
 jax.tree_util.register_static(LaplaceProblem)

@@ -85,6 +85,11 @@ def _numpy_laplace(model, prob, theta):
     for comp in model.components:
         s = comp.structure
         sl = slice(comp.offset, comp.offset + comp.n)
+        if s.rank_def == 0 and s.constraints.shape[0]:       # proper, constrained: density on null(C)
+            Zc = null_space(s.constraints)
+            logprior_norm += 0.5 * np.linalg.slogdet(Zc.T @ Qp[sl, sl] @ Zc)[1]
+            logprior_norm -= 0.5 * Zc.shape[1] * math.log(2 * math.pi)
+            continue
         ev = np.linalg.eigvalsh(Qp[sl, sl])[s.rank_def:]
         # the model declares the constant log|K|* it counts (R-INLA drops it for random walks)
         ev_K = np.linalg.eigvalsh(s.matrices[0].toarray())[s.rank_def:]
@@ -98,14 +103,15 @@ def _numpy_laplace(model, prob, theta):
     return x, value
 
 
-@pytest.mark.parametrize("family,response,extra", [
-    ("poisson", "y_pois", {}),
-    ("binomial", "y_bin", {"Ntrials": "n"}),
-    ("gaussian", "y_gauss", {}),
+@pytest.mark.parametrize("family,response,extra,iid_constr", [
+    ("poisson", "y_pois", {}, "FALSE"),
+    ("binomial", "y_bin", {"Ntrials": "n"}, "FALSE"),
+    ("gaussian", "y_gauss", {}, "FALSE"),
+    ("poisson", "y_pois", {}, "TRUE"),
 ])
-def test_mode_and_objective_match_null_space_numpy(family, response, extra):
-    prob, model = problem(f'{response} ~ 1 + x + f(g, model = "iid") + f(t, model = "rw1")', family,
-                          control_fixed=PROPER, **extra)
+def test_mode_and_objective_match_null_space_numpy(family, response, extra, iid_constr):
+    prob, model = problem(f'{response} ~ 1 + x + f(g, model = "iid", constr = {iid_constr}) + f(t, model = "rw1")',
+                          family, control_fixed=PROPER, **extra)
     rng = np.random.default_rng(1)
     for _ in range(2):
         theta = np.array([t.initial for t in model.thetas]) + rng.normal(scale=0.7, size=model.d) - 2.0
