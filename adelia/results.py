@@ -137,7 +137,7 @@ def to_datatree(res: FitResult) -> xr.DataTree:
         "inference_library": "adelia",
         "inference_library_version": __version__,
         "formula": model.formula.source,
-        "family": model.family.name,
+        "family": ",".join(f.name for f in model.families),
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "fixed_effects": json.dumps(list(model.fixed.names)),
         "latent_components": json.dumps([{"name": c.name, "model": c.model, "n": c.n} for c in model.components]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["Model", "Component", "Theta", "compile_model"]
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -58,7 +59,8 @@ class Component:
 @dataclass(frozen=True)
 class Model:
     formula: ir.Formula
-    family: Family
+    families: tuple[Family, ...]
+    family_index: np.ndarray          # (m,) which family each row belongs to
     y: np.ndarray                     # (m,) with NaN where the response is missing
     A: np.ndarray                     # (m, N)
     offset: np.ndarray                # (m,)
@@ -69,9 +71,14 @@ class Model:
     fixed_prec: np.ndarray            # prior precisions of fixed effects (0 = flat)
     fixed_mean: np.ndarray
     thetas: tuple[Theta, ...]
-    lik_theta: tuple[int, ...]
+    lik_theta: tuple[tuple[int, ...], ...]   # θ indices of each family
     C: np.ndarray                     # (k, N) constraint rows, C x = 0
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def family(self) -> Family:
+        """The (first) likelihood family."""
+        return self.families[0]
 
     @property
     def N(self) -> int:
@@ -108,34 +115,43 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
     """Resolve the formula against the data and registries and assemble the model."""
     df = _as_frame(data)
     res = Resolver(formula.source, df, dict(objects or {}), filename)
-    fam = FAMILIES.get(family) if isinstance(family, str) else None
-    if fam is None:
-        raise ModelError(f"family must be a string, not {type(family).__name__}")
+    fams = _families(family)
     m = len(df)
     if m == 0:
         raise DataError("the data have no rows")
 
-    # ---- response ----
+    # ---- response (one column per family, R-INLA's matrix response: NA outside each block) ----
     if formula.response is None:
         raise ModelError("the formula has no response", source=formula.source, span=formula.span,
                          filename=filename, hint="write 'y ~ ...'")
-    y = res.numeric(formula.response, "the response", allow_nan=True)
+    y, family_index = _response(formula, res, fams, m)
+    obs = ~np.isnan(y)
 
     # ---- per-observation likelihood arguments ----
     extra: dict[str, np.ndarray] = {}
     for key, value in (("E", E), ("Ntrials", Ntrials), ("scale", scale)):
         if value is None:
             continue
-        if key not in fam.extras:
-            raise ModelError(f"{key}= does not apply to the {fam.name} family",
-                             hint=f"the {fam.name} family takes: {', '.join(fam.extras) or 'no per-observation arguments'}")
-        extra[key] = res.column_or_array(value, key)
-    obs = ~np.isnan(y)
-    problem = fam.check(y[obs], {k: v[obs] for k, v in extra.items()})
-    if problem:
-        raise DataError(f"invalid data for the {fam.name} family: {problem}", hint=_first_rows_hint(fam, y, extra))
-    if fam.name == "binomial" and "Ntrials" not in extra:
-        raise ModelError("the binomial family needs Ntrials=", hint="pass Ntrials = <column name or array>")
+        takers = [f for f, fam in enumerate(fams) if key in fam.extras]
+        if not takers:
+            names = " / ".join(f.name for f in fams)
+            raise ModelError(f"{key}= does not apply to the {names} family",
+                             hint=f"the {names} family takes: "
+                                  f"{', '.join(sorted({e for f in fams for e in f.extras})) or 'no per-observation arguments'}")
+        arr = res.column_or_array(value, key, allow_nan=True)
+        need = obs & np.isin(family_index, takers)
+        bad = np.flatnonzero(need & ~np.isfinite(arr))
+        if bad.size:
+            raise DataError(f"{key} has missing or infinite values in rows {bad[:5].tolist()}")
+        extra[key] = arr
+    for f, fam in enumerate(fams):
+        rows = obs & (family_index == f)
+        problem = fam.check(y[rows], {k: v[rows] for k, v in extra.items() if k in fam.extras})
+        if problem:
+            raise DataError(f"invalid data for the {fam.name} family: {problem}",
+                            hint=_first_rows_hint(fam, np.where(family_index == f, y, np.nan), extra))
+        if fam.name == "binomial" and "Ntrials" not in extra:
+            raise ModelError("the binomial family needs Ntrials=", hint="pass Ntrials = <column name or array>")
 
     off = np.zeros(m)
     if offset is not None:
@@ -143,18 +159,25 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
     for t in formula.offsets:
         off = off + res.numeric(t.expr, "offset()")
 
-    # ---- hyperparameters of the likelihood ----
+    # ---- hyperparameters of the likelihoods ----
     thetas: list[Theta] = []
-    fam_hyper = dict((control_family or {}).get("hyper", {}) or {})
-    unknown = set((control_family or {})) - {"hyper"}
-    if unknown:
-        raise ModelError(f"unknown control_family option(s): {', '.join(sorted(unknown))}", hint="known: hyper")
-    lik_theta = tuple(range(len(fam.hypers)))
-    for spec in fam.hypers:
-        thetas.append(_theta(spec, "likelihood", fam_hyper.pop(spec.short, None), res, None))
-    if fam_hyper:
-        raise ModelError(f"the {fam.name} family has no hyperparameter '{next(iter(fam_hyper))}'",
-                         hint=f"known: {', '.join(h.short for h in fam.hypers) or 'none'}")
+    controls = _per_family(control_family, len(fams))
+    lik_theta = []
+    for f, (fam, control) in enumerate(zip(fams, controls)):
+        fam_hyper = dict(control.get("hyper", {}) or {})
+        unknown = set(control) - {"hyper"}
+        if unknown:
+            raise ModelError(f"unknown control_family option(s): {', '.join(sorted(unknown))}", hint="known: hyper")
+        start = len(thetas)
+        for spec in fam.hypers:
+            th = _theta(spec, "likelihood", fam_hyper.pop(spec.short, None), res, None)
+            if f:   # R-INLA numbers the second and later likelihoods' hyperparameters: "...[2]"
+                th = dataclasses.replace(th, label=f"{th.label}[{f + 1}]", internal_label=f"{th.internal_label}[{f + 1}]")
+            thetas.append(th)
+        lik_theta.append(tuple(range(start, len(thetas))))
+        if fam_hyper:
+            raise ModelError(f"the {fam.name} family has no hyperparameter '{next(iter(fam_hyper))}'",
+                             hint=f"known: {', '.join(h.short for h in fam.hypers) or 'none'}")
 
     # ---- latent components ----
     components: list[Component] = []
@@ -201,8 +224,49 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
             rows.append(row)
     C = np.array(rows).reshape(-1, N)
 
-    return Model(formula, fam, y, A, off, extra, tuple(components), fixed, offset_now, fixed_prec, fixed_mean,
-                 tuple(thetas), lik_theta, C)
+    return Model(formula, tuple(fams), family_index, y, A, off, extra, tuple(components), fixed, offset_now,
+                 fixed_prec, fixed_mean, tuple(thetas), tuple(lik_theta), C)
+
+
+def _families(family) -> list[Family]:
+    names = [family] if isinstance(family, str) else list(family) if isinstance(family, (list, tuple)) else None
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ModelError(f"family must be a name or a list of names, not {family!r}")
+    return [FAMILIES.get(n) for n in names]
+
+
+def _per_family(control, k: int) -> list[dict]:
+    if control is None:
+        return [{} for _ in range(k)]
+    if isinstance(control, Mapping):
+        if k > 1:
+            raise ModelError("with several families, control_family must be a list with one entry per family")
+        return [dict(control)]
+    control = list(control)
+    if len(control) != k:
+        raise ModelError(f"control_family has {len(control)} entries for {k} families")
+    return [dict(c or {}) for c in control]
+
+
+def _response(formula: ir.Formula, res: Resolver, fams: list[Family], m: int):
+    """(y, family index per row) from 'y' or, for several families, 'cbind(y1, y2)' / '[y1, y2]'."""
+    r = formula.response
+    if len(fams) == 1:
+        return res.numeric(r, "the response", allow_nan=True), np.zeros(m, dtype=np.int64)
+    items = r.items if isinstance(r, ir.Vector) else r.args if isinstance(r, ir.Call) and r.func in ("cbind", "list") else None
+    if items is None or len(items) != len(fams):
+        raise ModelError(f"{len(fams)} families need {len(fams)} responses, e.g. cbind(y1, y2) ~ ...",
+                         source=res.source, span=r.span, filename=res.filename)
+    ys = np.column_stack([res.numeric(i, "a response", allow_nan=True) for i in items])
+    present = ~np.isnan(ys)
+    both = np.flatnonzero(present.sum(axis=1) > 1)
+    if both.size:
+        raise DataError(f"rows {both[:5].tolist()} have a value in more than one response column",
+                        source=res.source, span=r.span, filename=res.filename,
+                        hint="each observation belongs to one likelihood: NA in the other columns")
+    index = np.argmax(present, axis=1)
+    y = np.where(present.any(axis=1), ys[np.arange(m), index], np.nan)
+    return y, index.astype(np.int64)
 
 
 def _first_rows_hint(fam: Family, y, extra) -> str | None:

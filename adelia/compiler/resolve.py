@@ -89,7 +89,7 @@ class Resolver:
                 raise self._err(DataError, f"{what} has missing or infinite values in rows {bad[:5].tolist()}", expr)
         return out
 
-    def column_or_array(self, value: Any, what: str) -> np.ndarray:
+    def column_or_array(self, value: Any, what: str, allow_nan: bool = False) -> np.ndarray:
         """A likelihood argument (E=, Ntrials=, offset=): a column name or an array of length m."""
         m = len(self.data)
         if isinstance(value, str):
@@ -109,7 +109,7 @@ class Resolver:
         if arr.shape != (m,):
             raise DataError(f"{what} has {arr.size} values but the data have {m} rows")
         bad = np.flatnonzero(~np.isfinite(arr))
-        if bad.size:
+        if bad.size and not allow_nan:
             raise DataError(f"{what} ({label}) has missing or infinite values in rows {bad[:5].tolist()}")
         return arr
 

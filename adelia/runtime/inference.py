@@ -121,11 +121,11 @@ _CACHE_SIZE = 8
 def fingerprint(model: Model) -> str:
     """A hash of everything the compiled functions depend on: arrays, structure, priors."""
     h = hashlib.sha256()
-    for arr in (model.A, model.y, model.offset, model.C, model.fixed_prec, model.fixed_mean,
+    for arr in (model.A, model.y, model.offset, model.C, model.fixed_prec, model.fixed_mean, model.family_index,
                 *(model.extra[k] for k in sorted(model.extra))):
         h.update(np.ascontiguousarray(arr, dtype=float).tobytes())
         h.update(str(arr.shape).encode())
-    h.update(repr((model.formula.source, model.family.name, sorted(model.extra),
+    h.update(repr((model.formula.source, [f.name for f in model.families], sorted(model.extra),
                    [(t.label, t.prior.describe(), t.initial, t.fixed) for t in model.thetas])).encode())
     for comp in model.components:
         s = comp.structure

@@ -63,7 +63,9 @@ class LaplaceProblem:
         self.y = jnp.asarray(np.where(obs, model.y, 0.0))
         self.mask = jnp.asarray(obs.astype(float))
         self.off = jnp.asarray(model.offset)
-        self.extra = {k: jnp.asarray(v) for k, v in model.extra.items()}
+        # NaN in rows of another family's block would poison jnp.where's gradient: use 1 there
+        self.extra = {k: jnp.asarray(np.where(np.isfinite(v), v, 1.0)) for k, v in model.extra.items()}
+        self.family_index = jnp.asarray(model.family_index)
         self.C = jnp.asarray(model.C)
         # Adding CᵀC leaves the density on {C x = 0} unchanged but makes Q_c invertible when
         # the data cannot separate a constrained direction (intercept + intrinsic model).
@@ -72,7 +74,7 @@ class LaplaceProblem:
         mu = np.zeros(N)
         mu[model.fixed_offset:] = model.fixed_mean
         self.mu = jnp.asarray(mu)
-        self.lik_idx = jnp.asarray(model.lik_theta, dtype=int)
+        self.lik_idx = [jnp.asarray(ix, dtype=int) for ix in model.lik_theta]
         self.pieces = [(c.offset, jnp.asarray(K.toarray()), coef, jnp.asarray(c.theta_index, dtype=int))
                        for c in model.components for K, coef in zip(c.structure.matrices, c.structure.coefs)]
         fp = np.zeros(N)
@@ -134,7 +136,14 @@ class LaplaceProblem:
         return sum(t.prior.logpdf(theta[i]) for i, t in enumerate(self.model.thetas))
 
     def loglik_terms(self, eta: jax.Array, theta: jax.Array) -> jax.Array:
-        return self.mask * self.model.family.loglik(self.y, eta, theta[self.lik_idx], self.extra)
+        fams = self.model.families
+        if len(fams) == 1:
+            return self.mask * fams[0].loglik(self.y, eta, theta[self.lik_idx[0]], self.extra)
+        total = jnp.zeros_like(eta)
+        for f, fam in enumerate(fams):
+            extra = {k: v for k, v in self.extra.items() if k in fam.extras}
+            total = total + jnp.where(self.family_index == f, fam.loglik(self.y, eta, theta[self.lik_idx[f]], extra), 0.0)
+        return self.mask * total
 
     def eta(self, x: jax.Array) -> jax.Array:
         return self.A @ x + self.off
