@@ -29,6 +29,10 @@ from adelia.errors import DataError, ModelError, Span
 COMMON_ARGS = ("model", "hyper", "constr", "scale.model", "values", "n", "graph", "cyclic",
                "group", "ngroup", "control.group", "replicate", "nrep")
 
+#: R-INLA's copy scale: "Beta for <name>", N(1, precision 10), fixed at 1 unless hyper says otherwise.
+COPY_BETA = HyperSpec("beta", "Beta for {name}", "Beta_intern for {name}", ("normal", (1.0, 10.0)), 1.0,
+                      "real", lambda t: t)
+
 
 @dataclass(frozen=True)
 class Theta:
@@ -57,6 +61,16 @@ class Component:
 
 
 @dataclass(frozen=True)
+class Copy:
+    """f(..., copy = "src") with an estimated β: adds β(θ) · B x_src to η (R-INLA ``copy``)."""
+
+    name: str
+    src_offset: int
+    B: np.ndarray                     # (m, n_src)
+    theta_index: int
+
+
+@dataclass(frozen=True)
 class Model:
     formula: ir.Formula
     families: tuple[Family, ...]
@@ -73,6 +87,7 @@ class Model:
     thetas: tuple[Theta, ...]
     lik_theta: tuple[tuple[int, ...], ...]   # θ indices of each family
     C: np.ndarray                     # (k, N) constraint rows, C x = 0
+    copies: tuple["Copy", ...] = ()   # copy terms with an estimated scale β: η += β B x_src
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -184,7 +199,10 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
     columns: list[np.ndarray] = []
     offset_now = 0
     names_seen: dict[str, ir.LatentTerm] = {}
+    copies = [t for t in formula.latent if t.kwarg("copy") is not None]
     for term in formula.latent:
+        if term.kwarg("copy") is not None:
+            continue
         comp, block = _component(term, res, offset_now, len(thetas), thetas, m)
         if comp.name in names_seen:
             raise ModelError(f"two f() terms are called '{comp.name}'", source=formula.source, span=term.span,
@@ -193,6 +211,14 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
         components.append(comp)
         columns.append(block)
         offset_now += comp.n
+
+    copy_blocks = []
+    for term in copies:
+        src, B, beta = _copy(term, res, components, thetas, m)
+        if beta is None:                              # β fixed: fold it into A
+            columns[components.index(src)] = columns[components.index(src)] + B
+        else:
+            copy_blocks.append(Copy(term.label, src.offset, B, beta))
 
     # ---- fixed effects ----
     fixed = build_fixed(formula, df, res)
@@ -225,7 +251,7 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
     C = np.array(rows).reshape(-1, N)
 
     return Model(formula, tuple(fams), family_index, y, A, off, extra, tuple(components), fixed, offset_now,
-                 fixed_prec, fixed_mean, tuple(thetas), tuple(lik_theta), C)
+                 fixed_prec, fixed_mean, tuple(thetas), tuple(lik_theta), C, tuple(copy_blocks))
 
 
 def _families(family) -> list[Family]:
@@ -424,3 +450,42 @@ def _index_values(value, res: Resolver, m: int, what: str) -> np.ndarray:
     if arr.shape != (m,):
         raise DataError(f"{what} must name a data column (one value per row)")
     return arr
+
+
+def _copy(term: ir.LatentTerm, res: Resolver, components: list[Component], thetas: list[Theta], m: int):
+    """Resolve f(idx, copy = "src", hyper = list(beta = list(fixed = FALSE))): (source, B, θ index of β or None)."""
+    name = term.label
+    kw = term.kwarg("copy")
+    src_name = kw.value.value if isinstance(kw.value, ir.Str) else getattr(kw.value, "id", None)
+    src = next((c for c in components if c.name == src_name), None)
+    if src is None:
+        raise ModelError(f"f({name}, copy = ...) names '{src_name}', which is not an f() term of this formula",
+                         source=res.source, span=kw.value.span, filename=res.filename,
+                         hint=f"components: {', '.join(c.name for c in components) or 'none'}")
+    allowed = {"copy", "hyper"}
+    for k in term.kwargs:
+        if k.name not in allowed:
+            raise ModelError(f"f(..., copy = ...) takes only copy and hyper, not '{k.name}'", source=res.source,
+                             span=k.span, filename=res.filename)
+    hyper = term.kwarg("hyper")
+    user = res.value(hyper.value, prior_call=PriorCall, argument="hyper") if hyper is not None else {}
+    beta_user = dict(user or {}).get("beta")
+    theta = _theta(COPY_BETA, name, beta_user, res, hyper.span if hyper else None, name)
+    if beta_user is None or (isinstance(beta_user, Mapping) and "fixed" not in beta_user):
+        theta = dataclasses.replace(theta, fixed=True)          # R-INLA: beta is fixed by default
+    values = src.structure.values
+    idx = res.column(term.index, f"the index of f({name})")
+    pos = {v: i for i, v in enumerate(np.asarray(values).tolist())}
+    B = np.zeros((m, src.n))
+    w = np.ones(m) if term.weights is None else res.numeric(term.weights, f"the weights of f({name})")
+    for i, v in enumerate(np.asarray(idx).tolist()):
+        if isinstance(v, float) and np.isnan(v):
+            continue
+        if v not in pos:
+            raise DataError(f"value {v!r} of '{name}' (row {i}) is not a node of the copied component '{src.name}'",
+                            source=res.source, span=term.index.span, filename=res.filename)
+        B[i, pos[v]] = w[i]
+    if theta.fixed:
+        return src, theta.initial * B, None
+    thetas.append(theta)
+    return src, B, len(thetas) - 1

@@ -101,6 +101,7 @@ class CompiledProblem:
         self.gaussian = jax.jit(jax.vmap(prob.gaussian))
         self.loglik_grid = jax.jit(jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)), in_axes=(0, 0)))
         self.loglik_draws = jax.jit(jax.vmap(prob.loglik_terms))
+        self.eta_draws = jax.jit(jax.vmap(prob.eta))
         self.sampler = jax.jit(jax.vmap(prob.sample_latent, in_axes=(0, 0, None)), static_argnums=2)
 
     def f_batch(self, thetas_free: np.ndarray) -> np.ndarray:
@@ -127,6 +128,8 @@ def fingerprint(model: Model) -> str:
         h.update(str(arr.shape).encode())
     h.update(repr((model.formula.source, [f.name for f in model.families], sorted(model.extra),
                    [(t.label, t.prior.describe(), t.initial, t.fixed) for t in model.thetas])).encode())
+    for cp_ in model.copies:
+        h.update(repr((cp_.name, cp_.src_offset, cp_.theta_index)).encode() + np.ascontiguousarray(cp_.B).tobytes())
     for comp in model.components:
         s = comp.structure
         h.update(repr((comp.name, comp.model, comp.offset, s.n, s.rank_def, s.logdet_star, comp.theta_index)).encode())
@@ -267,7 +270,8 @@ def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions) -> Non
         rank[rows] = np.arange(len(rows))
     xs = per_point[slot, rank]
     thetas = res.points[which]
-    eta = xs @ res.model.A.T + res.model.offset
+    eta = np.asarray(cp.eta_draws(jnp.asarray(xs), jnp.asarray(thetas))) if res.model.copies else \
+        xs @ res.model.A.T + res.model.offset
     obs = res.model.observed
     loglik = cp.loglik_draws(jnp.asarray(eta), jnp.asarray(thetas))
     res.draws_theta, res.draws_x, res.draws_eta = thetas, xs, eta

@@ -145,13 +145,21 @@ class LaplaceProblem:
             total = total + jnp.where(self.family_index == f, fam.loglik(self.y, eta, theta[self.lik_idx[f]], extra), 0.0)
         return self.mask * total
 
-    def eta(self, x: jax.Array) -> jax.Array:
-        return self.A @ x + self.off
+    def A_of(self, theta: jax.Array) -> jax.Array:
+        """A(θ): the observation matrix, with copy blocks scaled by their estimated β."""
+        A = self.A
+        for cp in self.model.copies:
+            n = cp.B.shape[1]
+            A = A.at[:, cp.src_offset:cp.src_offset + n].add(theta[cp.theta_index] * jnp.asarray(cp.B))
+        return A
+
+    def eta(self, x: jax.Array, theta: jax.Array) -> jax.Array:
+        return self.A_of(theta) @ x + self.off
 
     def g(self, x: jax.Array, theta: jax.Array, Qp: jax.Array | None = None) -> jax.Array:
         Qp = self.Qp(theta) if Qp is None else Qp
         r = x - self.mu
-        return jnp.sum(self.loglik_terms(self.eta(x), theta)) - 0.5 * r @ (Qp @ r)
+        return jnp.sum(self.loglik_terms(self.eta(x, theta), theta)) - 0.5 * r @ (Qp @ r)
 
     def _derivs(self, eta, theta):
         """Elementwise ∂log p/∂η and w = −∂²log p/∂η² (separable likelihood: Hessian-vector with 1)."""
@@ -161,21 +169,23 @@ class LaplaceProblem:
 
     def Qc(self, x, theta, Qp=None):
         Qp = self.Qp(theta) if Qp is None else Qp
-        _, w = self._derivs(self.eta(x), theta)
-        return Qp + self.CtC + (self.A.T * w) @ self.A
+        _, w = self._derivs(self.eta(x, theta), theta)
+        A = self.A_of(theta)
+        return Qp + self.CtC + (A.T * w) @ A
 
     # ---- inner Newton iteration ----
     def newton(self, theta: jax.Array, x0: jax.Array | None = None):
         """Constrained mode of g by damped Newton; returns (x̂, iterations, converged)."""
         Qp = self.Qp(theta)
+        A = self.A_of(theta)
         x0 = jnp.zeros(self.model.N) if x0 is None else x0
         gfun = lambda x: self.g(x, theta, Qp)
 
         def body(state):
             x, gx, it, _ = state
-            d1, w = self._derivs(self.eta(x), theta)
-            L = dense.factor(Qp + self.CtC + (self.A.T * w) @ self.A)
-            b = self.A.T @ (d1 + w * (self.A @ x)) + Qp @ self.mu
+            d1, w = self._derivs(self.eta(x, theta), theta)
+            L = dense.factor(Qp + self.CtC + (A.T * w) @ A)
+            b = A.T @ (d1 + w * (A @ x)) + Qp @ self.mu
             target = dense.constrain(L, self.C, dense.solve(L, b))
             step = target - x
 
@@ -236,8 +246,9 @@ class LaplaceProblem:
             V = Sigma @ self.C.T
             Sigma = Sigma - V @ jnp.linalg.solve(self.C @ V, V.T)
         var = jnp.clip(jnp.diagonal(Sigma), 0.0)
-        eta_var = jnp.clip(jnp.einsum("ij,jk,ik->i", self.A, Sigma, self.A), 0.0)
-        return GaussianApprox(x, jnp.sqrt(var), self.eta(x), jnp.sqrt(eta_var))
+        A = self.A_of(theta)
+        eta_var = jnp.clip(jnp.einsum("ij,jk,ik->i", A, Sigma, A), 0.0)
+        return GaussianApprox(x, jnp.sqrt(var), self.eta(x, theta), jnp.sqrt(eta_var))
 
     def sample_latent(self, theta: jax.Array, key: jax.Array, n: int) -> jax.Array:
         """n draws of x from the constrained Gaussian approximation at θ, shape (n, N)."""

@@ -55,3 +55,44 @@ def test_response_rows_must_belong_to_one_family(joint_data):
         adelia.fit('cbind(yg, yp) ~ 1', d, family=["gaussian", "poisson"], E="E")
     with pytest.raises(adelia.ModelError, match="need 2 responses"):
         adelia.fit('yg ~ 1', joint_data, family=["gaussian", "poisson"])
+
+
+def _copy_data(beta=2.0, seed=12):
+    rng = np.random.default_rng(seed)
+    k = 30
+    u = rng.normal(size=k)
+    g = np.tile(np.arange(1, k + 1), 2)
+    block = np.repeat([0, 1], k)
+    y1 = np.where(block == 0, u[g - 1] + 0.2 * rng.normal(size=2 * k), np.nan)
+    y2 = np.where(block == 1, beta * u[g - 1] + 0.2 * rng.normal(size=2 * k), np.nan)
+    return pd.DataFrame({"y1": y1, "y2": y2, "g1": np.where(block == 0, g, np.nan),
+                         "g2": np.where(block == 1, g, np.nan)})
+
+
+def test_copy_with_estimated_beta_recovers_scale():
+    d = _copy_data()
+    dt = adelia.fit('cbind(y1, y2) ~ 0 + f(g1, model = "iid") + '
+                    'f(g2, copy = "g1", hyper = list(beta = list(fixed = FALSE)))', d,
+                    family=["gaussian", "gaussian"], n_samples=20)
+    s = adelia.summary(dt)
+    assert s.loc["Beta for g2", "0.025quant"] < 2.0 < s.loc["Beta for g2", "0.975quant"]
+
+
+def test_copy_gradient_matches_finite_differences():
+    import jax
+    d = _copy_data()
+    model = compile_model(parse_formula('cbind(y1, y2) ~ 0 + f(g1, model = "iid") + '
+                                        'f(g2, copy = "g1", hyper = list(beta = list(fixed = FALSE)))'),
+                          d, ["gaussian", "gaussian"])
+    prob = LaplaceProblem(model)
+    theta = np.array([1.0, 2.0, 0.3, 1.5])
+    g = np.asarray(jax.grad(prob.log_posterior)(jnp.asarray(theta)))
+    h = 1e-5
+    fd = [(float(prob.log_posterior(jnp.asarray(theta + h * e))) - float(prob.log_posterior(jnp.asarray(theta - h * e))))
+          / (2 * h) for e in np.eye(4)]
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_copy_of_unknown_component_is_located():
+    with pytest.raises(adelia.ModelError, match="not an f\\(\\) term"):
+        adelia.fit('cbind(y1, y2) ~ f(g1) + f(g2, copy = "g3")', _copy_data(), family=["gaussian", "gaussian"])
