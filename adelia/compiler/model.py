@@ -26,7 +26,7 @@ from adelia.dsl import ir
 from adelia.errors import DataError, ModelError, Span
 
 #: f() keywords every latent model accepts (R spelling; snake_case accepted too).
-COMMON_ARGS = ("model", "hyper", "constr", "scale.model", "values", "n", "graph", "cyclic",
+COMMON_ARGS = ("model", "hyper", "constr", "extraconstr", "scale.model", "values", "n", "graph", "cyclic",
                "group", "ngroup", "control.group", "replicate", "nrep")
 
 #: R-INLA's copy scale: "Beta for <name>", N(1, precision 10), fixed at 1 unless hyper says otherwise.
@@ -88,6 +88,7 @@ class Model:
     lik_theta: tuple[tuple[int, ...], ...]   # θ indices of each family
     C: np.ndarray                     # (k, N) constraint rows, C x = 0
     copies: tuple["Copy", ...] = ()   # copy terms with an estimated scale β: η += β B x_src
+    e: np.ndarray = field(default_factory=lambda: np.zeros(0))    # right-hand side of C x = e
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -249,9 +250,11 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
             row[comp.offset: comp.offset + comp.n] = r
             rows.append(row)
     C = np.array(rows).reshape(-1, N)
+    e = np.concatenate([np.zeros(comp.structure.constraints.shape[0]) if comp.structure.constraint_rhs is None
+                        else comp.structure.constraint_rhs for comp in components] or [np.zeros(0)])
 
     return Model(formula, tuple(fams), family_index, y, A, off, extra, tuple(components), fixed, offset_now,
-                 fixed_prec, fixed_mean, tuple(thetas), tuple(lik_theta), C, tuple(copy_blocks))
+                 fixed_prec, fixed_mean, tuple(thetas), tuple(lik_theta), C, tuple(copy_blocks), e)
 
 
 def _families(family) -> list[Family]:
@@ -392,9 +395,12 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
         return spans.get(key, term.span)
 
     kron_args = {k: args.pop(k, None) for k in ("group", "ngroup", "control.group", "replicate", "nrep")}
+    extraconstr = args.pop("extraconstr", None)
     try:
         structure = lm.build(TermInput(name, index, args, describe))
         structure = _kronecker(structure, kron_args, name, thetas, res, spans, len(lm.hypers))
+        if extraconstr is not None:
+            structure = _extra_constraints(structure, extraconstr, name)
     except (ModelError, DataError) as err:
         raise type(err)(err.message, source=res.source, span=err.span or term.span, filename=res.filename,
                         hint=err.hint) from None
@@ -489,3 +495,26 @@ def _copy(term: ir.LatentTerm, res: Resolver, components: list[Component], theta
         return src, theta.initial * B, None
     thetas.append(theta)
     return src, B, len(thetas) - 1
+
+
+def _extra_constraints(s: Structure, value, name: str) -> Structure:
+    """extraconstr = list(A = <k × n matrix>, e = <k values>): add A x = e to the component."""
+    if not isinstance(value, Mapping) or "A" not in value or "e" not in value:
+        raise ModelError(f"extraconstr of f({name}) must be list(A = <matrix>, e = <vector>)")
+    try:
+        A = np.atleast_2d(np.asarray(value["A"].toarray() if hasattr(value["A"], "toarray") else value["A"], float))
+        e = np.atleast_1d(np.asarray(value["e"], float))
+    except (TypeError, ValueError):
+        raise ModelError(f"extraconstr of f({name}): A and e must be numeric") from None
+    if A.shape[1] != s.n or A.shape[0] != e.shape[0]:
+        raise ModelError(f"extraconstr of f({name}): A must be k × {s.n} and e have k values, "
+                         f"got A {A.shape} and e {e.shape}")
+    C = np.vstack([s.constraints, A])
+    if np.linalg.matrix_rank(C) < C.shape[0]:
+        raise ModelError(f"the constraints of f({name}) are linearly dependent",
+                         hint="drop extraconstr rows implied by constr = TRUE (sum to zero)")
+    rhs = np.concatenate([np.zeros(s.constraints.shape[0]) if s.constraint_rhs is None else s.constraint_rhs, e])
+    if s.rank_def > s.constraints.shape[0]:
+        raise ModelError(f"extraconstr on f({name}) needs the model's null space covered by its own constraints",
+                         hint="use constr = TRUE, or a model without an improper trend (rw2 keeps one)")
+    return dataclasses.replace(s, constraints=C, constraint_rhs=rhs, extra_constraints=A.shape[0])

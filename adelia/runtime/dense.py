@@ -38,16 +38,18 @@ def sample_standard(L: jax.Array, z: jax.Array) -> jax.Array:
     return solve_triangular(L.T, z, lower=False)
 
 
-def constrain(L: jax.Array, C: jax.Array, x: jax.Array) -> jax.Array:
-    """Kriging correction onto {C x = 0}: x − Q⁻¹Cᵀ(C Q⁻¹ Cᵀ)⁻¹ C x (Rue & Held 2005, eq. 2.30).
+def constrain(L: jax.Array, C: jax.Array, x: jax.Array, e: jax.Array | None = None) -> jax.Array:
+    """Kriging correction onto {C x = e}: x − Q⁻¹Cᵀ(C Q⁻¹ Cᵀ)⁻¹ (C x − e) (Rue & Held 2005, eq. 2.30).
 
-    Applied to the mode it gives the constrained mode; applied to a draw, a constrained draw.
+    Applied to the mode it gives the constrained mode; applied to a zero-mean draw (e = 0), a
+    constrained draw.
     """
     if C.shape[0] == 0:
         return x
     V = solve(L, C.T)
     S = C @ V
-    return x - V @ jnp.linalg.solve(S, C @ x)
+    r = C @ x if e is None else C @ x - e
+    return x - V @ jnp.linalg.solve(S, r)
 
 
 def constrained_logdet_term(L: jax.Array, C: jax.Array) -> jax.Array:

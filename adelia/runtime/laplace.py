@@ -70,6 +70,10 @@ class LaplaceProblem:
         # Adding CᵀC leaves the density on {C x = 0} unchanged but makes Q_c invertible when
         # the data cannot separate a constrained direction (intercept + intrinsic model).
         self.CtC = jnp.asarray(model.C.T @ model.C)
+        self.e = jnp.asarray(model.e)
+        # a point with C x = e: Newton's damped steps then stay on the constraint set
+        self.x_feasible = jnp.asarray(model.C.T @ np.linalg.solve(model.C @ model.C.T, model.e)
+                                      if model.C.shape[0] else np.zeros(model.N))
         N = model.N
         mu = np.zeros(N)
         mu[model.fixed_offset:] = model.fixed_mean
@@ -93,7 +97,7 @@ class LaplaceProblem:
             c += 0.5 * np.linalg.slogdet(model.C @ model.C.T)[1]
         for comp in model.components:
             s = comp.structure
-            if _proper_constrained(s):       # density on {C_c x = 0}: n − k dimensions
+            if _proper_constrained(s) or s.extra_constraints:   # density on {C_c x = e_c}: n − k dims
                 c -= 0.5 * (s.n - s.constraints.shape[0]) * math.log(2 * math.pi)
             else:
                 c += 0.5 * s.logdet_star - 0.5 * (s.n - s.rank_def) * math.log(2 * math.pi)
@@ -121,10 +125,8 @@ class LaplaceProblem:
         for comp in self.model.components:
             s = comp.structure
             th = theta[jnp.asarray(comp.theta_index)]
-            if _proper_constrained(s):
-                Z = jnp.asarray(scipy.linalg.null_space(s.constraints))
-                Q = sum(c(th) * jnp.asarray(K.toarray()) for c, K in zip(s.coefs, s.matrices))
-                total = total + 0.5 * dense.logdet(dense.factor(Z.T @ Q @ Z))
+            if _proper_constrained(s) or s.extra_constraints:
+                total = total + _affine_normaliser(s, th)
             elif s.logdet is not None:
                 total = total + 0.5 * s.logdet(th)
             else:
@@ -178,7 +180,7 @@ class LaplaceProblem:
         """Constrained mode of g by damped Newton; returns (x̂, iterations, converged)."""
         Qp = self.Qp(theta)
         A = self.A_of(theta)
-        x0 = jnp.zeros(self.model.N) if x0 is None else x0
+        x0 = self.x_feasible if x0 is None else x0
         gfun = lambda x: self.g(x, theta, Qp)
 
         def body(state):
@@ -186,7 +188,7 @@ class LaplaceProblem:
             d1, w = self._derivs(self.eta(x, theta), theta)
             L = dense.factor(Qp + self.CtC + (A.T * w) @ A)
             b = A.T @ (d1 + w * (A @ x)) + Qp @ self.mu
-            target = dense.constrain(L, self.C, dense.solve(L, b))
+            target = dense.constrain(L, self.C, dense.solve(L, b), self.e)
             step = target - x
 
             def halve(s):
@@ -262,6 +264,22 @@ class LaplaceProblem:
 
 def _proper_constrained(s) -> bool:
     return s.rank_def == 0 and s.constraints.shape[0] > 0
+
+
+def _affine_normaliser(s, th) -> jax.Array:
+    """θ-dependent log-normaliser of exp(−½ xᵀQx) on the affine set {C x = e} (C: the component's rows).
+
+    With Z an orthonormal basis of null(C), x₀ = Cᵀ(CCᵀ)⁻¹e and b = ZᵀQx₀:
+    ½ log|ZᵀQZ| + ½ x₀ᵀQx₀ − ½ bᵀ(ZᵀQZ)⁻¹b  (the last two = ½ eᵀ(CQ⁻¹Cᵀ)⁻¹e for proper Q).
+    """
+    C = s.constraints
+    e = np.zeros(C.shape[0]) if s.constraint_rhs is None else s.constraint_rhs
+    Z = jnp.asarray(scipy.linalg.null_space(C))
+    x0 = jnp.asarray(C.T @ np.linalg.solve(C @ C.T, e))
+    Q = sum(c(th) * jnp.asarray(K.toarray()) for c, K in zip(s.coefs, s.matrices))
+    L = dense.factor(Z.T @ Q @ Z)
+    b = Z.T @ (Q @ x0)
+    return 0.5 * dense.logdet(L) + 0.5 * x0 @ (Q @ x0) - 0.5 * b @ dense.solve(L, b)
 
 
 jax.tree_util.register_static(LaplaceProblem)

@@ -151,3 +151,29 @@ def test_gradient_does_not_differentiate_through_newton():
     fd = [(float(prob.mode(jnp.asarray(theta + h * e)) @ v) - float(prob.mode(jnp.asarray(theta - h * e)) @ v))
           / (2 * h) for e in np.eye(2)]
     np.testing.assert_allclose(np.asarray(vjp), fd, rtol=1e-6)
+
+
+@pytest.mark.parametrize("constr", ["FALSE", "TRUE"])
+def test_extraconstr_gaussian_equals_exact_conditional_marginal_likelihood(constr):
+    """x ~ N(0, Q⁻¹) | A_c x = e is Gaussian (singular); y is then exactly Gaussian."""
+    df = make_data()
+    k = 8
+    Ac = np.zeros((1, k))
+    Ac[0, :3] = [1.0, -1.0, 0.5]
+    model = compile_model(parse_formula(f'y_gauss ~ 1 + x + f(g, model = "iid", constr = {constr}, '
+                                        f'extraconstr = list(A = Ac, e = c(0.7)))'),
+                          df, "gaussian", control_fixed=PROPER, objects={"Ac": Ac})
+    prob = LaplaceProblem(model)
+    theta = np.array([1.2, 0.4])
+    x = np.asarray(prob.mode(jnp.asarray(theta)))
+    np.testing.assert_allclose(model.C @ x, model.e, atol=1e-10)
+    Qp = np.asarray(prob.Qp(jnp.asarray(theta)))
+    Sigma = np.linalg.inv(Qp)
+    C, e = model.C, model.e
+    S = C @ Sigma @ C.T
+    m_c = Sigma @ C.T @ np.linalg.solve(S, e)
+    Sigma_c = Sigma - Sigma @ C.T @ np.linalg.solve(S, C @ Sigma)
+    cov = model.A @ Sigma_c @ model.A.T + np.eye(model.m) / np.exp(theta[0])
+    exact = multivariate_normal(model.A @ m_c + model.offset, cov).logpdf(model.y)
+    exact += sum(float(t.prior.logpdf(theta[i])) for i, t in enumerate(model.thetas))
+    assert float(prob.log_posterior(jnp.asarray(theta))) == pytest.approx(exact, rel=1e-9, abs=1e-8)

@@ -60,6 +60,8 @@ class Structure:
     node_of_obs: np.ndarray
     logdet: Callable | None = None
     logdet_star: float = 0.0
+    constraint_rhs: np.ndarray | None = None     # e of C x = e (None: 0); set by extraconstr
+    extra_constraints: int = 0                   # how many of the rows came from extraconstr
 
 
 @dataclass(frozen=True)
