@@ -30,7 +30,7 @@ from adelia.dsl.printer import print_formula
 from adelia.errors import AdeliaError, DataError, ModelError, Span, UnknownNameError
 
 #: Values of ``prior h(t) = helper(...)`` and inside ``hyper = list(...)`` written as calls.
-_PRIOR_HELPERS = ("pc.prec", "pc_prec", "loggamma", "normal", "gaussian", "flat")
+from adelia.compiler.resolve import _is_prior_helper
 
 
 @dataclass
@@ -85,7 +85,7 @@ def _py(expr: ir.Expr, what: str = "value") -> Any:
             return [_py(i, what) for i in items]
         case ir.Call(func=("list" | "dict"), args=(), kwargs=kws):
             return {k.name: _py(k.value, what) for k in kws}
-        case ir.Call(func=f, args=args, kwargs=()) if f in _PRIOR_HELPERS:
+        case ir.Call(func=f, args=args, kwargs=()) if _is_prior_helper(f):
             params = [_py(a, what) for a in args]
             if not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in params):
                 raise ModelError(f"the parameters of {f}() must be numbers", span=expr.span)

@@ -25,10 +25,8 @@ import scipy.sparse as sp
 
 from adelia.compiler.latent.base import Structure
 from adelia.compiler.likelihoods import HyperSpec
-from adelia.compiler.priors import LOG_PRECISION
+from adelia.compiler.priors import CORRELATION
 from adelia.errors import DataError
-
-CORRELATION = "correlation"
 
 
 def _rho_ar1(th):
@@ -137,5 +135,11 @@ def kronecker_structure(main: Structure, n_main_theta: int, G: int, group_index:
     constraints = np.kron(np.eye(G), main.constraints) if main.constraints.size else np.zeros((0, G * n))
     node = np.where((main.node_of_obs >= 0) & (group_index >= 0), group_index * n + main.node_of_obs, -1)
     values = np.array([f"{v}|{kind}{g}" for g in group_levels for v in main.values])
+    projector = None
+    if main.projector is not None:        # row i = e_{group[i]} ⊗ P[i] (space–time SPDE)
+        P = sp.csr_matrix(main.projector)
+        gsel = sp.csr_matrix((np.ones((group_index >= 0).sum()),
+                              (np.flatnonzero(group_index >= 0), group_index[group_index >= 0])), shape=(len(group_index), G))
+        projector = sp.csr_matrix(sp.hstack([sp.diags(gsel[:, g].toarray().ravel()) @ P for g in range(G)]))
     return Structure(G * n, tuple(matrices), tuple(coefs), G * r, constraints, values, node,
-                     logdet, G * main.logdet_star)
+                     logdet, G * main.logdet_star, projector=projector, prior_context=main.prior_context)

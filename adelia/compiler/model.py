@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from adelia.compiler.fixed import FixedEffects, build_fixed
 from adelia.compiler.latent import LATENT, Structure, TermInput
@@ -358,7 +359,13 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
     else:
         model_name = res.model_name(model_kw.value)
         model_span = model_kw.value.span
-    lm = LATENT.get(model_name, source=res.source, span=model_span, filename=res.filename)
+    model_obj = res.objects.get(model_kw.value.id) if model_kw is not None and isinstance(model_kw.value, ir.Name) else None
+    if model_obj is not None and hasattr(model_obj, "latent_model"):
+        res.used_objects.add(model_kw.value.id)       # R-INLA style: model = <an spde object>
+        lm = model_obj.latent_model()
+        model_name = lm.name
+    else:
+        lm = LATENT.get(model_name, source=res.source, span=model_span, filename=res.filename)
 
     allowed = set(COMMON_ARGS) | set(lm.arguments)
     args: dict[str, Any] = {}
@@ -398,16 +405,22 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
     extraconstr = args.pop("extraconstr", None)
     try:
         structure = lm.build(TermInput(name, index, args, describe))
+        for k in range(theta_start, theta_start + len(lm.hypers)):   # priors that need the structure
+            if thetas[k].prior.bind is not None:
+                thetas[k] = dataclasses.replace(thetas[k], prior=thetas[k].prior.bind(structure))
         structure = _kronecker(structure, kron_args, name, thetas, res, spans, len(lm.hypers))
         if extraconstr is not None:
             structure = _extra_constraints(structure, extraconstr, name)
     except (ModelError, DataError) as err:
         raise type(err)(err.message, source=res.source, span=err.span or term.span, filename=res.filename,
                         hint=err.hint) from None
-    block = np.zeros((m, structure.n))
-    rows = np.flatnonzero(structure.node_of_obs >= 0)
     w = np.ones(m) if weights is None else weights
-    block[rows, structure.node_of_obs[rows]] = w[rows]
+    if structure.projector is not None:
+        block = (sp.diags(w) @ sp.csr_matrix(structure.projector)).toarray()
+    else:
+        block = np.zeros((m, structure.n))
+        rows = np.flatnonzero(structure.node_of_obs >= 0)
+        block[rows, structure.node_of_obs[rows]] = w[rows]
     comp = Component(name, lm.name, offset, structure, tuple(range(theta_start, len(thetas))))
     return comp, block
 

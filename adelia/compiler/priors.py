@@ -4,23 +4,49 @@ R-INLA states priors on the internal scale (log precision, transformed correlati
 here declares the internal scales it is defined for (``scales``), e.g. ``pc.prec`` is a prior on a
 precision and so applies to θ = log τ. References: R-INLA ``inla.doc("loggamma")``,
 ``inla.doc("pc.prec")``; Simpson et al. (2017) for PC priors.
+
+Internal scales (the θ a prior is written for):
+
+=================  ====================================  ==========================================
+scale              θ                                      priors
+=================  ====================================  ==========================================
+log_precision      log τ                                  loggamma, pc.prec
+correlation        log((1 + ρ)/(1 − ρ))  (ρ = tanh(θ/2))  pc.cor0, pc.cor1
+logit_mixing       logit φ (bym2's mixing parameter)      pc (Riebler et al. 2016)
+log_range          log ρ_range (SPDE)                     pc.range
+log_sd             log σ (SPDE marginal sd)               pc.sd (alias pc.sigma)
+any                —                                      normal / gaussian, flat
+=================  ====================================  ==========================================
+
+**Structure-dependent priors.** Some priors need the built component, e.g. bym2's PC prior
+for φ is a function of the eigenvalues of its graph, and ``pc.range()`` without parameters takes
+them from the SPDE object. Such a prior carries ``bind``: the compiler calls
+``prior.bind(structure)`` after the component is built and uses the prior it returns;
+evaluating an unbound one raises a :class:`ModelError`.
 """
 
 from __future__ import annotations
 
-__all__ = ["Prior", "PRIORS", "make_prior"]
+__all__ = ["Prior", "PRIORS", "make_prior", "LOG_PRECISION", "CORRELATION", "LOGIT_MIXING", "LOG_RANGE", "LOG_SD",
+           "PC_MIXING_RANGE", "pc_cor1_lambda", "pc_mixing_distance"]
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import gammaln
 
 from adelia.errors import ModelError, Span
 from adelia.registry import Registry
 
 LOG_PRECISION = "log_precision"
+CORRELATION = "correlation"        # θ = log((1 + ρ)/(1 − ρ)), R-INLA's internal scale for ρ
+LOGIT_MIXING = "logit_mixing"      # θ = logit φ (bym2)
+LOG_RANGE = "log_range"            # θ = log(range) (SPDE)
+LOG_SD = "log_sd"                  # θ = log(σ) (SPDE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +57,7 @@ class Prior:
     params: tuple[float, ...]
     logpdf: Callable = None  # type: ignore[assignment]
     scales: tuple[str, ...] = ()
+    bind: Callable[[Any], "Prior"] | None = None   # structure -> bound prior (see the module docstring)
 
     def describe(self) -> str:
         return f"{self.name}({', '.join(f'{p:g}' for p in self.params)})"
@@ -39,7 +66,7 @@ class Prior:
 @dataclass(frozen=True, slots=True)
 class PriorDef:
     build: Callable[..., Prior]
-    nparams: int
+    nparams: int | tuple[int, ...]
     doc: str
 
 
@@ -85,13 +112,190 @@ def _flat() -> Prior:
     return Prior("flat", (), lambda t: jnp.zeros_like(t), ("*",))
 
 
+# ---------------------------------------------------------------------------------------------
+# helpers for the correlation scale θ = log((1 + ρ)/(1 − ρ)), ρ = tanh(θ/2)
+# ---------------------------------------------------------------------------------------------
+
+def _logcosh(x):
+    """log cosh x, accurate for small and large |x| (log1p(2 sinh²(x/2)) = log cosh x)."""
+    ax = jnp.abs(x)
+    small = jnp.minimum(ax, 20.0)
+    return jnp.where(ax < 20.0, jnp.log1p(2.0 * jnp.sinh(small / 2.0) ** 2), ax - math.log(2.0))
+
+
+def _unbound(name: str, needs: str) -> Callable:
+    def logpdf(t):
+        raise ModelError(f"prior '{name}' depends on {needs} and has not been bound to it",
+                         hint="structure-dependent priors are bound by the compiler after the component "
+                              "is built (Prior.bind)")
+    return logpdf
+
+
+def _context(structure, key: str, prior: str, where: str):
+    ctx = getattr(structure, "prior_context", None) or {}
+    if key not in ctx:
+        raise ModelError(f"prior '{prior}' applies only to {where}")
+    return ctx[key]
+
+
+@_def("pc.cor0", "pc_cor0", nparams=2,
+      doc="PC prior on a correlation with base model ρ = 0: P(|ρ| > u) = α (θ = log((1+ρ)/(1−ρ)))")
+def _pc_cor0(u: float, alpha: float) -> Prior:
+    if not 0 < u < 1 or not 0 < alpha < 1:
+        raise ValueError("pc.cor0(u, alpha) needs 0 < u < 1 and 0 < alpha < 1")
+    lam = -math.log(alpha) / math.sqrt(-math.log1p(-u * u))
+
+    # d(ρ) = √(−log(1 − ρ²)); π(ρ) = λ/2 exp(−λ d) |d′(ρ)|; with dρ/dθ = (1 − ρ²)/2,
+    # log π(θ) = log(λ/2) − λ d + ½ log(ρ²/d²) − log 2.  (R-INLA's priorfunc_pc_cor0 omits the
+    # ½ in λ/2, so its density integrates to 2; ours is normalised.)
+    def logpdf(t):
+        x = t / 2.0
+        tiny = jnp.abs(x) < 1e-4
+        xs = jnp.where(tiny, 1.0, x)
+        q = jnp.where(tiny, 1.0 - x * x / 6.0, 2.0 * _logcosh(xs) / xs ** 2)      # d² / x²
+        ratio = jnp.where(tiny, 1.0 - x * x / 2.0, jnp.tanh(xs) ** 2 / (q * xs ** 2))   # ρ² / d²
+        d = jnp.abs(x) * jnp.sqrt(q)               # written so that the cusp at ρ = 0 has a finite gradient
+        return math.log(lam / 2.0) - lam * d + 0.5 * jnp.log(ratio) - math.log(2.0)
+
+    return Prior("pc.cor0", (u, alpha), logpdf, (CORRELATION,))
+
+
+def pc_cor1_lambda(u: float, alpha: float) -> float:
+    """λ of pc.cor1: (1 − e^{−λ√(1−u)}) / (1 − e^{−λ√2}) = α (R-INLA priorfunc_pc_cor1)."""
+    from scipy.optimize import brentq
+
+    a, b = math.sqrt(1.0 - u), math.sqrt(2.0)
+    g = lambda lam: -math.expm1(-lam * a) / -math.expm1(-lam * b) - alpha
+    hi = 1.0
+    while g(hi) < 0:
+        hi *= 2.0
+        if hi > 1e8:
+            raise ValueError("pc.cor1: no λ solves the tail statement")
+    return brentq(g, 1e-12, hi, xtol=1e-14, rtol=1e-14)
+
+
+@_def("pc.cor1", "pc_cor1", nparams=2,
+      doc="PC prior on a correlation with base model ρ = 1: P(ρ > u) = α, needs α > √((1−u)/2)")
+def _pc_cor1(u: float, alpha: float) -> Prior:
+    if not -1 < u < 1 or not math.sqrt((1 - u) / 2) < alpha < 1:
+        raise ValueError("pc.cor1(u, alpha) needs -1 < u < 1 and sqrt((1 - u)/2) < alpha < 1")
+    lam = pc_cor1_lambda(u, alpha)
+    const = math.log(lam) - math.log(-math.expm1(-lam * math.sqrt(2.0))) - math.log(2.0)
+
+    # d(ρ) = √(1 − ρ) on [0, √2], truncated exponential: π(ρ) = λ e^{−λd} / (1 − e^{−λ√2}) / (2d);
+    # log(1 − ρ) = log 2 − softplus(θ), log((1 − ρ²)/2) = −2 log cosh(θ/2) − log 2.
+    def logpdf(t):
+        log1mrho = math.log(2.0) - jax.nn.softplus(t)
+        d = jnp.exp(0.5 * log1mrho)
+        return const - lam * d - 0.5 * log1mrho - 2.0 * _logcosh(t / 2.0) - math.log(2.0)
+
+    return Prior("pc.cor1", (u, alpha), logpdf, (CORRELATION,))
+
+
+# ---------------------------------------------------------------------------------------------
+# bym2's mixing parameter φ (Riebler, Sørbye, Simpson & Rue 2016)
+# ---------------------------------------------------------------------------------------------
+
+#: logit φ range over which R-INLA tabulates and normalises the prior (inla.pc.bym.phi: a grid
+#: from −15 with the first six points dropped, up to 12).
+PC_MIXING_RANGE = (-15.0 + 6 * 15.0 / 39.0, 12.0)
+
+
+def _h(z):
+    """z − log1p(z) ≥ 0, accurate near 0."""
+    small = jnp.abs(z) < 1e-3
+    zs = jnp.where(small, 0.5, z)
+    series = z * z * (0.5 - z * (1.0 / 3.0 - z * (0.25 - z / 5.0)))
+    return jnp.where(small, series, zs - jnp.log1p(zs))
+
+
+def pc_mixing_distance(phi, a):
+    """d(φ) = √(2 KLD) = √(Σ_j [φ a_j − log(1 + φ a_j)]), a_j = γ_j − 1 (γ: eigenvalues of R⁻)."""
+    return jnp.sqrt(jnp.sum(_h(phi * a)))
+
+
+def _pc_mixing_bound(u: float, alpha: float, gamma) -> Prior:
+    a = jnp.asarray(np.asarray(gamma, dtype=float) - 1.0)
+    sig = lambda t: 1.0 / (1.0 + math.exp(-t))
+    d_u = float(pc_mixing_distance(u, a))
+    if not d_u > 0:
+        raise ModelError("the pc prior for φ is undefined: the scaled structure has no spatial variation")
+    lam = -math.log1p(-alpha) / d_u
+    lo, hi = (float(pc_mixing_distance(sig(t), a)) for t in PC_MIXING_RANGE)
+    log_norm = math.log(math.exp(-lam * lo) - math.exp(-lam * hi))
+
+    def logpdf(t):
+        phi = jax.nn.sigmoid(t)
+        z = phi * a
+        d = jnp.sqrt(jnp.sum(_h(z)))
+        dd_dphi = jnp.sum(phi * a * a / (1.0 + z)) / (2.0 * d)
+        log_jac = jnp.log(dd_dphi) + jnp.log(phi) - jax.nn.softplus(t)      # dφ/dθ = φ(1 − φ)
+        return math.log(lam) - lam * d + log_jac - log_norm
+
+    return Prior("pc", (u, alpha), logpdf, (LOGIT_MIXING,))
+
+
+@_def("pc", nparams=2, doc="bym2's PC prior for the mixing parameter: P(φ < u) = α (base model φ = 0, iid)")
+def _pc_mixing(u: float, alpha: float) -> Prior:
+    if not 0 < u < 1 or not 0 < alpha < 1:
+        raise ValueError("pc(u, alpha) needs 0 < u < 1 and 0 < alpha < 1")
+    bind = lambda structure: _pc_mixing_bound(
+        u, alpha, _context(structure, "mixing_eigenvalues", "pc", "the mixing parameter φ of bym2"))
+    return Prior("pc", (u, alpha), _unbound("pc", "the bym2 graph"), (LOGIT_MIXING,), bind)
+
+
+# ---------------------------------------------------------------------------------------------
+# PC prior for the Matérn field (Fuglstad, Simpson, Lindgren & Rue 2019); it factorises
+# into a prior on the range and one on the marginal standard deviation.
+# ---------------------------------------------------------------------------------------------
+
+def _pc_range_bound(r0: float, p: float, d: float) -> Prior:
+    if r0 <= 0 or not 0 < p < 1 or d not in (1.0, 2.0, 3.0):
+        raise ValueError("pc.range(range0, p, d) needs range0 > 0, 0 < p < 1 and d in 1, 2, 3")
+    lam = -math.log(p) * r0 ** (d / 2.0)
+    const = math.log(lam * d / 2.0)
+    # π(ρ) = (d/2) λ ρ^{−1−d/2} exp(−λ ρ^{−d/2}); on θ = log ρ (R-INLA priorfunc_pc_range)
+    return Prior("pc.range", (r0, p, d), lambda t: const - d / 2.0 * t - lam * jnp.exp(-d / 2.0 * t), (LOG_RANGE,))
+
+
+@_def("pc.range", "pc_range", nparams=(0, 2, 3),
+      doc="PC prior on a Matérn range: P(range < range0) = p; pc.range(range0, p[, d = 2]); "
+          "with no parameters, taken from the SPDE object")
+def _pc_range(*params: float) -> Prior:
+    if params:
+        r0, p, *rest = params
+        return _pc_range_bound(r0, p, rest[0] if rest else 2.0)
+    bind = lambda structure: _pc_range_bound(*_context(structure, "prior_range", "pc.range", "an SPDE range"))
+    return Prior("pc.range", (), _unbound("pc.range", "the SPDE object's prior_range"), (LOG_RANGE,), bind)
+
+
+def _pc_sd_bound(s0: float, p: float) -> Prior:
+    if s0 <= 0 or not 0 < p < 1:
+        raise ValueError("pc.sd(sigma0, p) needs sigma0 > 0 and 0 < p < 1")
+    lam = -math.log(p) / s0
+    # σ ~ Exp(λ); on θ = log σ
+    return Prior("pc.sd", (s0, p), lambda t: math.log(lam) + t - lam * jnp.exp(t), (LOG_SD,))
+
+
+@_def("pc.sd", "pc.sigma", "pc_sd", "pc_sigma", nparams=(0, 2),
+      doc="PC prior on a standard deviation: P(sigma > sigma0) = p; with no parameters, taken from "
+          "the SPDE object")
+def _pc_sd(*params: float) -> Prior:
+    if params:
+        return _pc_sd_bound(*params)
+    bind = lambda structure: _pc_sd_bound(*_context(structure, "prior_sigma", "pc.sd", "an SPDE standard deviation"))
+    return Prior("pc.sd", (), _unbound("pc.sd", "the SPDE object's prior_sigma"), (LOG_SD,), bind)
+
+
 def make_prior(name: str, params, scale: str, *, source: str | None = None, span: Span | None = None,
                filename: str = "<formula>") -> Prior:
     """Build a registered prior, checking its parameters and that it fits the hyperparameter's scale."""
     pdef = PRIORS.get(name, source=source, span=span, filename=filename)
     params = tuple(float(p) for p in (params or ()))
-    if len(params) != pdef.nparams:
-        raise ModelError(f"prior '{name}' takes {pdef.nparams} parameter(s), got {len(params)}",
+    allowed = (pdef.nparams,) if isinstance(pdef.nparams, int) else pdef.nparams
+    if len(params) not in allowed:
+        counts = " or ".join(str(k) for k in allowed)
+        raise ModelError(f"prior '{name}' takes {counts} parameter(s), got {len(params)}",
                          source=source, span=span, filename=filename, hint=f"{name}: {pdef.doc}")
     try:
         prior = pdef.build(*params)

@@ -20,8 +20,11 @@ from adelia.errors import DataError, ModelError, UnknownNameError
 #: Elementwise functions allowed in the response, offsets and weights.
 FUNCTIONS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p, "abs": np.abs}
 
-#: Prior helpers usable as values inside hyper = list(...).
-PRIOR_HELPERS = ("pc.prec", "pc_prec", "loggamma", "normal", "gaussian", "flat")
+def _is_prior_helper(name: str) -> bool:
+    """Prior helpers usable as values inside hyper = list(...): every registered prior."""
+    from adelia.compiler.priors import PRIORS
+
+    return name in PRIORS or name.replace("_", ".") in PRIORS
 
 
 class Resolver:
@@ -132,11 +135,11 @@ class Resolver:
                 return [self.value(i, prior_call=prior_call, argument=argument) for i in items]
             case ir.Call(func=("list" | "dict"), args=(), kwargs=kws):
                 return {k.name: self.value(k.value, prior_call=prior_call, argument=argument) for k in kws}
-            case ir.Call(func=f, args=args, kwargs=()) if prior_call is not None and f in PRIOR_HELPERS:
+            case ir.Call(func=f, args=args, kwargs=()) if prior_call is not None and _is_prior_helper(f):
                 params = [self.value(a) for a in args]
                 if not all(isinstance(p, (int, float)) for p in params):
                     raise self._err(ModelError, f"the parameters of {f}() must be numbers", expr)
-                return prior_call(f.replace("_", "."), tuple(float(p) for p in params))
+                return prior_call(f if f in _prior_names() else f.replace("_", "."), tuple(float(p) for p in params))
             case ir.Name(id=n):
                 if n in self.objects:
                     self.used_objects.add(n)
@@ -147,3 +150,9 @@ class Resolver:
                     raise self._unknown(expr, "a graph")
                 raise self._unknown(expr, f"the value of {argument or 'an argument'}")
         raise self._err(ModelError, f"cannot use {ir.expr_label(expr)} as a value here", expr)
+
+
+def _prior_names():
+    from adelia.compiler.priors import PRIORS
+
+    return PRIORS

@@ -62,6 +62,8 @@ class Structure:
     logdet_star: float = 0.0
     constraint_rhs: np.ndarray | None = None     # e of C x = e (None: 0); set by extraconstr
     extra_constraints: int = 0                   # how many of the rows came from extraconstr
+    projector: sp.spmatrix | None = None         # m × n observation rows replacing the one-hot block (SPDE)
+    prior_context: dict = field(default_factory=dict)   # what structure-dependent priors need (Prior.bind)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ LATENT: Registry[LatentModel] = Registry("latent model")
 def single_precision_structure(K: sp.spmatrix, *, rank_def: int, constraints: np.ndarray,
                                values: np.ndarray, node_of_obs: np.ndarray,
                                scale_model: bool = False, null_basis: np.ndarray | None = None) -> Structure:
-    """Q(θ) = exp(θ_prec) · K, with the generalised log-determinant computed once.
+    """Q(θ) = exp(θ_prec) · K; log|Q|* = (n − r) θ_prec (+ log|K|*, left out as R-INLA does).
 
     ``scale_model`` rescales K so that the geometric mean of the marginal variances of the
     constrained (null-space-free) field is 1 (Sørbye & Rue 2014; R-INLA ``scale.model``),
@@ -90,9 +92,8 @@ def single_precision_structure(K: sp.spmatrix, *, rank_def: int, constraints: np
     if scale_model and rank_def > 0:
         dense = dense * generalized_variance(dense, null_basis)
         K = sp.csr_matrix(dense)
-    eig = np.linalg.eigvalsh(dense)
-    logdet_star = float(np.sum(np.log(eig[rank_def:])))
     n = K.shape[0]
+    logdet_star = 0.0            # R-INLA's convention: log|K|* is not part of the normaliser
     return Structure(n, (K,), (lambda th: jnp.exp(th[0]),), rank_def, constraints, values, node_of_obs,
                      lambda th: (n - rank_def) * th[0], logdet_star)
 
