@@ -26,16 +26,20 @@ from adelia.errors import FitError, ModelError
 from adelia.runtime import criteria
 from adelia.runtime.integrate import ThetaFrame, ccd_design, grid_design, standardise
 from adelia.runtime.laplace import LaplaceProblem
-from adelia.runtime.marginals import (QUANTILES, density_summary, mixture_summary, theta_marginal_ccd,
-                                      theta_marginal_grid)
+from adelia.runtime.marginals import (QUANTILES, density_summary, mixture_summary, skew_mixture_summary,
+                                      skew_normal_from_sla, theta_marginal_ccd, theta_marginal_grid)
 from adelia.runtime.optimize import ModeResult, find_mode, hessian_at
 
 INT_STRATEGIES = ("auto", "grid", "ccd", "eb")
+STRATEGIES = ("auto", "gaussian", "simplified.laplace")
+#: R-INLA's rule: "auto" means simplified.laplace below this latent size.
+SLA_MAX_LATENT = 5000
 
 
 @dataclass(frozen=True)
 class InferenceOptions:
     int_strategy: str = "auto"
+    strategy: str = "auto"
     dz: float = 0.75
     diff_logdens: float = 6.0
     h: float = 0.005
@@ -50,6 +54,11 @@ class InferenceOptions:
             close = difflib.get_close_matches(self.int_strategy, INT_STRATEGIES, n=1)
             raise ModelError(f"unknown int_strategy '{self.int_strategy}'",
                              hint=(f"did you mean '{close[0]}'? " if close else "") + f"known: {', '.join(INT_STRATEGIES)}")
+        if self.strategy not in STRATEGIES:
+            import difflib
+            close = difflib.get_close_matches(self.strategy, STRATEGIES, n=1)
+            raise ModelError(f"unknown strategy '{self.strategy}'",
+                             hint=(f"did you mean '{close[0]}'? " if close else "") + f"known: {', '.join(STRATEGIES)}")
         if self.n_samples < 0 or self.dz <= 0 or self.diff_logdens <= 0 or self.h <= 0:
             raise ModelError("n_samples must be >= 0 and dz, diff_logdens, h > 0")
 
@@ -217,7 +226,17 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
     if not (np.all(np.isfinite(means)) and np.all(np.isfinite(sds))):
         raise FitError("the Gaussian approximation of the latent field is not finite at some θ points",
                        hint="the inner Newton iteration failed; check the data and priors")
-    latent = mixture_summary(weights, means, sds, options.quantiles)
+    strategy_x = options.strategy
+    if strategy_x == "auto":
+        strategy_x = "simplified.laplace" if model.N < SLA_MAX_LATENT else "gaussian"
+    if strategy_x == "simplified.laplace":
+        # skew-normal marginals x_j = x̂_j + σ_j s; η keeps the Gaussian shape, shifted by A·(mean shift)
+        xi, omega, alpha = skew_normal_from_sla(np.asarray(gauss.gamma1), np.asarray(gauss.gamma3))
+        latent = skew_mixture_summary(weights, means + sds * xi, sds * omega, alpha, options.quantiles)
+        shift = sds * (xi + omega * (alpha / np.sqrt(1 + alpha ** 2)) * np.sqrt(2 / np.pi))
+        eta_m = eta_m + np.einsum("ij,kj->ki", model.A, shift)
+    else:
+        latent = mixture_summary(weights, means, sds, options.quantiles)
     linpred = mixture_summary(weights, eta_m, eta_s, options.quantiles)
 
     # ---- θ marginals ----

@@ -9,11 +9,12 @@ R-INLA's asymmetric-Gaussian ("ccd") interpolator along the line of conditional 
 
 from __future__ import annotations
 
-__all__ = ["mixture_summary", "density_summary", "theta_marginal_grid", "QUANTILES"]
+__all__ = ["mixture_summary", "skew_mixture_summary", "skew_normal_from_sla", "density_summary",
+           "theta_marginal_grid", "QUANTILES"]
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from scipy.special import ndtr
+from scipy.special import ndtr, owens_t
 
 QUANTILES = (0.025, 0.5, 0.975)
 
@@ -87,3 +88,58 @@ def theta_marginal_ccd(frame, j: int, x=np.linspace(-7, 7, 801)):
     s = np.where(z >= 0, frame.s_plus, frame.s_minus)
     logdens = -0.5 * np.sum((z / s) ** 2, axis=1)
     return thetas[:, j], logdens
+
+
+H3 = 2.0 * (2.0 / np.pi) ** 1.5 - (2.0 / np.pi) ** 0.5     # third derivative of log Φ at 0
+
+
+def skew_normal_from_sla(gamma1: np.ndarray, gamma3: np.ndarray):
+    """Skew-normal SN(ξ, ω, α) for the standardised s with mean γ1, variance 1 and third
+    log-density derivative γ3 at ξ (R-INLA's fit of the simplified Laplace cubic; METHOD.md §13.2)."""
+    g3 = np.asarray(gamma3, float)
+    small = np.abs(g3) < 1e-10
+    c = np.cbrt(H3 / np.where(small, 1.0, g3))
+    c2 = c * c
+    a2 = c2 * (1.0 - 2.0 / np.pi)
+    # positive root of a2 t² + (c² − 1) t − 1 = 0, written to avoid cancellation
+    disc = np.sqrt((c2 - 1.0) ** 2 + 4.0 * a2)
+    t = np.where(c2 - 1.0 > 0, 2.0 / ((c2 - 1.0) + disc), (-(c2 - 1.0) + disc) / (2.0 * a2))
+    alpha = np.where(small, 0.0, np.sign(g3) * np.sqrt(np.maximum(t, 0.0)))
+    delta = alpha / np.sqrt(1.0 + alpha ** 2)
+    omega = 1.0 / np.sqrt(1.0 - (2.0 / np.pi) * delta ** 2)
+    xi = np.asarray(gamma1, float) - omega * delta * np.sqrt(2.0 / np.pi)
+    return xi, omega, alpha
+
+
+def _sn_cdf(z, alpha):
+    return ndtr(z) - 2.0 * owens_t(z, alpha)
+
+
+def skew_mixture_summary(w, loc, scale, alpha, quantiles=QUANTILES) -> dict[str, np.ndarray]:
+    """Summaries of Σ_k w_k SN(loc[k], scale[k], alpha[k]) columnwise ((K, n) arrays)."""
+    w = np.asarray(w, float) / np.sum(w)
+    loc, scale, alpha = np.atleast_2d(loc), np.maximum(np.atleast_2d(scale), 1e-300), np.atleast_2d(alpha)
+    delta = alpha / np.sqrt(1.0 + alpha ** 2)
+    mk = loc + scale * delta * np.sqrt(2.0 / np.pi)
+    vk = scale ** 2 * (1.0 - 2.0 * delta ** 2 / np.pi)
+    mean = w @ mk
+    var = w @ (vk + mk ** 2) - mean ** 2
+    sd = np.sqrt(np.maximum(var, 0.0))
+    out = {"mean": mean, "sd": sd}
+    lo = np.min(mk - 12 * np.sqrt(vk), axis=0)
+    hi = np.max(mk + 12 * np.sqrt(vk), axis=0)
+    for q in quantiles:
+        a, b = lo.copy(), hi.copy()
+        for _ in range(60):
+            mid = 0.5 * (a + b)
+            below = (w @ _sn_cdf((mid - loc) / scale, alpha)) < q
+            a, b = np.where(below, mid, a), np.where(below, b, mid)
+        out[f"{q}quant"] = 0.5 * (a + b)
+    s = sd + 1e-300
+    for width, npts in ((5.0, 201), (0.1, 101)):
+        centre = out.get("mode", mean)
+        grid = centre[None, :] + np.linspace(-width, width, npts)[:, None] * s[None, :]
+        z = (grid[:, None, :] - loc[None]) / scale[None]
+        dens = np.einsum("k,gkn->gn", w, 2.0 * np.exp(-0.5 * z ** 2) * ndtr(alpha[None] * z) / scale[None])
+        out["mode"] = grid[np.argmax(dens, axis=0), np.arange(grid.shape[1])]
+    return out
