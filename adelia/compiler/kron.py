@@ -3,7 +3,8 @@
 * ``replicate = r``: independent copies sharing the hyperparameters, Q = I_R ⊗ Q_main.
 * ``group = g`` with ``control.group = list(model = ...)``: Q = Q_group(ρ) ⊗ Q_main, the
   separable space–time construction (RINLA.md §2). Group models: ``exchangeable`` (R-INLA's
-  default), ``ar1`` and ``iid``; all have marginal precision 1 so τ stays the main model's.
+  default), ``ar1`` and ``iid`` (marginal precision 1, so τ stays the main model's), and the
+  intrinsic ``rw1``, ``rw2`` (``cyclic``) and ``besag`` (``graph``), scaled by default.
 
 The latent vector is ordered group-major (x = [x_group1; x_group2; ...]), i.e. time-major when
 the group is time, the order the BTA layout wants (METHOD.md §3.1). With Q_main = Σ_j c_j K_j
@@ -13,7 +14,10 @@ log|Q|* = n_G·log|Q_main|* + (n − r)·log|Q_group| (rank deficiency n_G·r).
 
 from __future__ import annotations
 
-__all__ = ["GROUP_MODELS", "GroupModel", "kronecker_structure", "group_nodes"]
+__all__ = ["GROUP_MODELS", "INTRINSIC_GROUP_MODELS", "GroupModel", "kronecker_structure", "group_nodes",
+           "intrinsic_group_model"]
+
+INTRINSIC_GROUP_MODELS = ("rw1", "rw2", "besag")
 
 import math
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ import scipy.sparse as sp
 from adelia.compiler.latent.base import Structure
 from adelia.compiler.likelihoods import HyperSpec
 from adelia.compiler.priors import CORRELATION
-from adelia.errors import DataError
+from adelia.errors import DataError, ModelError
 
 
 def _rho_ar1(th):
@@ -39,7 +43,9 @@ class GroupModel:
     name: str
     hypers: Callable[[int], tuple[HyperSpec, ...]]                 # G -> hyperparameters
     pieces: Callable[[int], list[tuple[Callable, sp.spmatrix]]]   # G -> [(g_l(θ), M_l)]
-    logdet: Callable[[int], Callable]                              # G -> (θ -> log|Q_group|)
+    logdet: Callable[[int], Callable]                              # G -> (θ -> log|Q_group|*)
+    rank_def: int = 0                                              # intrinsic group models (rw1, rw2, besag)
+    constraints: np.ndarray | None = None                          # their sum-to-zero rows (k_G × G)
 
 
 def _iid_pieces(G):
@@ -126,13 +132,17 @@ def kronecker_structure(main: Structure, n_main_theta: int, G: int, group_index:
         for g, M in gpieces:
             matrices.append(sp.kron(M, K, format="csr"))
             coefs.append(lambda th, c_main=c_main, g=g: c_main(th[:k]) * g(th[k:]))
-    n, r = main.n, main.rank_def
+    n, r, rg = main.n, main.rank_def, model.rank_def
     glogdet = model.logdet(G)
+    # log|Q_G ⊗ Q_main|* = (n − r) log|Q_G|* + (G − r_G) log|Q_main|*
     if main.logdet is not None:
-        logdet = lambda th: G * main.logdet(th[:k]) + (n - r) * glogdet(th[k:])
+        logdet = lambda th: (G - rg) * main.logdet(th[:k]) + (n - r) * glogdet(th[k:])
     else:
         logdet = None
-    constraints = np.kron(np.eye(G), main.constraints) if main.constraints.size else np.zeros((0, G * n))
+    rows = [np.kron(np.eye(G), main.constraints)] if main.constraints.size else []
+    if model.constraints is not None and model.constraints.size:
+        rows.append(np.kron(model.constraints, np.eye(n)))     # sum over groups, node by node
+    constraints = _independent_rows(np.vstack(rows)) if rows else np.zeros((0, G * n))
     node = np.where((main.node_of_obs >= 0) & (group_index >= 0), group_index * n + main.node_of_obs, -1)
     values = np.array([f"{v}|{kind}{g}" for g in group_levels for v in main.values])
     projector = None
@@ -141,5 +151,42 @@ def kronecker_structure(main: Structure, n_main_theta: int, G: int, group_index:
         gsel = sp.csr_matrix((np.ones((group_index >= 0).sum()),
                               (np.flatnonzero(group_index >= 0), group_index[group_index >= 0])), shape=(len(group_index), G))
         projector = sp.csr_matrix(sp.hstack([sp.diags(gsel[:, g].toarray().ravel()) @ P for g in range(G)]))
-    return Structure(G * n, tuple(matrices), tuple(coefs), G * r, constraints, values, node,
-                     logdet, G * main.logdet_star, projector=projector, prior_context=main.prior_context)
+    return Structure(G * n, tuple(matrices), tuple(coefs), G * r + n * rg - r * rg, constraints, values, node,
+                     logdet, (G - rg) * main.logdet_star, projector=projector, prior_context=main.prior_context)
+
+
+def _independent_rows(C: np.ndarray) -> np.ndarray:
+    """Drop constraint rows implied by the others (e.g. the grand sum, present in both families)."""
+    keep: list[int] = []
+    for i in range(C.shape[0]):
+        if np.linalg.matrix_rank(C[keep + [i]]) == len(keep) + 1:
+            keep.append(i)
+    return C[keep]
+
+
+def intrinsic_group_model(name: str, G: int, args: dict) -> GroupModel:
+    """rw1 / rw2 (optionally cyclic) or besag on the groups, scaled (control.group scale.model
+    defaults to TRUE in R-INLA) and without hyperparameters of its own: Q = R_G ⊗ Q_main.
+    Constraints: Σ over groups = 0 for every main node (the group null space), with the main
+    model's own constraints in each group."""
+    if name == "besag":
+        from adelia.compiler.graphs import as_adjacency
+        from adelia.compiler.latent.besag import besag_structure
+
+        if args.get("graph") is None:
+            raise ModelError("control.group = list(model = \"besag\") needs graph = <adjacency>")
+        W = as_adjacency(args["graph"], "of control.group")
+        if W.shape[0] != G:
+            raise ModelError(f"the group graph has {W.shape[0]} nodes but there are {G} groups")
+        K, rank, C = besag_structure(W, bool(args.get("scale.model", True)))
+        R = sp.csr_matrix(K)
+    else:
+        from adelia.compiler.latent.rw import rw_structure
+
+        order = int(name[-1])
+        s = rw_structure(np.arange(1.0, G + 1), order, cyclic=bool(args.get("cyclic", False)),
+                         scale_model=bool(args.get("scale.model", True)), constr=True,
+                         values=np.arange(G), node_of_obs=np.zeros(0, dtype=np.int64))
+        R, rank, C = s.matrices[0], s.rank_def, s.constraints
+    return GroupModel(name, lambda G: (), lambda G: [(lambda th: jnp.ones(()), R)],
+                      lambda G: (lambda th: jnp.zeros(())), rank, C)

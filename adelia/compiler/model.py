@@ -428,26 +428,31 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
 def _kronecker(structure: Structure, kargs: dict, name: str, thetas: list[Theta], res: Resolver,
                spans: dict, n_main_theta: int) -> Structure:
     """Apply ``group`` (+ ``control.group``) and ``replicate`` (R-INLA order: I_R ⊗ Q_group ⊗ Q_main)."""
-    from adelia.compiler.kron import GROUP_MODELS, group_nodes, kronecker_structure
+    from adelia.compiler.kron import (GROUP_MODELS, INTRINSIC_GROUP_MODELS, group_nodes, intrinsic_group_model,
+                                      kronecker_structure)
 
     m = len(structure.node_of_obs)
     if kargs["group"] is None and (kargs["control.group"] is not None or kargs["ngroup"] is not None):
         raise ModelError(f"control.group/ngroup in f({name}) need group = <column>", span=spans.get("control.group"))
     if kargs["group"] is not None:
-        cg = dict(kargs["control.group"] or {})
-        unknown = set(cg) - {"model", "hyper"}
+        cg = {k.replace("_", "."): v for k, v in dict(kargs["control.group"] or {}).items()}
+        unknown = set(cg) - {"model", "hyper", "cyclic", "graph", "scale.model"}
         if unknown:
             raise ModelError(f"unknown control.group option(s): {', '.join(sorted(unknown))}",
-                             span=spans.get("control.group"), hint="known: model, hyper")
+                             span=spans.get("control.group"), hint="known: model, hyper, cyclic, graph, scale.model")
         gname = str(cg.get("model", "exchangeable"))
-        if gname not in GROUP_MODELS:
+        known = list(GROUP_MODELS) + list(INTRINSIC_GROUP_MODELS)
+        if gname not in known:
             import difflib
-            close = difflib.get_close_matches(gname, list(GROUP_MODELS), n=1)
+            close = difflib.get_close_matches(gname, known, n=1)
             raise ModelError(f"unknown group model '{gname}'", span=spans.get("control.group"),
-                             hint=(f"did you mean '{close[0]}'? " if close else "") + f"known: {', '.join(GROUP_MODELS)}")
+                             hint=(f"did you mean '{close[0]}'? " if close else "") + f"known: {', '.join(known)}")
         gvals = _index_values(kargs["group"], res, m, f"group of f({name})")
         levels, gidx = group_nodes(gvals, kargs["ngroup"], f"the group of f({name})")
-        gm = GROUP_MODELS[gname]
+        if gname in INTRINSIC_GROUP_MODELS:
+            gm = intrinsic_group_model(gname, len(levels), cg)
+        else:
+            gm = GROUP_MODELS[gname]
         ghyper = dict(cg.get("hyper") or {})
         k_main = len(thetas)
         for spec in gm.hypers(len(levels)):

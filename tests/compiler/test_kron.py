@@ -79,7 +79,39 @@ def test_group_fit_recovers_ar1_correlation():
 
 def test_group_errors_are_located():
     d = _data()
-    with pytest.raises(adelia.ModelError, match="did you mean 'ar1'"):
-        adelia.fit('y ~ f(r, group = t, control.group = list(model = "ar2"))', d)
+    with pytest.raises(adelia.ModelError, match="did you mean 'exchangeable'"):
+        adelia.fit('y ~ f(r, group = t, control.group = list(model = "exchangable"))', d)
     with pytest.raises(adelia.ModelError, match="need group"):
         adelia.fit('y ~ f(r, control.group = list(model = "ar1"))', d)
+
+
+@pytest.mark.parametrize("gmodel,extra", [("rw1", ""), ("rw2", ""), ("rw1", ", cyclic = TRUE")])
+def test_intrinsic_group_kronecker(gmodel, extra):
+    d = _data(T=6, n=5)
+    f = f'y ~ 1 + f(r, model = "rw1", group = t, control.group = list(model = "{gmodel}"{extra}))'
+    model = compile_model(parse_formula(f), d, "gaussian")
+    comp = model.components[0]
+    s = comp.structure
+    Q = _dense_Q(model, comp, np.array([0.3, 0.8]))
+    ev = np.linalg.eigvalsh(Q)
+    assert np.sum(ev < 1e-9 * ev.max()) == s.rank_def
+    # every constraint removes a null direction, none is redundant; for rw1 they remove all of
+    # them (rw2 keeps its linear trend over the groups improper, as a plain rw2 does)
+    null = np.linalg.eigh(Q)[1][:, : s.rank_def]
+    assert np.linalg.matrix_rank(s.constraints @ null, tol=1e-8) == s.constraints.shape[0]
+    assert np.linalg.matrix_rank(s.constraints) == s.constraints.shape[0]
+    if gmodel == "rw1":
+        assert s.constraints.shape[0] == s.rank_def
+    # θ-dependent log|Q|* as declared
+    th = np.array([0.8])
+    Q2 = _dense_Q(model, comp, np.array([0.3, 0.8 + 0.5]))
+    ev2 = np.linalg.eigvalsh(Q2)
+    nz = lambda e: np.sum(np.log(e[e > 1e-9 * e.max()]))
+    assert float(s.logdet(jnp.asarray([1.3])) - s.logdet(jnp.asarray(th))) == pytest.approx(nz(ev2) - nz(ev), rel=1e-8)
+
+
+def test_intrinsic_group_fit_runs():
+    d = _data(T=6, n=5, seed=3)
+    dt = adelia.fit('y ~ 1 + f(r, model = "iid", group = t, control.group = list(model = "rw1"))', d, n_samples=5)
+    field = dt["inla"]["summary_random_r"].sel(stat="mean").values.reshape(6, 5)
+    np.testing.assert_allclose(field.sum(axis=0), 0, atol=1e-6)

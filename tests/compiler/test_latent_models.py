@@ -95,6 +95,7 @@ CASES = [
          exact_constant=False, scaled=True),
     Case("bym2", "bym2 components", np.arange(1, 10), {"graph": two_components_and_island()},
          exact_constant=False, scaled=True),
+    Case("seasonal", "seasonal", np.arange(1, 17), {"season.length": 4}, exact_constant=False),
     Case("ar1", "ar1", np.arange(1, 11)),
     Case("ar1", "ar1 constr", np.arange(1, 11), {"constr": True}),
     Case("spde", "spde mesh nodes", np.arange(1, MESH.n + 1), {"spde": SPDE_OBJ}, tol=1e-7),

@@ -1,6 +1,6 @@
 """Latent model catalogue: one file per model, each registering itself in ``LATENT``."""
 
 from adelia.compiler.latent.base import LATENT, LatentModel, Structure, TermInput
-from adelia.compiler.latent import iid, rw, besag, bym2, ar1, spde  # noqa: F401  (registration)
+from adelia.compiler.latent import iid, rw, besag, bym2, ar1, spde, seasonal  # noqa: F401  (registration)
 
 __all__ = ["LATENT", "LatentModel", "Structure", "TermInput"]
