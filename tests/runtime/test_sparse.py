@@ -1,0 +1,325 @@
+"""The CHOLMOD sparse path against dense references; the JAX wrappers against jax.grad and FD."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+pytest.importorskip("sksparse.cholmod", exc_type=ImportError)  # CHOLMOD is an optional system dependency
+
+from adelia.errors import FitError  # noqa: E402
+from adelia.runtime import sparse  # noqa: E402
+
+# ---------------------------------------------------------------------------
+# Matrices (as in test_selinv.py)
+# ---------------------------------------------------------------------------
+
+
+def lap1d(m):
+    return sp.diags([-np.ones(m - 1), 2 * np.ones(m), -np.ones(m - 1)], [-1, 0, 1])
+
+
+def grid_K(m, kappa2=0.5):
+    eye = sp.identity(m)
+    return (kappa2 * sp.identity(m * m) + sp.kron(lap1d(m), eye) + sp.kron(eye, lap1d(m))).tocsc()
+
+
+def spde_grid(m, kappa2=0.5):
+    K = grid_K(m, kappa2)
+    return (K @ K).tocsc()
+
+
+def ar1(nt, rho=0.8):
+    d = np.full(nt, 1 + rho**2)
+    d[0] = d[-1] = 1.0
+    return sp.diags([-rho * np.ones(nt - 1), d, -rho * np.ones(nt - 1)], [-1, 0, 1]) / (1 - rho**2)
+
+
+def spacetime(m, nt):
+    return sp.kron(ar1(nt), spde_grid(m)).tocsc()
+
+
+def random_spd(n, density, seed):
+    rng = np.random.default_rng(seed)
+    A = sp.random(n, n, density=density, random_state=rng)
+    A = A + A.T
+    return (A + sp.diags(np.abs(A).sum(axis=1).A1 + 1.0)).tocsc()
+
+
+def arrowhead(n, a, seed=0):
+    rng = np.random.default_rng(seed)
+    Q = sp.lil_matrix(random_spd(n, 3 / n, seed))
+    for i in range(n - a, n):
+        Q[i, : n - a] = rng.uniform(-0.1, 0.1, n - a)
+        Q[: n - a, i] = Q[i, : n - a].T
+    Q = sp.csc_matrix(Q)
+    return (Q + sp.diags(np.abs(Q).sum(axis=1).A1)).tocsc()
+
+
+CASES = {
+    "dense": lambda: sp.csc_matrix(np.eye(12) * 13 + np.ones((12, 12))),
+    "block_diagonal": lambda: sp.block_diag([lap1d(7) + sp.identity(7), spde_grid(4), sp.identity(3)]).tocsc(),
+    "spde_grid": lambda: spde_grid(9),
+    "spacetime": lambda: spacetime(4, 6),
+    "random": lambda: random_spd(150, 0.02, 3),
+    "arrowhead": lambda: arrowhead(80, 4),
+}
+
+TOL = 1e-10
+
+
+def dense_of(Q):
+    return np.asarray(Q.toarray())
+
+
+# ---------------------------------------------------------------------------
+# NumPy seam: factor, logdet, solve, sample, selected inverse, trace
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["spde_grid", "spacetime", "random", "arrowhead", "block_diagonal", "dense"])
+@pytest.mark.parametrize("ordering", ["nesdis", "metis", "amd", "natural"])
+def test_seam_matches_dense(name, ordering):
+    Q = CASES[name]()
+    Qd = dense_of(Q)
+    n = Q.shape[0]
+    an = sparse.analyse(Q, ordering=ordering)
+    F = sparse.factor(an, Q)
+    assert sparse.logdet(F) == pytest.approx(np.linalg.slogdet(Qd)[1], rel=1e-12)
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal((n, 3))
+    np.testing.assert_allclose(sparse.solve(F, b), np.linalg.solve(Qd, b), rtol=0, atol=TOL)
+    np.testing.assert_allclose(sparse.solve(F, b[:, 0]), np.linalg.solve(Qd, b[:, 0]), rtol=0, atol=TOL)
+    Sd = np.linalg.inv(Qd)
+    # X = Pᵀ L⁻ᵀ I has X Xᵀ = Q⁻¹ exactly: the sampler's covariance
+    X = sparse.sample_standard(F, np.eye(n))
+    np.testing.assert_allclose(X @ X.T, Sd, rtol=0, atol=TOL)
+    # Σ on the pattern of L + Lᵀ, every entry, original ordering
+    Sig = sparse.selected_inverse(F)
+    C = Sig.tocoo()
+    np.testing.assert_allclose(C.data, Sd[C.row, C.col], rtol=0, atol=TOL)
+    assert Sig.nnz == 2 * F.nnz_L - n
+    assert (abs(Sig) - abs(Sig.T)).nnz == 0
+    assert set(zip(*Q.nonzero())) <= set(zip(C.row.tolist(), C.col.tolist()))
+    low = sparse.selected_inverse(F, triangle="lower").tocoo()
+    assert np.all(low.row >= low.col) and low.nnz == F.nnz_L
+    np.testing.assert_allclose(low.data, Sd[low.row, low.col], rtol=0, atol=TOL)
+    np.testing.assert_allclose(F.selinv().diagonal(), np.diag(Sd), rtol=0, atol=TOL)
+
+
+def test_trace_with():
+    Q = spacetime(4, 5)
+    an = sparse.analyse(Q)
+    F = sparse.factor(an, Q)
+    Sd = np.linalg.inv(dense_of(Q))
+    rng = np.random.default_rng(1)
+    D = sp.random(*Q.shape, density=0.3, random_state=rng)
+    dQ = sp.csc_matrix((D + D.T).multiply(Q != 0))
+    expect = np.trace(Sd @ dQ.toarray())
+    Sig = F.selinv()
+    assert sparse.trace_with(Sig, dQ) == pytest.approx(expect, rel=1e-12)
+    assert sparse.trace_with(sparse.selected_inverse(F), dQ) == pytest.approx(expect, rel=1e-12)
+    assert sparse.trace_with(Sig, an.values_of(dQ)) == pytest.approx(expect, rel=1e-12)
+    # lower-triangle pattern: values vectors count off-diagonal entries twice
+    anl = sparse.analyse(sp.tril(Q), triangle="lower")
+    Sl = sparse.factor(anl, sp.tril(Q)).selinv()
+    assert sparse.trace_with(Sl, anl.values_of(sp.tril(dQ))) == pytest.approx(expect, rel=1e-12)
+
+
+def test_refactor_in_place_and_values_order():
+    Q = spde_grid(7)
+    an = sparse.analyse(Q)
+    F = sparse.factor(an, Q)
+    S1 = F.selinv().pattern_values().copy()
+    v = an.values_of(Q)
+    F2 = sparse.factor(an, 3.0 * v, reuse=F)
+    assert F2.logdet() == pytest.approx(np.linalg.slogdet(3.0 * dense_of(Q))[1], rel=1e-12)
+    np.testing.assert_allclose(F2.selinv().pattern_values(), S1 / 3.0, rtol=1e-10)
+    with pytest.raises(RuntimeError, match="overwritten"):
+        F.logdet()
+    # a matrix with explicit zeros / a sub-pattern is accepted; entries outside are not
+    sub = sp.diags(Q.diagonal()).tocsc()
+    assert sparse.factor(an, sub).logdet() == pytest.approx(np.log(Q.diagonal()).sum(), rel=1e-12)
+    outside = Q + sp.csc_matrix(([1.0, 1.0], ([0, 48], [48, 0])), shape=Q.shape)
+    with pytest.raises(ValueError, match="outside the analysed pattern"):
+        sparse.factor(an, outside)
+
+
+def test_fallback_route_without_direct_access(monkeypatch):
+    Q = arrowhead(60, 3)
+    Sd = np.linalg.inv(dense_of(Q))
+    an = sparse.analyse(Q)
+    an._direct = False  # the numeric factor's arrays could not be verified: Factor.L() route
+    F = sparse.factor(an, Q)
+    C = sparse.selected_inverse(F).tocoo()
+    np.testing.assert_allclose(C.data, Sd[C.row, C.col], rtol=0, atol=TOL)
+    monkeypatch.setattr(sparse, "_LAYOUT_KNOWN", False)  # unknown scikit-sparse object layout
+    an = sparse.analyse(Q)
+    assert an.supernodes is None
+    F = sparse.factor(an, Q)
+    C = sparse.selected_inverse(F).tocoo()
+    np.testing.assert_allclose(C.data, Sd[C.row, C.col], rtol=0, atol=TOL)
+    g = jax.grad(lambda v: sparse.sparse_logdet(v, an))(jnp.asarray(an.values_of(Q)))
+    np.testing.assert_allclose(g, Sd[an.rows, an.cols], rtol=1e-10, atol=1e-13)
+
+
+def test_errors():
+    Q = spde_grid(5)
+    an = sparse.analyse(Q)
+    with pytest.raises(FitError, match="not positive definite"):
+        sparse.factor(an, Q - 2.0 * sp.identity(25) * Q.diagonal().max())
+    with pytest.raises(FitError, match="non-finite"):
+        sparse.factor(an, np.full(an.nnz, np.nan))
+    with pytest.raises(ValueError, match="structurally symmetric"):
+        sparse.analyse(sp.tril(Q) + sp.identity(25))
+    with pytest.raises(ValueError, match="above the diagonal"):
+        sparse.analyse(Q, triangle="lower")
+    with pytest.raises(ValueError, match="diagonal"):
+        sparse.analyse(Q - sp.diags(Q.diagonal()))
+    with pytest.raises(ValueError, match="unknown ordering"):
+        sparse.analyse(Q, ordering="rcm")
+
+
+# ---------------------------------------------------------------------------
+# JAX wrappers
+# ---------------------------------------------------------------------------
+
+
+def dense_from_values(an, v):
+    n = an.n
+    M = jnp.zeros((n, n)).at[an.rows, an.cols].add(v)
+    if an.triangle == "lower":
+        M = M + jnp.tril(M, -1).T
+    return M
+
+
+def ref_logdet(an, v):
+    return 2.0 * jnp.sum(jnp.log(jnp.diag(jnp.linalg.cholesky(dense_from_values(an, v)))))
+
+
+def ref_solve(an, v, b):
+    L = jnp.linalg.cholesky(dense_from_values(an, v))
+    return jax.scipy.linalg.cho_solve((L, True), b)
+
+
+@pytest.fixture(params=["full", "lower"])
+def problem(request):
+    Q = spacetime(3, 4)
+    if request.param == "lower":
+        Q = sp.tril(Q, format="csc")
+    an = sparse.analyse(Q, triangle=request.param)
+    return an, jnp.asarray(an.values_of(Q))
+
+
+def central_fd(f, v, d, h=1e-6):
+    return (f(v + h * d) - f(v - h * d)) / (2 * h)
+
+
+def test_sparse_logdet_value_and_grad(problem):
+    an, v = problem
+    val, g = jax.value_and_grad(lambda v: sparse.sparse_logdet(v, an))(v)
+    val_r, g_r = jax.value_and_grad(lambda v: ref_logdet(an, v))(v)
+    assert val == pytest.approx(float(val_r), rel=1e-13)
+    np.testing.assert_allclose(g, g_r, rtol=1e-10, atol=1e-12)
+    rng = np.random.default_rng(2)
+    for _ in range(3):  # FD along random (not necessarily symmetric) directions
+        d = jnp.asarray(rng.standard_normal(v.shape))
+        fd = central_fd(lambda v: sparse.sparse_logdet(v, an), v, d)
+        assert float(jnp.dot(g, d)) == pytest.approx(float(fd), rel=1e-6, abs=1e-7)
+    # jit, vmap
+    f = jax.jit(lambda v: sparse.sparse_logdet(v, an))
+    assert float(f(v)) == pytest.approx(float(val_r), rel=1e-13)
+    vs = jnp.stack([v, 2.0 * v])
+    np.testing.assert_allclose(jax.vmap(f)(vs), [val_r, ref_logdet(an, 2.0 * v)], rtol=1e-13)
+    gs = jax.vmap(jax.grad(lambda v: sparse.sparse_logdet(v, an)))(vs)
+    np.testing.assert_allclose(gs[1], g_r / 2.0, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("ncols", [None, 2])
+def test_sparse_solve_vjp(problem, ncols):
+    an, v = problem
+    rng = np.random.default_rng(3)
+    shape = (an.n,) if ncols is None else (an.n, ncols)
+    b = jnp.asarray(rng.standard_normal(shape))
+    w = jnp.asarray(rng.standard_normal(shape))
+
+    def loss(solver, v, b):
+        return jnp.sum(w * jnp.sin(solver(v, b)))
+
+    sp_solve = lambda v, b: sparse.sparse_solve(v, b, an)  # noqa: E731
+    rf_solve = lambda v, b: ref_solve(an, v, b)  # noqa: E731
+    np.testing.assert_allclose(sp_solve(v, b), rf_solve(v, b), rtol=0, atol=1e-12)
+    gv, gb = jax.grad(lambda v, b: loss(sp_solve, v, b), argnums=(0, 1))(v, b)
+    rv, rb = jax.grad(lambda v, b: loss(rf_solve, v, b), argnums=(0, 1))(v, b)
+    np.testing.assert_allclose(gv, rv, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(gb, rb, rtol=1e-9, atol=1e-12)
+    d = jnp.asarray(rng.standard_normal(v.shape))
+    fd = central_fd(lambda v: loss(sp_solve, v, b), v, d)
+    assert float(jnp.dot(gv, d)) == pytest.approx(float(fd), rel=1e-6, abs=1e-8)
+    assert jnp.allclose(jax.jit(sp_solve)(v, b), rf_solve(v, b), atol=1e-12)
+
+
+def test_gradient_of_a_theta_parametrised_gaussian_logdensity():
+    """θ ↦ ½log|Q(θ)| − ½ yᵀQ(θ)y − ... with Q(θ) = e^θ₀ K² + e^θ₁ K on a grid (2 θ, one pattern)."""
+    K = grid_K(6)
+    K2 = (K @ K).tocsc()
+    pattern = (abs(K2) + abs(K)).tocsc()
+    an = sparse.analyse(pattern)
+    k2 = jnp.asarray(an.values_of(K2))
+    k1 = jnp.asarray(an.values_of(K))
+    y = jnp.asarray(np.random.default_rng(4).standard_normal(an.n))
+
+    def objective(theta, logdet, solve):
+        v = jnp.exp(theta[0]) * k2 + jnp.exp(theta[1]) * k1
+        x = solve(v, y)
+        return 0.5 * logdet(v) - 0.5 * jnp.dot(y, x)
+
+    sp_obj = lambda t: objective(t, lambda v: sparse.sparse_logdet(v, an),  # noqa: E731
+                                 lambda v, b: sparse.sparse_solve(v, b, an))
+    rf_obj = lambda t: objective(t, lambda v: ref_logdet(an, v), lambda v, b: ref_solve(an, v, b))  # noqa: E731
+    theta = jnp.array([0.3, -0.2])
+    val, g = jax.value_and_grad(sp_obj)(theta)
+    val_r, g_r = jax.value_and_grad(rf_obj)(theta)
+    assert float(val) == pytest.approx(float(val_r), rel=1e-12)
+    np.testing.assert_allclose(g, g_r, rtol=1e-10)
+    for k in range(2):
+        e = jnp.zeros(2).at[k].set(1.0)
+        assert float(g[k]) == pytest.approx(float(central_fd(sp_obj, theta, e, h=1e-5)), rel=1e-7)
+
+
+def test_jax_wrappers_nan_when_not_positive_definite(problem):
+    an, v = problem
+    bad = -v
+    assert np.isnan(float(sparse.sparse_logdet(bad, an)))
+    assert np.all(np.isnan(sparse.sparse_solve(bad, jnp.ones(an.n), an)))
+    assert float(sparse.sparse_logdet(v, an)) == pytest.approx(float(ref_logdet(an, v)), rel=1e-13)
+
+
+def test_jax_wrappers_reject_float32(problem):
+    an, v = problem
+    with pytest.raises(TypeError, match="float64"):
+        sparse.sparse_logdet(v.astype(jnp.float32), an)
+    with pytest.raises(ValueError, match="expected"):
+        sparse.sparse_logdet(v[:-1], an)
+
+
+def test_constraints_match_dense():
+    from adelia.runtime import dense
+
+    Q = spde_grid(5)
+    an = sparse.analyse(Q)
+    F = sparse.factor(an, Q)
+    rng = np.random.default_rng(5)
+    C = np.vstack([np.ones(an.n), rng.standard_normal(an.n)])
+    x = rng.standard_normal(an.n)
+    L = dense.factor(jnp.asarray(dense_of(Q)))
+    np.testing.assert_allclose(sparse.constrain(F, C, x), dense.constrain(L, jnp.asarray(C), jnp.asarray(x)),
+                               rtol=0, atol=1e-10)
+    assert sparse.constrained_logdet_term(F, C) == pytest.approx(
+        float(dense.constrained_logdet_term(L, jnp.asarray(C))), rel=1e-10)
+    assert np.allclose(C @ sparse.constrain(F, C, x), 0.0, atol=1e-10)
+    assert sparse.constrained_logdet_term(F, np.zeros((0, an.n))) == 0.0
