@@ -26,7 +26,7 @@ def compile_formula(formula: str, data, family: str = "gaussian", *, E=None, Ntr
 
 def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, offset=None, scale=None,
         control_family: Mapping | None = None, control_fixed: Mapping | None = None,
-        int_strategy: str = "auto", strategy: str = "auto", n_samples: int = 1000, seed: int = 0, dz: float = 0.75,
+        int_strategy: str = "auto", strategy: str = "auto", solver: str = "auto", n_samples: int = 1000, seed: int = 0, dz: float = 0.75,
         diff_logdens: float = 6.0, quantiles=(0.025, 0.5, 0.975), progress=None,
         **objects: Any) -> xr.DataTree:
     """Fit a latent Gaussian model with INLA.
@@ -50,6 +50,9 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
     strategy
         Latent marginals: ``"auto"`` (R-INLA's rule: simplified Laplace below 5000 latent nodes,
         else Gaussian), ``"gaussian"`` or ``"simplified.laplace"`` (skew-normal corrected).
+    solver
+        ``"auto"`` (dense below 2000 latent nodes, else CHOLMOD when installed), ``"dense"`` or
+        ``"sparse"`` (CHOLMOD factorisations, supernodal selected inversion for the gradient).
     n_samples, seed
         Posterior draws stored in the result (θ from the integration points, then x | θ).
     **objects
@@ -59,7 +62,7 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
     -------
     xarray.DataTree in the ArviZ schema (see :func:`adelia.results.to_datatree`).
     """
-    options = InferenceOptions(int_strategy=int_strategy, strategy=strategy, dz=dz, diff_logdens=diff_logdens,
+    options = InferenceOptions(int_strategy=int_strategy, strategy=strategy, solver=solver, dz=dz, diff_logdens=diff_logdens,
                                n_samples=int(n_samples), seed=int(seed), quantiles=tuple(quantiles),
                                progress=progress)
     ir = parse_formula(formula)
@@ -78,4 +81,4 @@ def _check_objects_used(ir, objects: Mapping[str, Any]) -> None:
         raise ModelError(f"unexpected keyword argument(s) {', '.join(map(repr, unused))}: not a fit() option and "
                          "not a name used in the formula",
                          hint="fit() options: E, Ntrials, offset, scale, control_family, control_fixed, "
-                              "int_strategy, strategy, n_samples, seed, dz, diff_logdens, quantiles")
+                              "int_strategy, strategy, solver, n_samples, seed, dz, diff_logdens, quantiles")

@@ -32,6 +32,9 @@ from adelia.runtime.optimize import ModeResult, find_mode, hessian_at
 
 INT_STRATEGIES = ("auto", "grid", "ccd", "eb")
 STRATEGIES = ("auto", "gaussian", "simplified.laplace")
+SOLVERS = ("auto", "dense", "sparse")
+#: "auto" uses the general sparse path (CHOLMOD) above this latent size, when it is installed
+DENSE_MAX_LATENT = 2000
 #: R-INLA's rule: "auto" means simplified.laplace below this latent size.
 SLA_MAX_LATENT = 5000
 
@@ -40,6 +43,7 @@ SLA_MAX_LATENT = 5000
 class InferenceOptions:
     int_strategy: str = "auto"
     strategy: str = "auto"
+    solver: str = "auto"
     dz: float = 0.75
     diff_logdens: float = 6.0
     h: float = 0.005
@@ -59,6 +63,8 @@ class InferenceOptions:
             close = difflib.get_close_matches(self.strategy, STRATEGIES, n=1)
             raise ModelError(f"unknown strategy '{self.strategy}'",
                              hint=(f"did you mean '{close[0]}'? " if close else "") + f"known: {', '.join(STRATEGIES)}")
+        if self.solver not in SOLVERS:
+            raise ModelError(f"unknown solver '{self.solver}'", hint=f"known: {', '.join(SOLVERS)}")
         if self.n_samples < 0 or self.dz <= 0 or self.diff_logdens <= 0 or self.h <= 0:
             raise ModelError("n_samples must be >= 0 and dz, diff_logdens, h > 0")
 
@@ -95,8 +101,13 @@ class CompiledProblem:
     one evaluation costs microseconds to milliseconds).
     """
 
-    def __init__(self, model: Model):
-        prob = LaplaceProblem(model)
+    def __init__(self, model: Model, solver: str = "dense"):
+        if solver == "sparse":
+            from adelia.runtime.laplace_sparse import SparseLaplaceProblem
+
+            prob = SparseLaplaceProblem(model)
+        else:
+            prob = LaplaceProblem(model)
         self.prob = prob
         self.initial = np.array([t.initial for t in model.thetas], dtype=float)
         self.free = np.array([i for i, t in enumerate(model.thetas) if not t.fixed], dtype=int)
@@ -147,12 +158,23 @@ def fingerprint(model: Model) -> str:
     return h.hexdigest()
 
 
-def compiled(model: Model) -> CompiledProblem:
-    key = fingerprint(model)
+def choose_solver(model: Model, solver: str = "auto") -> str:
+    """dense below DENSE_MAX_LATENT latent nodes (or without CHOLMOD), else the sparse path."""
+    from adelia.runtime import sparse
+
+    if solver == "auto":
+        return "sparse" if model.N > DENSE_MAX_LATENT and sparse.available() and not model.copies else "dense"
+    if solver == "sparse" and not sparse.available():
+        raise ModelError("solver = \"sparse\" needs CHOLMOD (scikit-sparse)", hint=sparse.INSTALL_HINT)
+    return solver
+
+
+def compiled(model: Model, solver: str = "dense") -> CompiledProblem:
+    key = fingerprint(model) + solver
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    cp = CompiledProblem(model)
+    cp = CompiledProblem(model, solver)
     _CACHE[key] = cp
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -162,7 +184,7 @@ def compiled(model: Model) -> CompiledProblem:
 def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> FitResult:
     say = options.progress or (lambda msg: None)
     t0 = time.perf_counter()
-    cp = compiled(model)
+    cp = compiled(model, choose_solver(model, options.solver))
     prob, initial, free = cp.prob, cp.initial, cp.free
     vg, f_batch = cp.value_and_grad, cp.f_batch
 
@@ -228,7 +250,10 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
                        hint="the inner Newton iteration failed; check the data and priors")
     strategy_x = options.strategy
     if strategy_x == "auto":
-        strategy_x = "simplified.laplace" if model.N < SLA_MAX_LATENT else "gaussian"
+        strategy_x = "simplified.laplace" if model.N < SLA_MAX_LATENT and prob.supports_sla else "gaussian"
+    if strategy_x == "simplified.laplace" and not prob.supports_sla:
+        raise ModelError("strategy = \"simplified.laplace\" needs the dense solver",
+                         hint="use solver = \"dense\" or strategy = \"gaussian\"")
     if strategy_x == "simplified.laplace":
         # skew-normal marginals x_j = x̂_j + σ_j s; η keeps the Gaussian shape, shifted by A·(mean shift)
         xi, omega, alpha = skew_normal_from_sla(np.asarray(gauss.gamma1), np.asarray(gauss.gamma3))

@@ -55,13 +55,51 @@ class GaussianApprox(NamedTuple):
     gamma3: jax.Array
 
 
+class DenseFactor:
+    """Q_c factorised densely: the solver seam (solve, logdet, constraints, sampling)."""
+
+    def __init__(self, Q: jax.Array):
+        self.L = dense.factor(Q)
+
+    def solve(self, b):
+        return dense.solve(self.L, b)
+
+    def logdet(self):
+        return dense.logdet(self.L)
+
+    def sample_standard(self, z):
+        return dense.sample_standard(self.L, z)
+
+
+def krige(F, C: jax.Array, x: jax.Array, e: jax.Array | None = None) -> jax.Array:
+    """x − Q⁻¹Cᵀ(C Q⁻¹ Cᵀ)⁻¹(C x − e) with the factor F of Q (Rue & Held 2005, eq. 2.30)."""
+    if C.shape[0] == 0:
+        return x
+    V = F.solve(C.T)
+    r = C @ x if e is None else C @ x - e
+    return x - V @ jnp.linalg.solve(C @ V, r)
+
+
+def constraint_logdet(F, C: jax.Array) -> jax.Array:
+    """log|C Q⁻¹ Cᵀ| (0 without constraints)."""
+    if C.shape[0] == 0:
+        return jnp.zeros(())
+    return jnp.linalg.slogdet(C @ F.solve(C.T))[1]
+
+
 class LaplaceProblem:
-    """JAX functions of θ (the full internal vector) for one compiled :class:`Model`."""
+    """JAX functions of θ (the full internal vector) for one compiled :class:`Model`.
+
+    Linear algebra goes through :meth:`factor_qc` (a factor handle: :class:`DenseFactor` here,
+    CHOLMOD in :class:`adelia.runtime.laplace_sparse.SparseLaplaceProblem`).
+    """
+
+    #: simplified-Laplace coefficients need Σ's columns: only the dense path provides them
+    supports_sla = True
 
     def __init__(self, model: Model):
         self.model = model
         obs = model.observed
-        self.A = jnp.asarray(model.A)
         self.y = jnp.asarray(np.where(obs, model.y, 0.0))
         self.mask = jnp.asarray(obs.astype(float))
         self.off = jnp.asarray(model.offset)
@@ -69,9 +107,6 @@ class LaplaceProblem:
         self.extra = {k: jnp.asarray(np.where(np.isfinite(v), v, 1.0)) for k, v in model.extra.items()}
         self.family_index = jnp.asarray(model.family_index)
         self.C = jnp.asarray(model.C)
-        # Adding CᵀC leaves the density on {C x = 0} unchanged but makes Q_c invertible when
-        # the data cannot separate a constrained direction (intercept + intrinsic model).
-        self.CtC = jnp.asarray(model.C.T @ model.C)
         self.e = jnp.asarray(model.e)
         # a point with C x = e: Newton's damped steps then stay on the constraint set
         self.x_feasible = jnp.asarray(model.C.T @ np.linalg.solve(model.C @ model.C.T, model.e)
@@ -81,14 +116,23 @@ class LaplaceProblem:
         mu[model.fixed_offset:] = model.fixed_mean
         self.mu = jnp.asarray(mu)
         self.lik_idx = [jnp.asarray(ix, dtype=int) for ix in model.lik_theta]
-        self.pieces = [(c.offset, jnp.asarray(K.toarray()), coef, jnp.asarray(c.theta_index, dtype=int))
-                       for c in model.components for K, coef in zip(c.structure.matrices, c.structure.coefs)]
         fp = np.zeros(N)
         fp[model.fixed_offset:] = model.fixed_prec
-        self.fixed_diag = jnp.asarray(fp)
+        self.fixed_diag_np = fp
+        self._setup_matrices(model)
         k = model.C.shape[0]
         self.const = self._constant(model, k)
         self.mode = self._make_mode()
+
+    def _setup_matrices(self, model: Model) -> None:
+        """Dense A, Q_p pieces and CᵀC (adding CᵀC leaves the density on {C x = e} unchanged but
+        keeps Q_c invertible when the data cannot separate a constrained direction, e.g. an
+        intercept and an intrinsic model)."""
+        self.A = jnp.asarray(model.A)
+        self.CtC = jnp.asarray(model.C.T @ model.C)
+        self.fixed_diag = jnp.asarray(self.fixed_diag_np)
+        self.pieces = [(c.offset, jnp.asarray(K.toarray()), coef, jnp.asarray(c.theta_index, dtype=int))
+                       for c in model.components for K, coef in zip(c.structure.matrices, c.structure.coefs)]
 
     # ---- model pieces ----
     @staticmethod
@@ -177,6 +221,11 @@ class LaplaceProblem:
         A = self.A_of(theta)
         return Qp + self.CtC + (A.T * w) @ A
 
+    def factor_qc(self, w, theta, Qp):
+        """Factor of Q_c + CᵀC = Q_p + CᵀC + Aᵀ diag(w) A."""
+        A = self.A_of(theta)
+        return DenseFactor(Qp + self.CtC + (A.T * w) @ A)
+
     # ---- inner Newton iteration ----
     def newton(self, theta: jax.Array, x0: jax.Array | None = None):
         """Constrained mode of g by damped Newton; returns (x̂, iterations, converged)."""
@@ -188,9 +237,9 @@ class LaplaceProblem:
         def body(state):
             x, gx, it, _ = state
             d1, w = self._derivs(self.eta(x, theta), theta)
-            L = dense.factor(Qp + self.CtC + (A.T * w) @ A)
+            F = self.factor_qc(w, theta, Qp)
             b = A.T @ (d1 + w * (A @ x)) + Qp @ self.mu
-            target = dense.constrain(L, self.C, dense.solve(L, b), self.e)
+            target = krige(F, self.C, F.solve(b), self.e)
             step = target - x
 
             def halve(s):
@@ -224,8 +273,8 @@ class LaplaceProblem:
         def bwd(res, v):
             # dx̂/dθ = K H⁻¹ ∂_θ∇ₓg  ⇒  θ̄ = (∂_θ∇ₓg)ᵀ u,  u = K H⁻¹ v  (K: kriging projector)
             x, theta = res
-            L = dense.factor(self.Qc(x, theta))
-            u = dense.constrain(L, self.C, dense.solve(L, v))
+            F = self.factor_qc(self._derivs(self.eta(x, theta), theta)[1], theta, self.Qp(theta))
+            u = krige(F, self.C, F.solve(v))
             _, vjp = jax.vjp(lambda th: jax.grad(self.g)(x, th), theta)
             return vjp(u)
 
@@ -237,9 +286,9 @@ class LaplaceProblem:
         """log π̃(θ | y) including every constant (so its integral is the marginal likelihood)."""
         x = self.mode(theta)
         Qp = self.Qp(theta)
-        L = dense.factor(self.Qc(x, theta, Qp))
+        F = self.factor_qc(self._derivs(self.eta(x, theta), theta)[1], theta, Qp)
         return (self.log_prior_theta(theta) + self.g(x, theta, Qp) + self.log_prior_normaliser(theta)
-                - 0.5 * dense.logdet(L) - 0.5 * dense.constrained_logdet_term(L, self.C) + self.const)
+                - 0.5 * F.logdet() - 0.5 * constraint_logdet(F, self.C) + self.const)
 
     def gaussian(self, theta: jax.Array) -> GaussianApprox:
         """Mode and marginal sds of the constrained Gaussian approximation, and of η."""
@@ -284,10 +333,12 @@ class LaplaceProblem:
     def sample_latent(self, theta: jax.Array, key: jax.Array, n: int) -> jax.Array:
         """n draws of x from the constrained Gaussian approximation at θ, shape (n, N)."""
         x = self.mode(theta)
-        L = dense.factor(self.Qc(x, theta))
+        F = self.factor_qc(self._derivs(self.eta(x, theta), theta)[1], theta, self.Qp(theta))
         z = jax.random.normal(key, (self.model.N, n))
-        draws = dense.sample_standard(L, z)
-        draws = jax.vmap(lambda d: dense.constrain(L, self.C, d), in_axes=1, out_axes=1)(draws)
+        draws = F.sample_standard(z)
+        if self.C.shape[0]:
+            V = F.solve(self.C.T)
+            draws = draws - V @ jnp.linalg.solve(self.C @ V, self.C @ draws)
         return (x[:, None] + draws).T
 
 
