@@ -133,3 +133,11 @@ def test_syntax_error_has_position():
         adelia.parse_formula('y ~ f(region model = "bym2")')
     assert (info.value.line, info.value.column) == (1, 14)
     assert "^~~~~" in str(info.value)
+
+
+def test_fixed_hyperparameter_on_the_natural_scale():
+    rng = np.random.default_rng(0)
+    d = pd.DataFrame({"y": rng.normal(size=40), "g": np.arange(40) % 8})
+    dt = adelia.fit('y ~ 1 + f(g, model = "iid", hyper = list(prec = fixed(2.5)))', d, n_samples=10)
+    assert "Precision for g" not in adelia.summary(dt).index
+    assert float(dt["inla"]["theta_mode"].sel(theta="Log precision for g")) == pytest.approx(np.log(2.5), abs=1e-9)

@@ -314,6 +314,12 @@ def _theta(spec: HyperSpec, owner: str, user: Any, res: Resolver, span: Span | N
     """A Theta from a HyperSpec, applying the user's hyper = list(<short> = ...) entry if any."""
     prior_name, params = spec.prior
     initial, fixed = spec.initial, False
+    if isinstance(user, PriorCall) and user.name == "fixed":
+        if len(user.params) != 1:
+            raise ModelError("fixed() takes one value (on the natural scale, e.g. a precision)",
+                             source=res.source, span=span, filename=res.filename)
+        initial = _to_internal(spec, user.params[0], res, span)
+        user, fixed = None, True
     if user is not None:
         if isinstance(user, PriorCall):
             prior_name, params = user.name, user.params
@@ -338,6 +344,25 @@ def _theta(spec: HyperSpec, owner: str, user: Any, res: Resolver, span: Span | N
     prior = make_prior(prior_name, params, spec.scale, source=res.source, span=span, filename=res.filename)
     return Theta(spec.label.format(name=name), spec.internal_label.format(name=name), prior, initial,
                  spec.to_natural, owner, fixed)
+
+
+def _to_internal(spec: HyperSpec, value: float, res: Resolver, span) -> float:
+    """θ with to_natural(θ) = value (the maps are monotone: bisection on [-60, 60])."""
+    import jax.numpy as jnp
+
+    f = lambda t: float(spec.to_natural(jnp.asarray(t))) - value
+    lo, hi = -60.0, 60.0
+    flo, fhi = f(lo), f(hi)
+    if not (np.isfinite(flo) and np.isfinite(fhi)) or flo * fhi > 0:
+        raise ModelError(f"fixed({value:g}) is outside the range of '{spec.short}'", source=res.source, span=span,
+                         filename=res.filename)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if (f(mid) > 0) == (fhi > 0):
+            hi = mid
+        else:
+            lo = mid
+    return 0.5 * (lo + hi)
 
 
 @dataclass(frozen=True)

@@ -181,7 +181,9 @@ class LaplaceProblem:
         return total
 
     def log_prior_theta(self, theta: jax.Array) -> jax.Array:
-        return sum(t.prior.logpdf(theta[i]) for i, t in enumerate(self.model.thetas))
+        """Σ log π(θ_k) over the estimated hyperparameters (a fixed one has no prior, as in R-INLA)."""
+        return sum((t.prior.logpdf(theta[i]) for i, t in enumerate(self.model.thetas) if not t.fixed),
+                   jnp.zeros(()))
 
     def loglik_terms(self, eta: jax.Array, theta: jax.Array) -> jax.Array:
         fams = self.model.families
