@@ -237,3 +237,16 @@ def test_s2_structure_and_layout(s2):
     np.testing.assert_array_equal(dt["inla"]["summary_random_x"]["x_index"].values, ref["summary.random"]["x"]["ID"])
     u = region.sel(stat="mean").values[544:]
     assert abs(u.sum()) < 1e-8                              # Σ u* = 0
+
+
+def test_s4_pc_matern_helper_equals_spde_object_priors(s4_inputs, s4):
+    """hyper = pc.matern(range0, p_range, sigma0, p_sigma) gives the SPDE object's PC priors."""
+    path, data, mesh = s4_inputs
+    dt_ref, ref = s4
+    pr = ref["priors"]["spde_pcmatern"]
+    spde = SPDE(mesh, prior_range=pr["prior.range"], prior_sigma=pr["prior.sigma"], loc=data[["s1", "s2"]].to_numpy())
+    (r0, p_r), (s0, p_s) = pr["prior.range"], pr["prior.sigma"]
+    data = data.assign(intercept=1.0, spatial=np.arange(1, len(data) + 1))
+    dt = fit(f"y ~ -1 + intercept + f(spatial, model = spde, hyper = pc.matern({r0}, {p_r}, {s0}, {p_s}))", data,
+             "gaussian", objects={"spde": spde})
+    pd.testing.assert_frame_equal(adelia.summary(dt), adelia.summary(dt_ref), rtol=1e-6)

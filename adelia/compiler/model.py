@@ -412,10 +412,19 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
     if term.weights is not None:
         weights = res.numeric(term.weights, f"the weights of f({name})")
 
-    hyper_user = dict(args.pop("hyper", None) or {})
+    hyper_user = args.pop("hyper", None) or {}
+    if isinstance(hyper_user, PriorCall) and hyper_user.name == "pc.matern":
+        # pc.matern(range0, p_range, sigma0, p_sigma): the joint PC prior of an SPDE's two
+        # hyperparameters (Fuglstad et al. 2019), i.e. pc.range and pc.sd on its halves
+        if len(hyper_user.params) != 4:
+            raise ModelError("pc.matern takes (range0, p_range, sigma0, p_sigma)", source=res.source,
+                             span=spans.get("hyper"), filename=res.filename)
+        r0, pr, s0, ps = hyper_user.params
+        hyper_user = {"range": PriorCall("pc.range", (r0, pr)), "stdev": PriorCall("pc.sd", (s0, ps))}
     if not isinstance(hyper_user, dict):
         raise ModelError("hyper must be a list(...) of hyperparameter settings", source=res.source,
                          span=spans.get("hyper"), filename=res.filename)
+    hyper_user = dict(hyper_user)
     for spec in lm.hypers:
         thetas.append(_theta(spec, name, hyper_user.pop(spec.short, None), res, spans.get("hyper"), name))
     if hyper_user:

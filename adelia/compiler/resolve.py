@@ -24,7 +24,7 @@ def _is_prior_helper(name: str) -> bool:
     """Prior helpers usable as values inside hyper = list(...): every registered prior."""
     from adelia.compiler.priors import PRIORS
 
-    return name == "fixed" or name in PRIORS or name.replace("_", ".") in PRIORS
+    return name in ("fixed", "pc.matern", "pc_matern") or name in PRIORS or name.replace("_", ".") in PRIORS
 
 
 class Resolver:
@@ -139,7 +139,7 @@ class Resolver:
                 params = [self.value(a) for a in args]
                 if not all(isinstance(p, (int, float)) for p in params):
                     raise self._err(ModelError, f"the parameters of {f}() must be numbers", expr)
-                name = f if f == "fixed" or f in _prior_names() else f.replace("_", ".")
+                name = f if f in ("fixed", "pc.matern") or f in _prior_names() else f.replace("_", ".")
                 return prior_call(name, tuple(float(p) for p in params))
             case ir.Name(id=n):
                 if n in self.objects:
