@@ -3,7 +3,8 @@
 ::
 
     adelia check MODEL.adl [--data DATA]               # parse + validate, every problem reported
-    adelia fit MODEL.adl -o result.nc [--samples N] [--seed N] [--quiet] [--force]
+    adelia fit MODEL.adl -o result.nc [--samples N] [--seed N] [--int-strategy S] [--strategy S]
+                                      [--quiet] [--force]
     adelia summary result.nc
 
 Progress and problems go to stderr, tables to stdout. Exit codes: 0 success, 1 model or data
@@ -83,7 +84,10 @@ def check(model: Path, data: Path | None) -> None:
     if problems:
         _fail(problems)
     comps = ", ".join(f"f({t.label})" for t in prepared.formula.latent) or "none"
-    click.echo(f"{model}: ok — {prepared.family} model, {len(prepared.data)} rows, latent: {comps}")
+    kinds = prepared.model.object_kinds()
+    objects = ", ".join(f"{kinds[k]} {k}" for k in prepared.definitions if k in kinds)
+    click.echo(f"{model}: ok — {prepared.family_label} model, {len(prepared.data)} rows, latent: {comps}"
+               + (f"; objects: {objects}" if objects else ""))
 
 
 def _check_output(out: Path, inputs) -> None:
@@ -126,10 +130,12 @@ def write_datatree(dt, out: Path) -> None:
 @click.option("--seed", type=int, default=None, help="Random seed (overrides options()).")
 @click.option("--int-strategy", type=click.Choice(["auto", "grid", "ccd", "eb"]), default=None,
               help="Integration over the hyperparameters (overrides options()).")
+@click.option("--strategy", type=click.Choice(["auto", "gaussian", "simplified.laplace"]), default=None,
+              help="Approximation of the latent marginals (overrides options()).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 def fit(model: Path, data: Path | None, output: Path | None, samples: int | None, seed: int | None,
-        int_strategy: str | None, quiet: bool, force: bool) -> None:
+        int_strategy: str | None, strategy: str | None, quiet: bool, force: bool) -> None:
     """Fit MODEL with INLA, print the summary and optionally save the result."""
     from adelia.adl_run import fit_model
     from adelia.errors import AdeliaError
@@ -146,7 +152,8 @@ def fit(model: Path, data: Path | None, output: Path | None, samples: int | None
     out_console, err_console = _consoles()
     try:
         with _progress(err_console, quiet) as say:
-            dt = fit_model(prepared, progress=say, n_samples=samples, seed=seed, int_strategy=int_strategy)
+            dt = fit_model(prepared, progress=say, n_samples=samples, seed=seed, int_strategy=int_strategy,
+                           strategy=strategy)
     except AdeliaError as err:
         _fail([err])
     if output is not None:

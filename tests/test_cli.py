@@ -122,3 +122,56 @@ def test_summary_errors(runner, tmp_path):
     junk.write_text("not netcdf")
     res = runner.invoke(cli, ["summary", str(junk)])
     assert res.exit_code == 1 and "cannot read" in res.stderr and "Traceback" not in res.stderr
+
+
+def _copy_example(tmp_path, name):
+    for suffix in (".adl", ".csv"):
+        shutil.copy(EXAMPLES / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    return tmp_path / f"{name}.adl"
+
+
+def test_check_lists_objects_and_families(runner, tmp_path):
+    res = runner.invoke(cli, ["check", str(_copy_example(tmp_path, "spatial"))])
+    assert res.exit_code == 0, res.output
+    assert "ok — gaussian model, 40 rows, latent: f(site); objects: mesh m, spde matern" in res.stdout
+    res = runner.invoke(cli, ["check", str(_copy_example(tmp_path, "joint"))])
+    assert res.exit_code == 0, res.output
+    assert "ok — gaussian + poisson model, 50 rows" in res.stdout
+
+
+def test_check_reports_problems_in_new_statements(runner, tmp_path):
+    _copy_example(tmp_path, "spatial")
+    bad = tmp_path / "bad.adl"
+    bad.write_text('data d = csv("spatial.csv")\n'
+                   'column site = row()\n'
+                   'mesh m = mesh(nodes = "nodes.csv", triangles = "tri.csv", base = 2)\n'
+                   'mesh m2 = delaunay(x = s1, y = s3)\n'
+                   'spde sp = spde(m2, prior.range = c(0.3, 2), prior.sigma = c(1, 0.01), loc = c(s1, s2))\n'
+                   'family gaussian, poisson\n'
+                   'formula y ~ x + f(site, model = spx)\n'
+                   'prior prec(likelihood[3]) = pc.prec(1, 0.01)\n')
+    res = runner.invoke(cli, ["check", str(bad)])
+    assert res.exit_code == 1 and res.stdout == ""
+    err = res.stderr
+    for where, what in [("3:66", "base must be 0 or 1"),
+                        ("4:32", "'s3' (delaunay() coordinates) is not a column of the data"),
+                        ("5:34", "prior.range must be c(value, probability) with value > 0 and "
+                                 "0 < probability < 1, not c(0.3, 2)"),
+                        ("6:18", "2 likelihood families are given but the formula has one response"),
+                        ("7:33", "'spx' is neither a latent model nor an spde object"),
+                        ("8:23", "likelihood[3] does not exist")]:
+        assert f"{bad}:{where}: error: {what}" in err, (where, err)
+    assert "6 problems found" in err and "Traceback" not in err
+
+
+def test_fit_several_likelihoods(runner, tmp_path):
+    model = _copy_example(tmp_path, "joint")
+    out = tmp_path / "joint.nc"
+    res = runner.invoke(cli, ["fit", str(model), "-o", str(out), "--samples", "10", "--strategy", "gaussian",
+                              "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr == ""
+    assert "Precision for the Gaussian observations" in res.stdout and "Precision for group" in res.stdout
+    res = runner.invoke(cli, ["summary", str(out)])
+    assert res.exit_code == 0 and "Precision for group" in res.stdout
+    assert runner.invoke(cli, ["fit", str(model), "--strategy", "laplace"]).exit_code == 2
