@@ -130,12 +130,11 @@ GRAPH_READERS = {"inla_graph": (), "edges": ("from", "to", "n", "sep")}
 #: family(...) keyword arguments (per-observation columns, then control.family's hyper).
 FAMILY_ARGS = ("E", "Ntrials", "offset", "scale", "hyper")
 FIXED_ARGS = ("mean", "prec", "mean.intercept", "prec.intercept")
-OPTION_ARGS = ("int_strategy", "strategy", "n_samples", "seed", "dz", "diff_logdens", "quantiles")
-INT_STRATEGIES = ("auto", "grid", "ccd", "eb")
-STRATEGIES = ("auto", "gaussian", "simplified.laplace")
+OPTION_ARGS = ("int_strategy", "strategy", "solver", "n_samples", "seed", "dz", "diff_logdens", "quantiles")
+from adelia.options import INT_STRATEGIES, SOLVERS, STRATEGIES  # noqa: E402
 #: adelia.fit's own keyword names: a named object may not be called like one of them.
 FIT_KEYWORDS = frozenset({"formula", "data", "family", "E", "Ntrials", "offset", "scale", "control_family",
-                          "control_fixed", "int_strategy", "strategy", "n_samples", "seed", "dz", "diff_logdens",
+                          "control_fixed", "int_strategy", "strategy", "solver", "n_samples", "seed", "dz", "diff_logdens",
                           "quantiles", "progress"})
 #: Readers of named objects: positional parameter names, then every accepted keyword.
 MESH_READERS = {"mesh": (("nodes", "triangles"), ("nodes", "triangles", "base", "sep")),
@@ -724,6 +723,10 @@ def _check_option(k: ir.Keyword, err) -> None:
         if not isinstance(v, (ir.Str, ir.Name)) or (v.value if isinstance(v, ir.Str) else v.id) not in STRATEGIES:
             err(f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, not {ir.expr_label(v)}",
                 v.span, "e.g. options(strategy = \"gaussian\")")
+    elif name == "solver":
+        if not isinstance(v, (ir.Str, ir.Name)) or (v.value if isinstance(v, ir.Str) else v.id) not in SOLVERS:
+            err(f"solver must be one of {', '.join(map(repr, SOLVERS))}, not {ir.expr_label(v)}",
+                v.span, "e.g. options(solver = \"sparse\")")
     elif name in ("n_samples", "seed"):
         if not (isinstance(v, ir.Num) and float(v.value).is_integer() and v.value >= 0):
             err(f"{name} must be a whole number >= 0, not {ir.expr_label(v)}", v.span)

@@ -30,9 +30,7 @@ from adelia.runtime.marginals import (QUANTILES, density_summary, mixture_summar
                                       skew_normal_from_sla, theta_marginal_ccd, theta_marginal_grid)
 from adelia.runtime.optimize import ModeResult, find_mode, hessian_at
 
-INT_STRATEGIES = ("auto", "grid", "ccd", "eb")
-STRATEGIES = ("auto", "gaussian", "simplified.laplace")
-SOLVERS = ("auto", "dense", "sparse")
+from adelia.options import INT_STRATEGIES, SOLVERS, STRATEGIES  # noqa: E402
 #: "auto" uses the general sparse path (CHOLMOD) above this latent size, when it is installed
 DENSE_MAX_LATENT = 2000
 #: R-INLA's rule: "auto" means simplified.laplace below this latent size.
