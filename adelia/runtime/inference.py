@@ -19,6 +19,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import logsumexp
 
 from adelia.compiler.model import Model
@@ -152,7 +153,9 @@ def fingerprint(model: Model) -> str:
         s = comp.structure
         h.update(repr((comp.name, comp.model, comp.offset, s.n, s.rank_def, s.logdet_star, comp.theta_index)).encode())
         for K in s.matrices:
-            h.update(np.ascontiguousarray(K.toarray()).tobytes())
+            K = sp.csr_matrix(K)
+            for part in (K.data, K.indices, K.indptr):
+                h.update(np.ascontiguousarray(part).tobytes())
     return h.hexdigest()
 
 
