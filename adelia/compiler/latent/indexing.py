@@ -37,19 +37,30 @@ def nodes_from_values(term: TermInput) -> tuple[np.ndarray, np.ndarray]:
     return values, node
 
 
-def graph_nodes(term: TermInput, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Map an index to the nodes of a graph with n nodes: 1..n (R-INLA) or 0..n-1 (Python)."""
-    idx = np.asarray(term.index, dtype=float)
+def row_numbers(term: TermInput, n: int, what: str, span_key: str | None = None) -> np.ndarray:
+    """Index values -> 0-based numbers of n items (1..n as in R, or 0..n−1 when a 0 appears); NaN -> −1."""
+    try:
+        idx = np.asarray(term.index, dtype=float)
+    except (TypeError, ValueError):
+        raise DataError(f"the index of f({term.name}) must hold numbers of {what}") from None
     ok = ~np.isnan(idx)
     obs = idx[ok]
     if np.any(obs != np.round(obs)):
-        raise DataError(f"the index of f({term.name}) must hold integer node numbers for a graph model")
+        raise DataError(f"the index of f({term.name}) must hold integer numbers of {what}")
     base = 0 if obs.size and obs.min() == 0 else 1
     bad = np.flatnonzero(ok & ((idx - base < 0) | (idx - base >= n)))
     if bad.size:
-        raise DataError(f"index '{term.name}' has values outside the graph's nodes {base}..{n - 1 + base} "
-                        f"(first offending rows: {bad[:5].tolist()})", span=term.describe("graph"))
-    node = np.where(ok, idx - base, -1).astype(np.int64)
+        raise DataError(f"index '{term.name}' has values outside {base}..{n - 1 + base}, the {what} "
+                        f"(first offending rows: {bad[:5].tolist()})",
+                        span=term.describe(span_key) if span_key else None)
+    return np.where(ok, idx - base, -1).astype(np.int64)
+
+
+def graph_nodes(term: TermInput, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Map an index to the nodes of a graph with n nodes: 1..n (R-INLA) or 0..n-1 (Python)."""
+    node = row_numbers(term, n, "the graph's nodes", "graph")
+    idx = np.asarray(term.index, dtype=float)
+    base = 0 if np.nanmin(idx, initial=1) == 0 else 1
     return np.arange(base, n + base), node
 
 

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
+from adelia.compiler.latent.indexing import row_numbers
 from adelia.compiler.latent.base import LATENT, LatentModel, Structure, TermInput
 from adelia.compiler.likelihoods import HyperSpec
 from adelia.compiler.mesh import FEM, Mesh
@@ -197,20 +198,7 @@ def _tail(pair, what: str) -> tuple[float, float]:
 
 def _row_numbers(term: TermInput, n: int, what: str) -> np.ndarray:
     """Index values -> 0-based row numbers (1..n as in R, or 0..n−1); NaN -> −1."""
-    try:
-        idx = np.asarray(term.index, dtype=float)
-    except (TypeError, ValueError):
-        raise DataError(f"the index of f({term.name}, model = \"spde\") must hold numbers of {what}") from None
-    ok = ~np.isnan(idx)
-    obs = idx[ok]
-    if np.any(obs != np.round(obs)):
-        raise DataError(f"the index of f({term.name}) must hold integer numbers of {what}")
-    base = 0 if obs.size and obs.min() == 0 else 1
-    bad = np.flatnonzero(ok & ((idx - base < 0) | (idx - base >= n)))
-    if bad.size:
-        raise DataError(f"index '{term.name}' has values outside {base}..{n - 1 + base}, the {what} "
-                        f"(first offending rows: {bad[:5].tolist()})")
-    return np.where(ok, idx - base, -1).astype(np.int64)
+    return row_numbers(term, n, what)
 
 
 def build(term: TermInput) -> SPDEStructure:
