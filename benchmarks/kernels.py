@@ -1,0 +1,406 @@
+"""Benchmarks of the BTA kernels and of the ADELIA Gaussian gradient on CPU.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/kernels.py --quick     # < 1 minute
+    OPENBLAS_NUM_THREADS=1 python benchmarks/kernels.py             # full sizes
+
+Prints one JSON object per case on stdout.
+
+* ``factor`` cases: random SPD BTA matrices with dense blocks.  JAX ``bta_cholesky``
+  (scan) against a Python block loop over SciPy's LAPACK/BLAS (potrf, trsm, syrk —
+  one BLAS library only, PERFORMANCE.md §8), plus selected inversion and solve.
+  Rates use the standard flop count (7/3)·nt·b³ for both.
+* ``gradient`` cases: a DEMF(1,2,1)-like space-time model (METHOD.md §9) on a
+  regular grid (c0 = h²I, g1 = 5-point stiffness), Gaussian likelihood, a = 6 fixed
+  effects, d = 4 (θ = log τ, log r_s, log r_t, log σ).  Objective, ADELIA
+  value-and-gradient (custom VJP), naive value-and-gradient (reverse mode through
+  the scan, "AD-Loop"), and central finite differences (2d + 1 sequential
+  objective evaluations).
+
+Times are the minimum over repeats after a warm-up call (JIT compilation excluded).
+Peak memory = temp + output bytes of the compiled executable
+(``jax.jit(f).lower(...).compile().memory_analysis()``).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy/scipy/jax load BLAS
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from functools import partial  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.linalg import blas, lapack  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from adelia.runtime.bta import (  # noqa: E402
+    BTA,
+    bta_cholesky,
+    bta_logdet,
+    bta_sample,
+    bta_selected_inverse,
+    bta_solve,
+)
+from adelia.runtime.bta_gradient import (  # noqa: E402
+    assemble_precisions,
+    gaussian_objective,
+    gaussian_objective_naive,
+    make_gaussian_data,
+)
+
+# ---------------------------------------------------------------------------
+# Timing and memory helpers
+# ---------------------------------------------------------------------------
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy ticks of the whole machine, ticks used by this process) from /proc."""
+    try:
+        with open("/proc/stat") as fh:
+            f = [int(x) for x in fh.readline().split()[1:]]
+        busy = sum(f) - f[3] - f[4]  # all but idle and iowait
+        with open("/proc/self/stat") as fh:
+            g = fh.read().rsplit(")", 1)[1].split()
+        return busy, int(g[11]) + int(g[12])  # utime + stime
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+
+
+def best_time(fn, *args, repeats: int = 3, min_total: float = 0.5) -> float:
+    """Min wall time of ``fn(*args)`` after one warm-up call (JIT excluded).
+
+    At least ``repeats`` clean runs, and more for fast functions until ``min_total``
+    seconds were spent (at most 200 runs).  On a shared machine a run during which
+    other processes used more than one clock tick per 0.1 s of CPU is not counted as
+    clean; if no clean run is left the plain minimum is returned."""
+    jax.block_until_ready(fn(*args))
+    clean, everything = [], []
+    max_tries = max(3 * repeats, 200)
+    while len(everything) < max_tries:
+        busy0, own0 = _cpu_ticks()
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        dt = time.perf_counter() - t0
+        busy1, own1 = _cpu_ticks()
+        everything.append(dt)
+        if (busy1 - busy0) - (own1 - own0) <= 1 + 10 * dt:
+            clean.append(dt)
+        if len(clean) >= repeats and sum(everything) >= min_total:
+            break
+        if len(everything) >= 3 * repeats and sum(everything) >= min_total:
+            break
+    return min(clean or everything)
+
+
+def peak_bytes(fn, *args) -> int | None:
+    """temp + output bytes of the compiled executable, or None if unavailable."""
+    try:
+        stats = jax.jit(fn).lower(*args).compile().memory_analysis()
+        return int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
+    except Exception:  # memory_analysis is backend-dependent
+        return None
+
+
+def bta_bytes(b: int, nt: int, a: int) -> int:
+    return 8 * (nt * b * b + (nt - 1) * b * b + nt * a * b + a * a)
+
+
+# ---------------------------------------------------------------------------
+# SciPy-BLAS reference loop (METHOD.md §4 recurrence, potrf/trsm/syrk)
+# ---------------------------------------------------------------------------
+
+
+def scipy_bta_cholesky(diag, lower, arrow, tip):
+    """BTA Cholesky as a Python loop over SciPy LAPACK/BLAS; returns log|Q|.
+
+    Blocks are symmetric, so ``D.T`` is a free Fortran-ordered view; B L⁻ᵀ is
+    computed as (L⁻¹ Bᵀ)ᵀ on Fortran views to avoid layout copies."""
+    nt = diag.shape[0]
+    S = R = None
+    T = np.asfortranarray(tip.copy())
+    logdet = 0.0
+    for i in range(nt):
+        X = diag[i].T if S is None else diag[i].T - S
+        L, info = lapack.dpotrf(X, lower=1, clean=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"block {i} not positive definite")
+        logdet += 2.0 * np.log(np.diagonal(L)).sum()
+        C = arrow[i] if R is None else arrow[i] - R
+        LCt = blas.dtrsm(1.0, L, np.asfortranarray(C.T), lower=1)  # L⁻¹ Cᵀ = L_Cᵀ
+        T = blas.dsyrk(-1.0, LCt, beta=1.0, c=T, trans=1, lower=1)  # T − L_C L_Cᵀ
+        if i + 1 < nt:
+            LBt = blas.dtrsm(1.0, L, lower[i].T, lower=1)  # L⁻¹ Bᵀ = L_Bᵀ (Fortran)
+            S = blas.dsyrk(1.0, LBt, trans=1, lower=1)  # L_B L_Bᵀ (lower part)
+            R = blas.dgemm(1.0, LCt, LBt, trans_a=1)  # L_C L_Bᵀ
+    if tip.shape[0]:
+        LT, info = lapack.dpotrf(T, lower=1, clean=1)
+        logdet += 2.0 * np.log(np.diagonal(LT)).sum()
+    return logdet
+
+
+# ---------------------------------------------------------------------------
+# Factorisation cases
+# ---------------------------------------------------------------------------
+
+
+def random_spd_bta(b: int, nt: int, a: int, seed: int = 0) -> BTA:
+    """Random SPD BTA with dense blocks, strictly diagonally dominant: off-diagonal
+    entries U(−1, 1)/b, diagonal 4 + (a-dependent margin)."""
+    rng = np.random.default_rng(seed)
+    scale = 1.0 / b
+    diag = rng.uniform(-scale, scale, (nt, b, b))
+    diag = 0.5 * (diag + diag.transpose(0, 2, 1))
+    idx = np.arange(b)
+    diag[:, idx, idx] = 4.0 + a * scale
+    lower = rng.uniform(-scale, scale, (nt - 1, b, b))
+    arrow = rng.uniform(-scale, scale, (nt, a, b))
+    tip = rng.uniform(-scale, scale, (a, a))
+    tip = 0.5 * (tip + tip.T) + (4.0 + nt * b * scale) * np.eye(a)
+    return BTA(diag, lower, arrow, tip)
+
+
+def factor_case(b: int, nt: int, a: int, repeats: int, extras: bool) -> dict:
+    Qn = random_spd_bta(b, nt, a)
+    Q = BTA(*map(jnp.asarray, Qn))
+    flops = nt * (7.0 / 3.0) * b**3
+
+    chol = jax.jit(bta_cholesky)
+    t_factor = best_time(chol, Q, repeats=repeats)
+    L = chol(Q)
+    logdet = float(bta_logdet(L))
+
+    t_scipy = best_time(scipy_bta_cholesky, *Qn, repeats=repeats)
+    logdet_scipy = scipy_bta_cholesky(*Qn)
+
+    out = dict(
+        name=f"factor_b{b}_nt{nt}_a{a}",
+        kind="factor",
+        b=b,
+        nt=nt,
+        a=a,
+        d=None,
+        t_objective=None,
+        t_grad_ad=None,
+        t_grad_fd=None,
+        t_grad_naive=None,
+        t_factor=t_factor,
+        t_factor_scipy=t_scipy,
+        gflops_factor=flops / t_factor / 1e9,
+        gflops_factor_scipy=flops / t_scipy / 1e9,
+        factor_rate_vs_scipy=t_scipy / t_factor,
+        logdet_rel_diff_vs_scipy=abs(logdet - logdet_scipy) / abs(logdet_scipy),
+        peak_bytes_grad=None,
+        peak_bytes_factor=peak_bytes(bta_cholesky, Q),
+        factor_bytes=bta_bytes(b, nt, a),
+    )
+    if extras:
+        selinv = jax.jit(bta_selected_inverse)
+        solve = jax.jit(bta_solve)
+        r = jnp.ones(nt * b + a)
+        out["t_selinv"] = best_time(selinv, L, repeats=repeats)
+        out["t_solve"] = best_time(solve, L, r, repeats=repeats)
+        out["selinv_over_factor"] = out["t_selinv"] / t_factor
+    return out
+
+
+# ---------------------------------------------------------------------------
+# DEMF(1,2,1)-like gradient cases (METHOD.md §9)
+# ---------------------------------------------------------------------------
+
+
+def grid_fem(nx: int, ny: int, h: float = 1.0):
+    """Lumped mass c0 = h²I and 5-point stiffness g1 on an nx x ny grid (Neumann)."""
+
+    def lap1(n):
+        g = 2.0 * np.eye(n) - np.eye(n, k=1) - np.eye(n, k=-1)
+        g[0, 0] = g[-1, -1] = 1.0
+        return g
+
+    g1 = np.kron(lap1(ny), np.eye(nx)) + np.kron(np.eye(ny), lap1(nx))
+    c0 = h * h * np.ones(nx * ny)
+    return c0, g1
+
+
+def demf_gen_data(c0, g1):
+    """(c0, g1, g2 = g1 c0⁻¹ g1, g3 = g1 c0⁻¹ g2) as JAX arrays."""
+    ci = 1.0 / c0
+    g2 = g1 @ (ci[:, None] * g1)
+    g3 = g1 @ (ci[:, None] * g2)
+    return tuple(jnp.asarray(m) for m in (np.diag(c0), g1, g2, g3))
+
+
+def demf_generators(theta_st, gen_data):
+    """θ_st = (log r_s, log r_t, log σ) → coefficients and (q3, q2, q1), plane
+    (METHOD.md §9.1–9.2, α_t = 1, α_s = 2, α_e = 1, d = 2 ⇒ ν_s = 1, ν_t = ½)."""
+    C0, G1, G2, G3 = gen_data
+    log_rs, log_rt, log_sigma = theta_st
+    nu_s, nu_t, alpha_s = 1.0, 0.5, 2.0
+    gamma_s = 0.5 * jnp.log(8.0 * nu_s) - log_rs
+    gamma_t = log_rt - 0.5 * jnp.log(8.0 * nu_t) + alpha_s * gamma_s
+    alpha_t, alpha = 1.0, 2.0
+    c1 = math.gamma(nu_t) * math.gamma(nu_s) / (
+        math.gamma(alpha_t) * math.gamma(alpha) * (4 * math.pi) ** 1.5
+    )
+    gamma_st = 0.5 * math.log(c1) - 0.5 * gamma_t - nu_s * gamma_s - log_sigma
+    k2 = jnp.exp(2.0 * gamma_s)
+    q1 = k2 * C0 + G1
+    q2 = k2**2 * C0 + 2.0 * k2 * G1 + G2
+    q3 = k2**3 * C0 + 3.0 * k2**2 * G1 + 3.0 * k2 * G2 + G3
+    et = jnp.exp(gamma_t)
+    coefs = jnp.exp(2.0 * gamma_st) * jnp.stack([1.0, et, et * et])
+    return coefs, jnp.stack([q3, q2, q1])
+
+
+def demf_temporal(nt: int, h: float = 1.0):
+    """Diagonals and sub-diagonals of m0, m1, m2 (METHOD.md §9.1)."""
+    m0 = h * np.ones(nt)
+    m0[[0, -1]] = 0.5 * h
+    m1 = np.zeros(nt)
+    m1[[0, -1]] = 1.0
+    m2 = 2.0 / h * np.ones(nt)
+    m2[[0, -1]] = 1.0 / h
+    m_diag = np.stack([m0, m1, m2])
+    m_lower = np.stack([np.zeros(nt - 1), np.zeros(nt - 1), -np.ones(nt - 1) / h])
+    return m_diag, m_lower
+
+
+def demf_problem(nx: int, ny: int, nt: int, a: int, obs_per_node: float, seed: int = 0):
+    """Synthetic data set simulated from the model at θ_true."""
+    rng = np.random.default_rng(seed)
+    b = nx * ny
+    m_t = max(1, int(round(obs_per_node * b)))
+    c0, g1 = grid_fem(nx, ny)
+    gen_data = demf_gen_data(c0, g1)
+    m_diag, m_lower = demf_temporal(nt)
+    # observation rows: 3 random nodes with barycentric-like weights
+    A = np.zeros((nt, m_t, b))
+    nodes = rng.integers(0, b, (nt, m_t, 3))
+    w = rng.dirichlet(np.ones(3), (nt, m_t))
+    for k in range(3):
+        np.add.at(A, (np.arange(nt)[:, None], np.arange(m_t)[None, :], nodes[..., k]), w[..., k])
+    A_tip = np.concatenate([np.ones((nt, m_t, 1)), rng.standard_normal((nt, m_t, a - 1))], axis=-1)
+    theta_true = jnp.array([np.log(4.0), np.log(0.3 * nx), np.log(3.0), np.log(1.0)])
+    tmp = make_gaussian_data(
+        m_diag=m_diag, m_lower=m_lower, tip_prec=np.full(a, 1e-3),
+        A_blocks=A, A_tip=A_tip, y=np.zeros((nt, m_t)), gen_data=gen_data,
+    )
+    Qp, _, _ = assemble_precisions(demf_generators, theta_true, tmp)
+    Qp = Qp._replace(tip=jnp.eye(a))  # β ~ N(0, I) for the simulation
+    x = bta_sample(bta_cholesky(Qp), jax.random.PRNGKey(seed))
+    u, beta = np.asarray(x[: nt * b]).reshape(nt, b), np.asarray(x[nt * b :])
+    y = np.einsum("tmb,tb->tm", A, u) + A_tip @ beta + rng.standard_normal((nt, m_t)) / 2.0
+    data = make_gaussian_data(
+        m_diag=m_diag, m_lower=m_lower, tip_prec=np.full(a, 1e-3),
+        A_blocks=A, A_tip=A_tip, y=y, gen_data=gen_data,
+    )
+    return data, theta_true + 0.1
+
+
+def gradient_case(name, nx, ny, nt, a, obs_per_node, repeats, naive=True) -> dict:
+    data, theta = demf_problem(nx, ny, nt, a, obs_per_node)
+    b, d = nx * ny, theta.shape[0]
+    f = partial(gaussian_objective, demf_generators)
+    f_naive = partial(gaussian_objective_naive, demf_generators)
+    obj = jax.jit(f)
+    vg = jax.jit(jax.value_and_grad(f))
+    t_objective = best_time(obj, theta, data, repeats=repeats)
+    t_grad_ad = best_time(vg, theta, data, repeats=repeats)
+
+    h = 1e-4
+    shifts = [jnp.zeros(d)] + [s * h * jnp.eye(d)[k] for k in range(d) for s in (1.0, -1.0)]
+
+    def fd_gradient(theta, data):
+        vals = [obj(theta + e, data) for e in shifts]  # 2d + 1 sequential evaluations
+        vals = [float(v) for v in vals]
+        return np.array([(vals[2 * k + 1] - vals[2 * k + 2]) / (2 * h) for k in range(d)])
+
+    t_grad_fd = best_time(fd_gradient, theta, data, repeats=repeats)
+    val, g_ad = vg(theta, data)
+    g_fd = fd_gradient(theta, data)
+
+    t_grad_naive = peak_naive = None
+    g_naive_err = None
+    if naive:
+        vg_naive = jax.jit(jax.value_and_grad(f_naive))
+        t_grad_naive = best_time(vg_naive, theta, data, repeats=repeats)
+        g_naive = vg_naive(theta, data)[1]
+        g_naive_err = float(jnp.max(jnp.abs(g_naive - g_ad)) / jnp.max(jnp.abs(g_ad)))
+        peak_naive = peak_bytes(jax.value_and_grad(f_naive), theta, data)
+
+    _, Qc, _ = assemble_precisions(demf_generators, theta, data)
+    Qc = jax.block_until_ready(Qc)
+    t_factor = best_time(jax.jit(bta_cholesky), Qc, repeats=repeats)
+    Qn = tuple(np.asarray(t) for t in Qc)
+    t_scipy = best_time(scipy_bta_cholesky, *Qn, repeats=repeats)
+    flops = nt * (7.0 / 3.0) * b**3
+
+    return dict(
+        name=name,
+        kind="gradient",
+        b=b,
+        nt=nt,
+        a=a,
+        d=d,
+        m=int(data.n_obs),
+        objective=float(val),
+        t_objective=t_objective,
+        t_grad_ad=t_grad_ad,
+        t_grad_fd=t_grad_fd,
+        t_grad_naive=t_grad_naive,
+        t_factor=t_factor,
+        t_factor_scipy=t_scipy,
+        gflops_factor=flops / t_factor / 1e9,
+        gflops_factor_scipy=flops / t_scipy / 1e9,
+        factor_rate_vs_scipy=t_scipy / t_factor,
+        grad_ad_over_objective=t_grad_ad / t_objective,
+        fd_over_ad=t_grad_fd / t_grad_ad,
+        naive_over_ad=None if t_grad_naive is None else t_grad_naive / t_grad_ad,
+        grad_fd_max_rel_err=float(np.max(np.abs(g_fd - np.asarray(g_ad))) / np.max(np.abs(g_fd))),
+        grad_naive_max_rel_err=g_naive_err,
+        peak_bytes_objective=peak_bytes(f, theta, data),
+        peak_bytes_grad=peak_bytes(jax.value_and_grad(f), theta, data),
+        peak_bytes_grad_naive=peak_naive,
+        factor_bytes=bta_bytes(b, nt, a),
+    )
+
+
+# ---------------------------------------------------------------------------
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--only", choices=["factor", "gradient"], default=None)
+    args = p.parse_args(argv)
+
+    if args.quick:
+        rep = args.repeats or 3
+        factor_sizes = [(200, 10, 5), (400, 8, 5)]
+        grad_cases = [("GST-S-like", 23, 4, 5, 6, 10.0), ("GST-M-like-small", 10, 10, 20, 6, 2.0)]
+    else:
+        rep = args.repeats or 3
+        factor_sizes = [(500, 50, 5), (1000, 50, 5), (2000, 20, 5)]
+        grad_cases = [("GST-S-like", 23, 4, 5, 6, 10.0), ("GST-M-like", 20, 20, 50, 6, 2.0)]
+
+    if args.only in (None, "factor"):
+        for b, nt, a in factor_sizes:
+            r = rep if b < 2000 else min(rep, 2)
+            print(json.dumps(factor_case(b, nt, a, r, extras=True)), flush=True)
+    if args.only in (None, "gradient"):
+        for name, nx, ny, nt, a, opn in grad_cases:
+            print(json.dumps(gradient_case(name, nx, ny, nt, a, opn, rep)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
