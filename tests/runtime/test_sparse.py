@@ -15,49 +15,12 @@ from adelia.errors import FitError  # noqa: E402
 from adelia.runtime import sparse  # noqa: E402
 
 # ---------------------------------------------------------------------------
-# Matrices (as in test_selinv.py)
+# Matrices (tests/runtime/spd_matrices.py)
 # ---------------------------------------------------------------------------
 
 
-def lap1d(m):
-    return sp.diags([-np.ones(m - 1), 2 * np.ones(m), -np.ones(m - 1)], [-1, 0, 1])
+from spd_matrices import lap1d, grid_K, spde_grid, ar1, spacetime, random_spd, arrowhead  # noqa: E402,F401
 
-
-def grid_K(m, kappa2=0.5):
-    eye = sp.identity(m)
-    return (kappa2 * sp.identity(m * m) + sp.kron(lap1d(m), eye) + sp.kron(eye, lap1d(m))).tocsc()
-
-
-def spde_grid(m, kappa2=0.5):
-    K = grid_K(m, kappa2)
-    return (K @ K).tocsc()
-
-
-def ar1(nt, rho=0.8):
-    d = np.full(nt, 1 + rho**2)
-    d[0] = d[-1] = 1.0
-    return sp.diags([-rho * np.ones(nt - 1), d, -rho * np.ones(nt - 1)], [-1, 0, 1]) / (1 - rho**2)
-
-
-def spacetime(m, nt):
-    return sp.kron(ar1(nt), spde_grid(m)).tocsc()
-
-
-def random_spd(n, density, seed):
-    rng = np.random.default_rng(seed)
-    A = sp.random(n, n, density=density, random_state=rng)
-    A = A + A.T
-    return (A + sp.diags(np.abs(A).sum(axis=1).A1 + 1.0)).tocsc()
-
-
-def arrowhead(n, a, seed=0):
-    rng = np.random.default_rng(seed)
-    Q = sp.lil_matrix(random_spd(n, 3 / n, seed))
-    for i in range(n - a, n):
-        Q[i, : n - a] = rng.uniform(-0.1, 0.1, n - a)
-        Q[: n - a, i] = Q[i, : n - a].T
-    Q = sp.csc_matrix(Q)
-    return (Q + sp.diags(np.abs(Q).sum(axis=1).A1)).tocsc()
 
 
 CASES = {
