@@ -7,7 +7,8 @@ functions of arrays, jit/vmap/grad-able (JAX differentiates ``jnp.linalg.cholesk
 
 from __future__ import annotations
 
-__all__ = ["factor", "logdet", "solve", "inverse", "sample_standard", "constrain", "constrained_logdet_term"]
+__all__ = ["factor", "logdet", "solve", "inverse", "sample_standard", "krige", "constraint_logdet", "constrain",
+           "constrained_logdet_term"]
 
 import jax
 import jax.numpy as jnp
@@ -38,23 +39,32 @@ def sample_standard(L: jax.Array, z: jax.Array) -> jax.Array:
     return solve_triangular(L.T, z, lower=False)
 
 
-def constrain(L: jax.Array, C: jax.Array, x: jax.Array, e: jax.Array | None = None) -> jax.Array:
-    """Kriging correction onto {C x = e}: x − Q⁻¹Cᵀ(C Q⁻¹ Cᵀ)⁻¹ (C x − e) (Rue & Held 2005, eq. 2.30).
+def krige(solve_fn, C: jax.Array, x: jax.Array, e: jax.Array | None = None) -> jax.Array:
+    """Kriging correction onto {C x = e}: x − Q⁻¹Cᵀ(C Q⁻¹ Cᵀ)⁻¹ (C x − e) (Rue & Held 2005, eq. 2.30),
+    for any solver ``solve_fn(b) = Q⁻¹ b`` (dense, sparse).
 
     Applied to the mode it gives the constrained mode; applied to a zero-mean draw (e = 0), a
     constrained draw.
     """
     if C.shape[0] == 0:
         return x
-    V = solve(L, C.T)
-    S = C @ V
+    V = solve_fn(C.T)
     r = C @ x if e is None else C @ x - e
-    return x - V @ jnp.linalg.solve(S, r)
+    return x - V @ jnp.linalg.solve(C @ V, r)
+
+
+def constraint_logdet(solve_fn, C: jax.Array) -> jax.Array:
+    """log|C Q⁻¹ Cᵀ|: the extra normaliser of N(μ, Q⁻¹) conditioned on C x = e (0 without constraints)."""
+    if C.shape[0] == 0:
+        return jnp.zeros(())
+    return jnp.linalg.slogdet(C @ solve_fn(C.T))[1]
+
+
+def constrain(L: jax.Array, C: jax.Array, x: jax.Array, e: jax.Array | None = None) -> jax.Array:
+    """:func:`krige` with the dense factor L."""
+    return krige(lambda b: solve(L, b), C, x, e)
 
 
 def constrained_logdet_term(L: jax.Array, C: jax.Array) -> jax.Array:
-    """log|C Q⁻¹ Cᵀ|: the extra normaliser of N(μ, Q⁻¹) conditioned on C x = 0 (0 without constraints)."""
-    if C.shape[0] == 0:
-        return jnp.zeros((), L.dtype)
-    S = C @ solve(L, C.T)
-    return jnp.linalg.slogdet(S)[1]
+    """:func:`constraint_logdet` with the dense factor L."""
+    return constraint_logdet(lambda b: solve(L, b), C)

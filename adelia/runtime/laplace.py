@@ -72,19 +72,13 @@ class DenseFactor:
 
 
 def krige(F, C: jax.Array, x: jax.Array, e: jax.Array | None = None) -> jax.Array:
-    """x − Q⁻¹Cᵀ(C Q⁻¹ Cᵀ)⁻¹(C x − e) with the factor F of Q (Rue & Held 2005, eq. 2.30)."""
-    if C.shape[0] == 0:
-        return x
-    V = F.solve(C.T)
-    r = C @ x if e is None else C @ x - e
-    return x - V @ jnp.linalg.solve(C @ V, r)
+    """Kriging onto {C x = e} with the factor handle F of Q (see :func:`dense.krige`)."""
+    return dense.krige(F.solve, C, x, e)
 
 
 def constraint_logdet(F, C: jax.Array) -> jax.Array:
-    """log|C Q⁻¹ Cᵀ| (0 without constraints)."""
-    if C.shape[0] == 0:
-        return jnp.zeros(())
-    return jnp.linalg.slogdet(C @ F.solve(C.T))[1]
+    """log|C Q⁻¹ Cᵀ| with the factor handle F."""
+    return dense.constraint_logdet(F.solve, C)
 
 
 class LaplaceProblem:
@@ -218,15 +212,17 @@ class LaplaceProblem:
         return d1, -d2
 
     def Qc(self, x, theta, Qp=None):
+        """Q_c + CᵀC = Q_p + CᵀC + Aᵀ diag(w) A at x, dense."""
         Qp = self.Qp(theta) if Qp is None else Qp
-        _, w = self._derivs(self.eta(x, theta), theta)
+        return self._qc_dense(self._derivs(self.eta(x, theta), theta)[1], theta, Qp)
+
+    def _qc_dense(self, w, theta, Qp):
         A = self.A_of(theta)
         return Qp + self.CtC + (A.T * w) @ A
 
     def factor_qc(self, w, theta, Qp):
-        """Factor of Q_c + CᵀC = Q_p + CᵀC + Aᵀ diag(w) A."""
-        A = self.A_of(theta)
-        return DenseFactor(Qp + self.CtC + (A.T * w) @ A)
+        """Factor handle of Q_c + CᵀC = Q_p + CᵀC + Aᵀ diag(w) A."""
+        return DenseFactor(self._qc_dense(w, theta, Qp))
 
     # ---- inner Newton iteration ----
     def newton(self, theta: jax.Array, x0: jax.Array | None = None):
@@ -337,10 +333,7 @@ class LaplaceProblem:
         x = self.mode(theta)
         F = self.factor_qc(self._derivs(self.eta(x, theta), theta)[1], theta, self.Qp(theta))
         z = jax.random.normal(key, (self.model.N, n))
-        draws = F.sample_standard(z)
-        if self.C.shape[0]:
-            V = F.solve(self.C.T)
-            draws = draws - V @ jnp.linalg.solve(self.C @ V, self.C @ draws)
+        draws = krige(F, self.C, F.sample_standard(z))      # columns: constrained zero-mean draws
         return (x[:, None] + draws).T
 
 
