@@ -51,8 +51,11 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
         Latent marginals: ``"auto"`` (R-INLA's rule: simplified Laplace below 5000 latent nodes,
         else Gaussian), ``"gaussian"`` or ``"simplified.laplace"`` (skew-normal corrected).
     solver
-        ``"auto"`` (dense below 2000 latent nodes, else CHOLMOD when installed), ``"dense"`` or
-        ``"sparse"`` (CHOLMOD factorisations, supernodal selected inversion for the gradient).
+        ``"auto"`` (dense below 2000 latent nodes; above, BTA for space–time models where its
+        flop count beats CHOLMOD's or CHOLMOD is missing or JAX runs on a GPU, else CHOLMOD),
+        ``"dense"``, ``"sparse"`` (CHOLMOD factorisations, supernodal selected inversion for the
+        gradient) or ``"bta"`` (block-tridiagonal-arrowhead kernels in JAX: time blocks from
+        ``group``/``replicate``, fixed effects and small components as the arrow).
     n_samples, seed
         Posterior draws stored in the result (θ from the integration points, then x | θ).
     **objects

@@ -3,4 +3,4 @@ checks) and the runtime (R-INLA's ``control.inla`` names)."""
 
 INT_STRATEGIES = ("auto", "grid", "ccd", "eb")
 STRATEGIES = ("auto", "gaussian", "simplified.laplace")
-SOLVERS = ("auto", "dense", "sparse")
+SOLVERS = ("auto", "dense", "sparse", "bta")

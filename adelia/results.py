@@ -89,7 +89,7 @@ def to_datatree(res: FitResult) -> xr.DataTree:
     inla_ds = xr.Dataset({k: v for k, v in inla.items() if v is not None})
     inla_ds.attrs.update({
         "mlik_integration": res.mlik["integration"], "mlik_gaussian": res.mlik["gaussian"],
-        "int_strategy": res.strategy, "n_theta_points": len(res.points),
+        "int_strategy": res.strategy, "solver": res.solver, "n_theta_points": len(res.points),
         "optimizer_iterations": res.mode_info.n_iter, "optimizer_evaluations": res.mode_info.n_eval,
         "timings": json.dumps(res.timings),
         **{k: float(v) for k, v in crit.items() if np.isscalar(v)},

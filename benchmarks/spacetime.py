@@ -69,7 +69,8 @@ def main(argv):
         theta = jnp.asarray(dt["inla"]["theta_mode"].values)
         f = jax.jit(prob.log_posterior)
         g = jax.jit(jax.grad(prob.log_posterior))
-        t_f, t_g = best(lambda: f(theta)), best(lambda: g(theta))
+        k = iter(range(1, 1000))     # move θ each call: the sparse path would reuse its cached factor
+        t_f, t_g = best(lambda: f(theta + 1e-7 * next(k))), best(lambda: g(theta + 1e-7 * next(k)))
         print(json.dumps({
             "name": f"spde_x_ar1_{n_sites}x{nt}", "N": model.N, "m": model.m, "d": model.d,
             "mesh_nodes": spde.n, "t_fit_first": round(first, 2), "t_fit_second": round(second, 2),

@@ -152,7 +152,18 @@ def kronecker_structure(main: Structure, n_main_theta: int, G: int, group_index:
                               (np.flatnonzero(group_index >= 0), group_index[group_index >= 0])), shape=(len(group_index), G))
         projector = sp.csr_matrix(sp.hstack([sp.diags(gsel[:, g].toarray().ravel()) @ P for g in range(G)]))
     return Structure(G * n, tuple(matrices), tuple(coefs), G * r + n * rg - r * rg, constraints, values, node,
-                     logdet, (G - rg) * main.logdet_star, projector=projector, prior_context=main.prior_context)
+                     logdet, (G - rg) * main.logdet_star, projector=projector, prior_context=main.prior_context,
+                     blocks=_time_blocks(main.blocks, G, [M for _, M in gpieces]))
+
+
+def _time_blocks(main_blocks: int, G: int, group_matrices) -> int:
+    """How many contiguous blocks of I/Q_group ⊗ Q_main couple only their neighbours: G·main_blocks
+    for a diagonal group model (iid, replicate), G for a tridiagonal one (ar1, rw1), else 1."""
+    band = max((int(np.max(np.abs(np.subtract(*sp.coo_matrix(M).nonzero())), initial=0)) for M in group_matrices),
+               default=0)
+    if band == 0:
+        return G * main_blocks
+    return G if band == 1 else 1
 
 
 def _independent_rows(C: np.ndarray) -> np.ndarray:

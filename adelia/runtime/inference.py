@@ -34,6 +34,10 @@ from adelia.runtime.optimize import ModeResult, find_mode, hessian_at
 from adelia.options import INT_STRATEGIES, SOLVERS, STRATEGIES  # noqa: E402
 #: "auto" uses the general sparse path (CHOLMOD) above this latent size, when it is installed
 DENSE_MAX_LATENT = 2000
+#: On CPU a BTA flop (JAX scan over dense blocks, selected inversion for the gradient) costs about
+#: this many CHOLMOD flops (supernodal factor + our supernodal selected inversion): gradient-time
+#: ratios over flop ratios, SPDE ⊗ AR1 at b = 80–611, nt = 10–100 (benchmarks/solvers.py)
+BTA_FLOP_COST = 1.5
 #: R-INLA's rule: "auto" means simplified.laplace below this latent size.
 SLA_MAX_LATENT = 5000
 
@@ -90,6 +94,7 @@ class FitResult:
     draws_loglik: np.ndarray | None = None    # (S, m_obs)
     draws_eta: np.ndarray | None = None       # (S, m)
     timings: dict[str, float] = field(default_factory=dict)
+    solver: str = ""                      # the linear-algebra path used (dense, sparse, bta)
 
 
 class CompiledProblem:
@@ -105,9 +110,13 @@ class CompiledProblem:
             from adelia.runtime.laplace_sparse import SparseLaplaceProblem
 
             prob = SparseLaplaceProblem(model)
+        elif solver == "bta":
+            from adelia.runtime.laplace_bta import BTALaplaceProblem
+
+            prob = BTALaplaceProblem(model)
         else:
             prob = LaplaceProblem(model)
-        self.prob = prob
+        self.prob, self.solver = prob, solver
         self.initial = np.array([t.initial for t in model.thetas], dtype=float)
         self.free = np.array([i for i, t in enumerate(model.thetas) if not t.fixed], dtype=int)
         initial, free = jnp.asarray(self.initial), jnp.asarray(self.free)
@@ -160,14 +169,40 @@ def fingerprint(model: Model) -> str:
 
 
 def choose_solver(model: Model, solver: str = "auto") -> str:
-    """dense below DENSE_MAX_LATENT latent nodes (or without CHOLMOD), else the sparse path."""
+    """The linear-algebra path for this model.
+
+    ``"auto"``: dense up to :data:`DENSE_MAX_LATENT` latent nodes (the path with simplified-Laplace
+    marginals) and for copies with an estimated β. Larger models take the BTA path when their
+    precision has a BTA layout (space–time fields; :func:`adelia.runtime.laplace_bta.bta_layout`)
+    and either CHOLMOD is missing, JAX runs on an accelerator, or its flop count times
+    :data:`BTA_FLOP_COST` is below CHOLMOD's for the same pattern; else the general sparse path
+    (CHOLMOD), else dense. The flop ratio is the one measured by ``benchmarks/solvers.py``.
+    """
     from adelia.runtime import sparse
 
     if solver == "auto":
-        return "sparse" if model.N > DENSE_MAX_LATENT and sparse.available() and not model.copies else "dense"
+        if model.N <= DENSE_MAX_LATENT or model.copies:
+            return "dense"
+        return _choose_large(model, sparse.available())
     if solver == "sparse" and not sparse.available():
         raise ModelError("solver = \"sparse\" needs CHOLMOD (scikit-sparse)", hint=sparse.INSTALL_HINT)
     return solver
+
+
+def _choose_large(model: Model, have_cholmod: bool) -> str:
+    from adelia.runtime import sparse
+    from adelia.runtime.laplace_bta import _PatternIndex, bta_layout
+    from adelia.runtime.laplace_sparse import qc_pattern
+
+    pattern, _ = qc_pattern(model)
+    index = _PatternIndex(pattern)
+    layout = bta_layout(model, index.rows, index.cols)
+    if layout is None:
+        return "sparse" if have_cholmod else "dense"
+    if not have_cholmod or jax.default_backend() != "cpu":
+        return "bta"
+    flops = sparse.analyse(pattern).flops()
+    return "bta" if flops is not None and BTA_FLOP_COST * layout.flops() <= flops else "sparse"
 
 
 def compiled(model: Model, solver: str = "dense") -> CompiledProblem:
@@ -281,6 +316,7 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
                        free, mode, H, strategy, points, -fz, weights, latent, linpred, hyper,
                        {"integration": float(mlik_int), "gaussian": float(mlik_gauss)})
     result.criteria = criteria.compute(cp, result, eta_m, eta_s)
+    result.solver = cp.solver
 
     # ---- posterior draws ----
     if options.n_samples:

@@ -18,7 +18,7 @@ Latent marginals are Gaussian here (simplified Laplace needs Σ's columns: dense
 
 from __future__ import annotations
 
-__all__ = ["SparseLaplaceProblem", "PatternMatrix", "RowSparse"]
+__all__ = ["SparseLaplaceProblem", "PatternMatrix", "RowSparse", "qc_pattern"]
 
 from functools import partial
 
@@ -119,19 +119,9 @@ class SparseLaplaceProblem(LaplaceProblem):
         N = model.N
         A = sp.csr_matrix(model.A)
         self.A = RowSparse(A)
-        # ---- the pattern of Q_c + CᵀC ----
-        blocks = [sp.diags(np.ones(N))]
-        for c in model.components:
-            for K in c.structure.matrices:
-                blocks.append(_embed(K, c.offset, N))
-        ctc = sp.csr_matrix(model.C.T @ model.C) if model.C.shape[0] else sp.csr_matrix((N, N))
-        self.use_ctc = ctc.nnz <= CTC_MAX_NNZ
-        parts = blocks + [abs(A).T @ abs(A)] + ([ctc] if self.use_ctc else [])
-        # the union of structures: |·| so that entries of different parts never cancel
-        pattern = sp.csc_matrix(sum((abs(sp.csc_matrix(p)) for p in parts[1:]), abs(sp.csc_matrix(parts[0]))))
-        pattern.data[:] = 1.0
-        self.analysis = sparse.analyse(pattern)
-        an = self.analysis
+        pattern, ctc = qc_pattern(model, A)
+        self.use_ctc = ctc is not None
+        self.analysis = an = self._analyse(pattern)
         self.nnz = an.nnz
         self.prow, self.pcol = jnp.asarray(an.rows), jnp.asarray(an.cols)
         key = np.asarray(an.cols) * N + np.asarray(an.rows)
@@ -167,6 +157,10 @@ class SparseLaplaceProblem(LaplaceProblem):
         self.pair_val = jnp.asarray(np.concatenate(pair_val) if rows else np.zeros(0))
         self.diag_pos = jnp.asarray(np.searchsorted(key, np.arange(N) * N + np.arange(N)))
 
+    def _analyse(self, pattern: sp.csc_matrix):
+        """The solver's view of the pattern (rows, cols and nnz in its value order): CHOLMOD's analysis."""
+        return sparse.analyse(pattern)
+
     # ---- the matrices ----
     def Qp(self, theta):
         vals = self.fixed_vals
@@ -176,7 +170,10 @@ class SparseLaplaceProblem(LaplaceProblem):
 
     def factor_qc(self, w, theta, Qp):
         awa = jax.ops.segment_sum(w[self.pair_row] * self.pair_val, self.pair_pos, num_segments=self.nnz)
-        return SparseFactor(Qp.values + self.ctc_vals + awa, self.analysis)
+        return self._make_factor(Qp.values + self.ctc_vals + awa)
+
+    def _make_factor(self, values):
+        return SparseFactor(values, self.analysis)
 
     def Qc(self, x, theta, Qp=None):
         raise NotImplementedError("the sparse path never forms Q_c densely")
@@ -198,6 +195,24 @@ class SparseLaplaceProblem(LaplaceProblem):
             eta_var = eta_var - jnp.sum((AV @ S_inv) * AV, axis=1)
         zeros = jnp.zeros_like(x)
         return GaussianApprox(x, jnp.sqrt(jnp.clip(var, 0.0)), eta, jnp.sqrt(jnp.clip(eta_var, 0.0)), zeros, zeros)
+
+
+def qc_pattern(model: Model, A: sp.spmatrix | None = None) -> tuple[sp.csc_matrix, sp.csr_matrix | None]:
+    """The pattern of Q_c + CᵀC (Q_p's blocks ∪ |A|ᵀ|A| ∪ CᵀC ∪ the diagonal; values 1) and CᵀC,
+    None when it has more than :data:`CTC_MAX_NNZ` entries (then left out)."""
+    N = model.N
+    A = sp.csr_matrix(model.A if A is None else A)
+    blocks = [sp.diags(np.ones(N))]
+    for c in model.components:
+        for K in c.structure.matrices:
+            blocks.append(_embed(K, c.offset, N))
+    ctc = sp.csr_matrix(model.C.T @ model.C) if model.C.shape[0] else sp.csr_matrix((N, N))
+    use_ctc = ctc.nnz <= CTC_MAX_NNZ
+    parts = blocks + [abs(A).T @ abs(A)] + ([ctc] if use_ctc else [])
+    # the union of structures: |·| so that entries of different parts never cancel
+    pattern = sp.csc_matrix(sum((abs(sp.csc_matrix(p)) for p in parts[1:]), abs(sp.csc_matrix(parts[0]))))
+    pattern.data[:] = 1.0
+    return pattern, (ctc if use_ctc else None)
 
 
 def _embed(K: sp.spmatrix, offset: int, N: int) -> sp.coo_matrix:

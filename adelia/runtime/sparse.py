@@ -307,6 +307,16 @@ class SparseAnalysis:
             self._pattern_pos = _si.positions(S, self.iperm[self.rows], self.iperm[self.cols])
         return self._pattern_pos
 
+    def flops(self) -> float | None:
+        """Flops of the supernodal Cholesky factorisation, Σ_s k³/3 + k²(r − k) + k(r − k)² over the
+        supernodes (k columns, r rows: potrf, trsm and the update of the ancestors); None when
+        CHOLMOD chose a simplicial factor."""
+        S = self.supernodes
+        if S is None:
+            return None
+        k, r = np.diff(S.sup).astype(float), np.diff(S.pi).astype(float)
+        return float(np.sum(k ** 3 / 3.0 + k ** 2 * (r - k) + k * (r - k) ** 2))
+
     def _require_supernodes(self) -> _si.Supernodes:
         if self.supernodes is None:
             raise RuntimeError("no numeric factor yet: factor a matrix first")

@@ -64,6 +64,9 @@ class Structure:
     extra_constraints: int = 0                   # how many of the rows came from extraconstr
     projector: sp.spmatrix | None = None         # m × n observation rows replacing the one-hot block (SPDE)
     prior_context: dict = field(default_factory=dict)   # what structure-dependent priors need (Prior.bind)
+    #: Q couples only neighbouring ones of ``blocks`` contiguous equal-size node blocks (group/replicate
+    #: in time-major order): the BTA layout's time blocks (METHOD.md §3.1); 1 = no such structure
+    blocks: int = 1
 
 
 @dataclass(frozen=True)
