@@ -77,7 +77,7 @@ class Model:
     families: tuple[Family, ...]
     family_index: np.ndarray          # (m,) which family each row belongs to
     y: np.ndarray                     # (m,) with NaN where the response is missing
-    A: np.ndarray                     # (m, N)
+    A: sp.csr_matrix                  # (m, N) observation (design + projector) matrix
     offset: np.ndarray                # (m,)
     extra: dict[str, np.ndarray]      # E, Ntrials, scale
     components: tuple[Component, ...]
@@ -218,7 +218,7 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
     for term in copies:
         src, B, beta = _copy(term, res, components, thetas, m)
         if beta is None:                              # β fixed: fold it into A
-            columns[components.index(src)] = columns[components.index(src)] + B
+            columns[components.index(src)] = sp.csr_matrix(columns[components.index(src)] + sp.csr_matrix(B))
         else:
             copy_blocks.append(Copy(term.label, src.offset, B, beta))
 
@@ -237,7 +237,8 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
     if np.any(fixed_prec < 0):
         raise ModelError("fixed-effect prior precisions must be >= 0 (0 = flat)")
 
-    A = np.concatenate(columns + [fixed.X], axis=1) if columns or fixed.X.size else np.zeros((m, 0))
+    A = sp.csr_matrix(sp.hstack(columns + [sp.csr_matrix(fixed.X)], format="csr")) if columns or fixed.X.size \
+        else sp.csr_matrix((m, 0))
     if A.shape[1] == 0:
         raise ModelError("the model has no latent components and no fixed effects", source=formula.source,
                          span=formula.span, filename=filename, hint="add an intercept (1) or a term")
@@ -450,11 +451,10 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
                         hint=err.hint) from None
     w = np.ones(m) if weights is None else weights
     if structure.projector is not None:
-        block = (sp.diags(w) @ sp.csr_matrix(structure.projector)).toarray()
+        block = sp.csr_matrix(sp.diags(w) @ sp.csr_matrix(structure.projector))
     else:
-        block = np.zeros((m, structure.n))
         rows = np.flatnonzero(structure.node_of_obs >= 0)
-        block[rows, structure.node_of_obs[rows]] = w[rows]
+        block = sp.csr_matrix((w[rows], (rows, structure.node_of_obs[rows])), shape=(m, structure.n))
     comp = Component(name, lm.name, offset, structure, tuple(range(theta_start, len(thetas))))
     return comp, block
 

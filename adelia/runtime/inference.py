@@ -150,7 +150,9 @@ _CACHE_SIZE = 8
 def fingerprint(model: Model) -> str:
     """A hash of everything the compiled functions depend on: arrays, structure, priors."""
     h = hashlib.sha256()
-    for arr in (model.A, model.y, model.offset, model.C, model.fixed_prec, model.fixed_mean, model.family_index,
+    A = model.A.tocsr()
+    h.update(str(A.shape).encode())
+    for arr in (A.data, A.indices, A.indptr, model.y, model.offset, model.C, model.fixed_prec, model.fixed_mean, model.family_index,
                 *(model.extra[k] for k in sorted(model.extra))):
         h.update(np.ascontiguousarray(arr, dtype=float).tobytes())
         h.update(str(arr.shape).encode())
@@ -295,7 +297,7 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
         xi, omega, alpha = skew_normal_from_sla(np.asarray(gauss.gamma1), np.asarray(gauss.gamma3))
         latent = skew_mixture_summary(weights, means + sds * xi, sds * omega, alpha, options.quantiles)
         shift = sds * (xi + omega * (alpha / np.sqrt(1 + alpha ** 2)) * np.sqrt(2 / np.pi))
-        eta_m = eta_m + np.einsum("ij,kj->ki", model.A, shift)
+        eta_m = eta_m + (model.A @ shift.T).T
     else:
         latent = mixture_summary(weights, means, sds, options.quantiles)
     linpred = mixture_summary(weights, eta_m, eta_s, options.quantiles)
@@ -352,7 +354,7 @@ def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions) -> Non
     xs = per_point[slot, rank]
     thetas = res.points[which]
     eta = np.asarray(cp.eta_draws(jnp.asarray(xs), jnp.asarray(thetas))) if res.model.copies else \
-        xs @ res.model.A.T + res.model.offset
+        (res.model.A @ xs.T).T + res.model.offset
     obs = res.model.observed
     loglik = cp.loglik_draws(jnp.asarray(eta), jnp.asarray(thetas))
     res.draws_theta, res.draws_x, res.draws_eta = thetas, xs, eta

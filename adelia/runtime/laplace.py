@@ -122,7 +122,7 @@ class LaplaceProblem:
         """Dense A, Q_p pieces and CᵀC (adding CᵀC leaves the density on {C x = e} unchanged but
         keeps Q_c invertible when the data cannot separate a constrained direction, e.g. an
         intercept and an intrinsic model)."""
-        self.A = jnp.asarray(model.A)
+        self.A = jnp.asarray(model.A.toarray())
         self.CtC = jnp.asarray(model.C.T @ model.C)
         self.fixed_diag = jnp.asarray(self.fixed_diag_np)
         self.pieces = [(c.offset, jnp.asarray(K.toarray()), coef, jnp.asarray(c.theta_index, dtype=int))

@@ -51,7 +51,7 @@ def test_gaussian_objective_equals_exact_marginal_likelihood():
         theta = np.array(theta)
         tau = math.exp(theta[0])
         Qp = np.asarray(prob.Qp(jnp.asarray(theta)))
-        cov = model.A @ np.linalg.solve(Qp, model.A.T) + np.eye(model.m) / tau
+        cov = model.A.toarray() @ np.linalg.solve(Qp, model.A.toarray().T) + np.eye(model.m) / tau
         exact = multivariate_normal(model.offset, cov).logpdf(model.y)
         exact += sum(float(t.prior.logpdf(theta[i])) for i, t in enumerate(model.thetas))
         assert float(prob.log_posterior(jnp.asarray(theta))) == pytest.approx(exact, rel=1e-10, abs=1e-9)
@@ -66,19 +66,19 @@ def _numpy_laplace(model, prob, theta):
     u = np.zeros(Z.shape[1])
     for _ in range(100):
         x = Z @ u
-        eta = model.A @ x + model.offset
+        eta = model.A.toarray() @ x + model.offset
         d1 = np.asarray(d1f(jnp.asarray(eta)))
         w = -np.asarray(jax.jacfwd(d1f)(jnp.asarray(eta))).diagonal()
-        H = Z.T @ (Qp + model.A.T @ (w[:, None] * model.A)) @ Z
-        grad = Z.T @ (model.A.T @ d1 - Qp @ x)
+        H = Z.T @ (Qp + model.A.toarray().T @ (w[:, None] * model.A.toarray())) @ Z
+        grad = Z.T @ (model.A.toarray().T @ d1 - Qp @ x)
         step = np.linalg.solve(H, grad)
         u = u + step
         if np.max(np.abs(step)) < 1e-13:
             break
     x = Z @ u
-    eta = model.A @ x + model.offset
+    eta = model.A.toarray() @ x + model.offset
     w = -np.asarray(jax.jacfwd(d1f)(jnp.asarray(eta))).diagonal()
-    Hc = Z.T @ (Qp + model.A.T @ (w[:, None] * model.A)) @ Z
+    Hc = Z.T @ (Qp + model.A.toarray().T @ (w[:, None] * model.A.toarray())) @ Z
     k = model.C.shape[0]
     # prior on the constrained subspace: generalised log-det of each component + fixed effects
     logprior_norm = 0.0
@@ -173,7 +173,7 @@ def test_extraconstr_gaussian_equals_exact_conditional_marginal_likelihood(const
     S = C @ Sigma @ C.T
     m_c = Sigma @ C.T @ np.linalg.solve(S, e)
     Sigma_c = Sigma - Sigma @ C.T @ np.linalg.solve(S, C @ Sigma)
-    cov = model.A @ Sigma_c @ model.A.T + np.eye(model.m) / np.exp(theta[0])
-    exact = multivariate_normal(model.A @ m_c + model.offset, cov).logpdf(model.y)
+    cov = model.A.toarray() @ Sigma_c @ model.A.toarray().T + np.eye(model.m) / np.exp(theta[0])
+    exact = multivariate_normal(model.A.toarray() @ m_c + model.offset, cov).logpdf(model.y)
     exact += sum(float(t.prior.logpdf(theta[i])) for i, t in enumerate(model.thetas))
     assert float(prob.log_posterior(jnp.asarray(theta))) == pytest.approx(exact, rel=1e-9, abs=1e-8)
