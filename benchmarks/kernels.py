@@ -7,18 +7,24 @@ Prints one JSON object per case on stdout.
 
 * ``factor`` cases: random SPD BTA matrices with dense blocks.  JAX ``bta_cholesky``
   (scan) against a Python block loop over SciPy's LAPACK/BLAS (potrf, trsm, syrk —
-  one BLAS library only, PERFORMANCE.md §8), plus selected inversion and solve.
-  Rates use the standard flop count (7/3)·nt·b³ for both.
+  one BLAS library only, PERFORMANCE.md §8) and against CHOLMOD (scikit-sparse,
+  supernodal, on the same matrix as a SciPy CSC lower triangle; numeric
+  factorisation with the symbolic analysis done once beforehand, natural ordering —
+  the BTA order has no fill outside the pattern), plus selected inversion and solve.
+  Rates use the standard flop count (7/3)·nt·b³ for all three.
 * ``gradient`` cases: a DEMF(1,2,1)-like space-time model (METHOD.md §9) on a
   regular grid (c0 = h²I, g1 = 5-point stiffness), Gaussian likelihood, a = 6 fixed
-  effects, d = 4 (θ = log τ, log r_s, log r_t, log σ).  Objective, ADELIA
-  value-and-gradient (custom VJP), naive value-and-gradient (reverse mode through
-  the scan, "AD-Loop"), and central finite differences (2d + 1 sequential
-  objective evaluations).
+  effects, d = 4 (θ = log τ, log r_s, log r_t, log σ); and coregional (LMC) models
+  (METHOD.md §10) with k = 2, 3 such fields per time block (b = k·ns), one Gaussian
+  precision per response, nb = 2 fixed effects per response, d = 9 and 15 (shaped
+  like GST-C2 / GST-C3 with a smaller ns).  Objective, ADELIA value-and-gradient
+  (custom VJP), naive value-and-gradient (reverse mode through the scan,
+  "AD-Loop"), and central finite differences (2d + 1 sequential objective
+  evaluations).
 
 Times are the minimum over repeats after a warm-up call (JIT compilation excluded).
 Peak memory = temp + output bytes of the compiled executable
-(``jax.jit(f).lower(...).compile().memory_analysis()``).
+(``jax.jit(f).lower(...).compile().memory_analysis()`` of the executable timed).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy/scipy/jax load BLAS
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # CHOLMOD's OpenMP loops
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -37,7 +44,13 @@ from functools import partial  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 from scipy.linalg import blas, lapack  # noqa: E402
+
+try:  # optional: CHOLMOD side by side with the BTA factorisation
+    from sksparse import cholmod  # noqa: E402
+except ImportError:  # pragma: no cover
+    cholmod = None
 
 jax.config.update("jax_enable_x64", True)
 
@@ -56,6 +69,13 @@ from adelia.runtime.bta_gradient import (  # noqa: E402
     gaussian_objective,
     gaussian_objective_naive,
     make_gaussian_data,
+)
+from adelia.runtime.coregional import (  # noqa: E402
+    coregional_generators,
+    coregional_observations,
+    demf_generators,
+    demf_temporal,
+    fem_powers,
 )
 
 # ---------------------------------------------------------------------------
@@ -76,13 +96,17 @@ def _cpu_ticks() -> tuple[int, int]:
         return 0, 0
 
 
-def best_time(fn, *args, repeats: int = 3, min_total: float = 0.5) -> float:
+MIN_TOTAL = 0.5  # seconds of timed runs per measurement (--quick lowers it)
+
+
+def best_time(fn, *args, repeats: int = 3, min_total: float | None = None) -> float:
     """Min wall time of ``fn(*args)`` after one warm-up call (JIT excluded).
 
     At least ``repeats`` clean runs, and more for fast functions until ``min_total``
     seconds were spent (at most 200 runs).  On a shared machine a run during which
     other processes used more than one clock tick per 0.1 s of CPU is not counted as
     clean; if no clean run is left the plain minimum is returned."""
+    min_total = MIN_TOTAL if min_total is None else min_total
     jax.block_until_ready(fn(*args))
     clean, everything = [], []
     max_tries = max(3 * repeats, 200)
@@ -102,10 +126,16 @@ def best_time(fn, *args, repeats: int = 3, min_total: float = 0.5) -> float:
     return min(clean or everything)
 
 
-def peak_bytes(fn, *args) -> int | None:
-    """temp + output bytes of the compiled executable, or None if unavailable."""
+def compiled(fn, *args):
+    """Ahead-of-time compiled ``jax.jit(fn)`` for these argument shapes: one
+    compilation serves both the timings and :func:`peak_bytes`."""
+    return jax.jit(fn).lower(*args).compile()
+
+
+def peak_bytes(exe) -> int | None:
+    """temp + output bytes of a compiled executable, or None if unavailable."""
     try:
-        stats = jax.jit(fn).lower(*args).compile().memory_analysis()
+        stats = exe.memory_analysis()
         return int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
     except Exception:  # memory_analysis is backend-dependent
         return None
@@ -148,6 +178,44 @@ def scipy_bta_cholesky(diag, lower, arrow, tip):
     return logdet
 
 
+def bta_lower_csc(diag, lower, arrow, tip) -> sp.csc_matrix:
+    """Lower triangle of a symmetric BTA (NumPy blocks) as a SciPy CSC matrix, built
+    column panel by column panel ([D_i; B_i; C_i] below the diagonal) without ever
+    forming the dense N x N matrix or a COO intermediate."""
+    nt, b, _ = diag.shape
+    a = tip.shape[0]
+    n = nt * b + a
+    data, indices, counts = [], [], []
+    for i in range(nt):
+        panel = [diag[i]] + ([lower[i]] if i + 1 < nt else []) + [arrow[i]]
+        P = np.concatenate(panel, axis=0)  # rows i·b.. of block column i
+        rows = i * b + np.arange(P.shape[0])
+        rows[P.shape[0] - a :] = nt * b + np.arange(a)
+        keep = np.arange(P.shape[0])[:, None] >= np.arange(b)[None, :]  # D_i lower part
+        keep[b:] = True
+        data.append(P.T[keep.T])
+        indices.append(np.broadcast_to(rows, (b, P.shape[0]))[keep.T])
+        counts.append(keep.sum(axis=0))
+    keep = np.tril(np.ones((a, a), bool))
+    data.append(tip.T[keep.T])
+    indices.append(np.broadcast_to(nt * b + np.arange(a), (a, a))[keep.T])
+    counts.append(keep.sum(axis=0))
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
+    return sp.csc_matrix((np.concatenate(data), np.concatenate(indices), indptr), shape=(n, n))
+
+
+def cholmod_factor_timing(Qn, repeats: int):
+    """(t_numeric, t_analyse, log|Q|) of CHOLMOD on the BTA matrix, or Nones."""
+    if cholmod is None:
+        return None, None, None
+    A = bta_lower_csc(*Qn)
+    t0 = time.perf_counter()
+    F = cholmod.analyze(A, mode="supernodal", ordering_method="natural")
+    t_analyse = time.perf_counter() - t0
+    t_numeric = best_time(F.cholesky_inplace, A, repeats=repeats)
+    return t_numeric, t_analyse, float(F.logdet())
+
+
 # ---------------------------------------------------------------------------
 # Factorisation cases
 # ---------------------------------------------------------------------------
@@ -174,13 +242,14 @@ def factor_case(b: int, nt: int, a: int, repeats: int, extras: bool) -> dict:
     Q = BTA(*map(jnp.asarray, Qn))
     flops = nt * (7.0 / 3.0) * b**3
 
-    chol = jax.jit(bta_cholesky)
+    chol = compiled(bta_cholesky, Q)
     t_factor = best_time(chol, Q, repeats=repeats)
     L = chol(Q)
     logdet = float(bta_logdet(L))
 
     t_scipy = best_time(scipy_bta_cholesky, *Qn, repeats=repeats)
     logdet_scipy = scipy_bta_cholesky(*Qn)
+    t_cholmod, t_analyse, logdet_cholmod = cholmod_factor_timing(Qn, repeats)
 
     out = dict(
         name=f"factor_b{b}_nt{nt}_a{a}",
@@ -199,8 +268,15 @@ def factor_case(b: int, nt: int, a: int, repeats: int, extras: bool) -> dict:
         gflops_factor_scipy=flops / t_scipy / 1e9,
         factor_rate_vs_scipy=t_scipy / t_factor,
         logdet_rel_diff_vs_scipy=abs(logdet - logdet_scipy) / abs(logdet_scipy),
+        t_factor_cholmod=t_cholmod,
+        t_analyse_cholmod=t_analyse,
+        gflops_factor_cholmod=None if t_cholmod is None else flops / t_cholmod / 1e9,
+        factor_rate_vs_cholmod=None if t_cholmod is None else t_cholmod / t_factor,
+        logdet_rel_diff_vs_cholmod=(
+            None if t_cholmod is None else abs(logdet - logdet_cholmod) / abs(logdet_cholmod)
+        ),
         peak_bytes_grad=None,
-        peak_bytes_factor=peak_bytes(bta_cholesky, Q),
+        peak_bytes_factor=peak_bytes(chol),
         factor_bytes=bta_bytes(b, nt, a),
     )
     if extras:
@@ -231,56 +307,13 @@ def grid_fem(nx: int, ny: int, h: float = 1.0):
     return c0, g1
 
 
-def demf_gen_data(c0, g1):
-    """(c0, g1, g2 = g1 c0⁻¹ g1, g3 = g1 c0⁻¹ g2) as JAX arrays."""
-    ci = 1.0 / c0
-    g2 = g1 @ (ci[:, None] * g1)
-    g3 = g1 @ (ci[:, None] * g2)
-    return tuple(jnp.asarray(m) for m in (np.diag(c0), g1, g2, g3))
-
-
-def demf_generators(theta_st, gen_data):
-    """θ_st = (log r_s, log r_t, log σ) → coefficients and (q3, q2, q1), plane
-    (METHOD.md §9.1–9.2, α_t = 1, α_s = 2, α_e = 1, d = 2 ⇒ ν_s = 1, ν_t = ½)."""
-    C0, G1, G2, G3 = gen_data
-    log_rs, log_rt, log_sigma = theta_st
-    nu_s, nu_t, alpha_s = 1.0, 0.5, 2.0
-    gamma_s = 0.5 * jnp.log(8.0 * nu_s) - log_rs
-    gamma_t = log_rt - 0.5 * jnp.log(8.0 * nu_t) + alpha_s * gamma_s
-    alpha_t, alpha = 1.0, 2.0
-    c1 = math.gamma(nu_t) * math.gamma(nu_s) / (
-        math.gamma(alpha_t) * math.gamma(alpha) * (4 * math.pi) ** 1.5
-    )
-    gamma_st = 0.5 * math.log(c1) - 0.5 * gamma_t - nu_s * gamma_s - log_sigma
-    k2 = jnp.exp(2.0 * gamma_s)
-    q1 = k2 * C0 + G1
-    q2 = k2**2 * C0 + 2.0 * k2 * G1 + G2
-    q3 = k2**3 * C0 + 3.0 * k2**2 * G1 + 3.0 * k2 * G2 + G3
-    et = jnp.exp(gamma_t)
-    coefs = jnp.exp(2.0 * gamma_st) * jnp.stack([1.0, et, et * et])
-    return coefs, jnp.stack([q3, q2, q1])
-
-
-def demf_temporal(nt: int, h: float = 1.0):
-    """Diagonals and sub-diagonals of m0, m1, m2 (METHOD.md §9.1)."""
-    m0 = h * np.ones(nt)
-    m0[[0, -1]] = 0.5 * h
-    m1 = np.zeros(nt)
-    m1[[0, -1]] = 1.0
-    m2 = 2.0 / h * np.ones(nt)
-    m2[[0, -1]] = 1.0 / h
-    m_diag = np.stack([m0, m1, m2])
-    m_lower = np.stack([np.zeros(nt - 1), np.zeros(nt - 1), -np.ones(nt - 1) / h])
-    return m_diag, m_lower
-
-
 def demf_problem(nx: int, ny: int, nt: int, a: int, obs_per_node: float, seed: int = 0):
     """Synthetic data set simulated from the model at θ_true."""
     rng = np.random.default_rng(seed)
     b = nx * ny
     m_t = max(1, int(round(obs_per_node * b)))
     c0, g1 = grid_fem(nx, ny)
-    gen_data = demf_gen_data(c0, g1)
+    gen_data = fem_powers(c0, g1)
     m_diag, m_lower = demf_temporal(nt)
     # observation rows: 3 random nodes with barycentric-like weights
     A = np.zeros((nt, m_t, b))
@@ -306,13 +339,43 @@ def demf_problem(nx: int, ny: int, nt: int, a: int, obs_per_node: float, seed: i
     return data, theta_true + 0.1
 
 
-def gradient_case(name, nx, ny, nt, a, obs_per_node, repeats, naive=True) -> dict:
-    data, theta = demf_problem(nx, ny, nt, a, obs_per_node)
-    b, d = nx * ny, theta.shape[0]
-    f = partial(gaussian_objective, demf_generators)
-    f_naive = partial(gaussian_objective_naive, demf_generators)
-    obj = jax.jit(f)
-    vg = jax.jit(jax.value_and_grad(f))
+def coregional_problem(k: int, nx: int, ny: int, nt: int, nb: int, obs_per_node: float, seed=0):
+    """Synthetic k-variate LMC data set (METHOD.md §10) simulated at θ_true: at every
+    time, each variable is observed ``obs_per_node``·ns times at random nodes (one
+    variable, one node per observation), with an intercept and nb − 1 random
+    covariates per variable; noise precision 4 for every response."""
+    rng = np.random.default_rng(seed)
+    ns = nx * ny
+    c0, g1 = grid_fem(nx, ny)
+    gen_data = fem_powers(c0, g1)
+    m_diag, m_lower = demf_temporal(nt)
+    per = max(1, int(round(obs_per_node * ns)))
+    time_ = np.repeat(np.arange(nt), k * per)
+    var = np.tile(np.repeat(np.arange(k), per), nt)
+    node = rng.integers(0, ns, time_.size)
+    X = np.concatenate([np.ones((time_.size, 1)), rng.standard_normal((time_.size, nb - 1))], 1)
+    fields = [[np.log(0.3 * nx), np.log(3.0), 0.0]] * k
+    lambdas = [0.5, -0.3, 0.4][: k * (k - 1) // 2]
+    theta_true = jnp.array([np.log(4.0)] * k + sum(fields, []) + lambdas)
+    obs = coregional_observations(time_, var, node, X, np.zeros(time_.size), k=k, ns=ns, nt=nt)
+    common = dict(m_diag=m_diag, m_lower=m_lower, tip_prec=np.full(k * nb, 1e-3), gen_data=gen_data)
+    prior_only = make_gaussian_data(**common, **obs)
+    Qp, _, _ = assemble_precisions(coregional_generators, theta_true, prior_only)
+    Qp = Qp._replace(tip=jnp.eye(k * nb))  # β ~ N(0, I) for the simulation
+    x = np.asarray(bta_sample(bta_cholesky(Qp), jax.random.PRNGKey(seed)))
+    u, beta = x[: nt * k * ns].reshape(nt, k * ns), x[nt * k * ns :]
+    eta = np.einsum("tmb,tb->tm", obs["A_blocks"], u) + obs["A_tip"] @ beta
+    obs["y"] = (eta + rng.standard_normal(eta.shape) / 2.0) * obs["mask"]
+    return make_gaussian_data(**common, **obs), theta_true + 0.1
+
+
+def gradient_case(name, gens, data, theta, repeats, naive=True) -> dict:
+    nt, b = data.AtA_diag.shape[1:3]
+    a, d = data.AtA_tip.shape[-1], theta.shape[0]
+    f = partial(gaussian_objective, gens)
+    f_naive = partial(gaussian_objective_naive, gens)
+    obj = compiled(f, theta, data)
+    vg = compiled(jax.value_and_grad(f), theta, data)
     t_objective = best_time(obj, theta, data, repeats=repeats)
     t_grad_ad = best_time(vg, theta, data, repeats=repeats)
 
@@ -331,13 +394,13 @@ def gradient_case(name, nx, ny, nt, a, obs_per_node, repeats, naive=True) -> dic
     t_grad_naive = peak_naive = None
     g_naive_err = None
     if naive:
-        vg_naive = jax.jit(jax.value_and_grad(f_naive))
+        vg_naive = compiled(jax.value_and_grad(f_naive), theta, data)
         t_grad_naive = best_time(vg_naive, theta, data, repeats=repeats)
         g_naive = vg_naive(theta, data)[1]
         g_naive_err = float(jnp.max(jnp.abs(g_naive - g_ad)) / jnp.max(jnp.abs(g_ad)))
-        peak_naive = peak_bytes(jax.value_and_grad(f_naive), theta, data)
+        peak_naive = peak_bytes(vg_naive)
 
-    _, Qc, _ = assemble_precisions(demf_generators, theta, data)
+    _, Qc, _ = assemble_precisions(gens, theta, data)
     Qc = jax.block_until_ready(Qc)
     t_factor = best_time(jax.jit(bta_cholesky), Qc, repeats=repeats)
     Qn = tuple(np.asarray(t) for t in Qc)
@@ -351,7 +414,7 @@ def gradient_case(name, nx, ny, nt, a, obs_per_node, repeats, naive=True) -> dic
         nt=nt,
         a=a,
         d=d,
-        m=int(data.n_obs),
+        m=int(jnp.sum(data.n_obs)),
         objective=float(val),
         t_objective=t_objective,
         t_grad_ad=t_grad_ad,
@@ -367,8 +430,8 @@ def gradient_case(name, nx, ny, nt, a, obs_per_node, repeats, naive=True) -> dic
         naive_over_ad=None if t_grad_naive is None else t_grad_naive / t_grad_ad,
         grad_fd_max_rel_err=float(np.max(np.abs(g_fd - np.asarray(g_ad))) / np.max(np.abs(g_fd))),
         grad_naive_max_rel_err=g_naive_err,
-        peak_bytes_objective=peak_bytes(f, theta, data),
-        peak_bytes_grad=peak_bytes(jax.value_and_grad(f), theta, data),
+        peak_bytes_objective=peak_bytes(obj),
+        peak_bytes_grad=peak_bytes(vg),
         peak_bytes_grad_naive=peak_naive,
         factor_bytes=bta_bytes(b, nt, a),
     )
@@ -381,17 +444,21 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
     p.add_argument("--repeats", type=int, default=None)
-    p.add_argument("--only", choices=["factor", "gradient"], default=None)
+    p.add_argument("--only", choices=["factor", "gradient", "coregional"], default=None)
     args = p.parse_args(argv)
 
+    global MIN_TOTAL
     if args.quick:
+        MIN_TOTAL = 0.2
         rep = args.repeats or 3
         factor_sizes = [(200, 10, 5), (400, 8, 5)]
         grad_cases = [("GST-S-like", 23, 4, 5, 6, 10.0), ("GST-M-like-small", 10, 10, 20, 6, 2.0)]
+        coreg_cases = [("GST-C2-like-small", 2, 6, 6, 12, 2), ("GST-C3-like-small", 3, 6, 6, 8, 2)]
     else:
         rep = args.repeats or 3
         factor_sizes = [(500, 50, 5), (1000, 50, 5), (2000, 20, 5)]
         grad_cases = [("GST-S-like", 23, 4, 5, 6, 10.0), ("GST-M-like", 20, 20, 50, 6, 2.0)]
+        coreg_cases = [("GST-C2-like", 2, 12, 12, 12, 2), ("GST-C3-like", 3, 12, 12, 8, 2)]
 
     if args.only in (None, "factor"):
         for b, nt, a in factor_sizes:
@@ -399,7 +466,13 @@ def main(argv=None) -> None:
             print(json.dumps(factor_case(b, nt, a, r, extras=True)), flush=True)
     if args.only in (None, "gradient"):
         for name, nx, ny, nt, a, opn in grad_cases:
-            print(json.dumps(gradient_case(name, nx, ny, nt, a, opn, rep)), flush=True)
+            data, theta = demf_problem(nx, ny, nt, a, opn)
+            print(json.dumps(gradient_case(name, demf_generators, data, theta, rep)), flush=True)
+    if args.only in (None, "gradient", "coregional"):
+        for name, k, nx, ny, nt, nb in coreg_cases:
+            data, theta = coregional_problem(k, nx, ny, nt, nb, obs_per_node=2.0)
+            case = gradient_case(name, coregional_generators, data, theta, rep)
+            print(json.dumps(case), flush=True)
 
 
 if __name__ == "__main__":

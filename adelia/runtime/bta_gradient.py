@@ -3,32 +3,37 @@
 Model (METHOD.md §1–3, §6): latent x = [u_1; …; u_nt; β], u_t ∈ ℝᵇ, β ∈ ℝᵃ,
 
     Q_p(θ) = Σ_j c_j(θ) · (M_j ⊗ K_j(θ))  ⊕  diag(tip_prec)     (block tridiagonal, fixed tip)
-    y ~ N(A x, τ⁻¹ I),   τ = exp(θ_lik),
-    Q_c = Q_p + τ AᵀA (BTA),   r = τ Aᵀy,   Q_c x̂ = r,
+    y_g ~ N(A_g x, τ_g⁻¹ I),   τ_g = exp(θ_lik,g),   g = 1..G likelihood groups,
+    Q_c = Q_p + Σ_g τ_g A_gᵀA_g (BTA),   r = Σ_g τ_g A_gᵀy_g,   Q_c x̂ = r,
 
 with M_j fixed symmetric tridiagonal nt x nt temporal matrices and (c_j, K_j), K_j
 symmetric b x b, produced by a user **generator map**
 ``generators(theta_st, gen_data) -> (coefs (J,), Ks (J, b, b))`` (METHOD.md §6.4).
 Every row of A touches one time block plus the tip: ``A_blocks`` (nt, m_t, b) and
-``A_tip`` (nt, m_t, a), padded rows being zero.  θ = [θ_lik, θ_st...].
+``A_tip`` (nt, m_t, a), padded rows being zero; every row belongs to one group
+(``group`` (nt, m_t); A_g, y_g are the rows of group g, m_g of them; G = 1 is the
+single-precision model, and the coregional models of METHOD.md §10 have one group
+per response).  θ = [θ_lik,1..G, θ_st...].
 
 The core returns three scalars (METHOD.md §2.2, §6.6)
 
-    log|Q_p|,   log|Q_c|,   fit = ½ rᵀQ_c⁻¹r − (τ/2) yᵀy
+    log|Q_p|,   log|Q_c|,   fit = ½ rᵀQ_c⁻¹r − Σ_g (τ_g/2) y_gᵀy_g
 
 and the Gaussian Laplace objective (without the hyperprior) is
 
-    f(θ) = −[ (m/2) θ_lik + fit + ½ log|Q_p| − ½ log|Q_c| ].
+    f(θ) = −[ Σ_g (m_g/2) θ_lik,g + fit + ½ log|Q_p| − ½ log|Q_c| ].
 
 Adjoint (``jax.custom_vjp``; METHOD.md §6.1–6.4).  By the envelope theorem x̂ needs
 no derivative; for cotangents (ḡ_p, ḡ_c, ḡ_f) of the three outputs
 
-    θ̄_st  = ⟨Ω, ∂Q_p/∂θ_st⟩,     Ω = ḡ_p Q_p⁻¹ + ḡ_c Q_c⁻¹ − ½ ḡ_f x̂ x̂ᵀ
-    θ̄_lik = ḡ_c τ tr(Q_c⁻¹ AᵀA) − ḡ_f (τ/2) ‖y − A x̂‖²
+    θ̄_st    = ⟨Ω, ∂Q_p/∂θ_st⟩,     Ω = ḡ_p Q_p⁻¹ + ḡ_c Q_c⁻¹ − ½ ḡ_f x̂ x̂ᵀ
+    θ̄_lik,g = ḡ_c τ_g tr(Q_c⁻¹ A_gᵀA_g) − ḡ_f (τ_g/2) ‖y_g − A_g x̂‖²
 
 where only the BT-pattern blocks of Ω are formed (selected inversion of Q_p and Q_c,
 METHOD.md §5) and the likelihood term uses the cancellation-free residual form
-(METHOD.md §6.2): d fit/dθ_lik = x̂ᵀr − (τ/2)(yᵀy + x̂ᵀAᵀAx̂) = −(τ/2)‖y − Ax̂‖².
+(METHOD.md §6.2), per group: d fit/dθ_lik,g = τ_g x̂ᵀA_gᵀy_g − (τ_g/2)(y_gᵀy_g +
+x̂ᵀA_gᵀA_gx̂) = −(τ_g/2)‖y_g − A_gx̂‖².  The traces tr(Q_c⁻¹A_gᵀA_g) are contractions
+of the Σ blocks with the per-group AᵀA blocks, accumulated in the same sweep.
 
 Because Q_p is linear in the generators, ⟨Ω, ∂Q_p⟩ = Σ_j ⟨W_j, ∂(c_j K_j)⟩ with
 
@@ -85,6 +90,8 @@ jax.config.update("jax_enable_x64", True)
 __all__ = [
     "GaussianBTAData",
     "make_gaussian_data",
+    "n_groups",
+    "split_theta",
     "assemble_precisions",
     "gaussian_core",
     "gaussian_core_naive",
@@ -99,7 +106,8 @@ Generators = Callable[[jax.Array, Any], tuple[jax.Array, jax.Array]]
 
 class GaussianBTAData(NamedTuple):
     """θ-independent data of the Gaussian BTA model (a pytree; build it with
-    :func:`make_gaussian_data`).  AᵀA and Aᵀy are precomputed once per data set."""
+    :func:`make_gaussian_data`).  The per-group AᵀA, Aᵀy, yᵀy are precomputed once
+    per data set; G (the leading axis of ``n_obs``) is the number of likelihood groups."""
 
     m_diag: jax.Array  # (J, nt)    (M_j)_ii
     m_lower: jax.Array  # (J, nt-1)  (M_j)_{i+1,i}
@@ -107,13 +115,14 @@ class GaussianBTAData(NamedTuple):
     A_blocks: jax.Array  # (nt, m_t, b)
     A_tip: jax.Array  # (nt, m_t, a)
     y: jax.Array  # (nt, m_t)   zero on padded rows
-    n_obs: jax.Array  # ()          m, number of real observations
-    AtA_diag: jax.Array  # (nt, b, b)  A_iᵀ A_i
-    AtA_arrow: jax.Array  # (nt, a, b)  A_tip,iᵀ A_i
-    AtA_tip: jax.Array  # (a, a)      Σ_i A_tip,iᵀ A_tip,i
-    Aty: jax.Array  # (nt, b)     A_iᵀ y_i
-    Aty_tip: jax.Array  # (a,)        Σ_i A_tip,iᵀ y_i
-    yty: jax.Array  # ()
+    groups: jax.Array  # (nt, m_t, G) one-hot group of each row, zero on padded rows
+    n_obs: jax.Array  # (G,)        m_g, number of real observations per group
+    AtA_diag: jax.Array  # (G, nt, b, b)  A_g,iᵀ A_g,i
+    AtA_arrow: jax.Array  # (G, nt, a, b)  A_g,tip,iᵀ A_g,i
+    AtA_tip: jax.Array  # (G, a, a)      Σ_i A_g,tip,iᵀ A_g,tip,i
+    Aty: jax.Array  # (G, nt, b)     A_g,iᵀ y_g,i
+    Aty_tip: jax.Array  # (G, a)         Σ_i A_g,tip,iᵀ y_g,i
+    yty: jax.Array  # (G,)           y_gᵀ y_g
     gen_data: Any  # pytree handed to the generator map
 
 
@@ -126,12 +135,17 @@ def make_gaussian_data(
     A_tip,
     y,
     mask=None,
+    group=None,
+    n_groups=None,
     gen_data=None,
 ) -> GaussianBTAData:
-    """Validate shapes, apply the observation mask and precompute AᵀA, Aᵀy, yᵀy.
+    """Validate shapes, apply the observation mask and precompute, per likelihood
+    group g, A_gᵀA_g, A_gᵀy_g and y_gᵀy_g.
 
     ``mask`` (nt, m_t) marks real observations (1) versus padding (0); padded rows of
-    A and y are zeroed so they contribute nothing.
+    A and y are zeroed so they contribute nothing.  ``group`` (nt, m_t) gives the
+    likelihood group 0..G−1 of each row (default: all rows in group 0, G = 1);
+    ``n_groups`` defaults to ``max(group) + 1`` (pass it when ``group`` is traced).
     """
     f64 = jnp.float64
     A_blocks = jnp.asarray(A_blocks, f64)
@@ -142,9 +156,11 @@ def make_gaussian_data(
     tip_prec = jnp.asarray(tip_prec, f64).reshape(-1)
     nt, m_t, _ = A_blocks.shape
     a = tip_prec.shape[0]
+    group = jnp.zeros((nt, m_t), jnp.int32) if group is None else jnp.asarray(group)
     expected = {
         "A_tip": (A_tip.shape, (nt, m_t, a)),
         "y": (y.shape, (nt, m_t)),
+        "group": (group.shape, (nt, m_t)),
         "m_diag": (m_diag.shape[1:], (nt,)),
         "m_lower": (m_lower.shape[1:], (nt - 1,)),
     }
@@ -154,14 +170,13 @@ def make_gaussian_data(
                 f"make_gaussian_data: {name} has shape {tuple(got)}, expected {want} "
                 f"(nt={nt} time blocks, m_t={m_t} rows per block, a={a} tip entries)"
             )
-    if mask is None:
-        n_obs = jnp.asarray(nt * m_t, f64)
-    else:
-        mask = jnp.asarray(mask, f64)
-        A_blocks = A_blocks * mask[..., None]
-        A_tip = A_tip * mask[..., None]
-        y = y * mask
-        n_obs = jnp.sum(mask)
+    if n_groups is None:
+        n_groups = int(jnp.max(group)) + 1
+    mask = jnp.ones((nt, m_t), f64) if mask is None else jnp.asarray(mask, f64)
+    A_blocks = A_blocks * mask[..., None]
+    A_tip = A_tip * mask[..., None]
+    y = y * mask
+    onehot = (group[..., None] == jnp.arange(n_groups)) * mask[..., None]
     return GaussianBTAData(
         m_diag=m_diag,
         m_lower=m_lower,
@@ -169,20 +184,42 @@ def make_gaussian_data(
         A_blocks=A_blocks,
         A_tip=A_tip,
         y=y,
-        n_obs=n_obs,
-        AtA_diag=jnp.einsum("tmb,tmc->tbc", A_blocks, A_blocks),
-        AtA_arrow=jnp.einsum("tma,tmb->tab", A_tip, A_blocks),
-        AtA_tip=jnp.einsum("tma,tmc->ac", A_tip, A_tip),
-        Aty=jnp.einsum("tmb,tm->tb", A_blocks, y),
-        Aty_tip=jnp.einsum("tma,tm->a", A_tip, y),
-        yty=jnp.sum(y * y),
+        groups=onehot,
+        n_obs=jnp.sum(onehot, axis=(0, 1)),
+        AtA_diag=jnp.einsum("tmg,tmb,tmc->gtbc", onehot, A_blocks, A_blocks),
+        AtA_arrow=jnp.einsum("tmg,tma,tmb->gtab", onehot, A_tip, A_blocks),
+        AtA_tip=jnp.einsum("tmg,tma,tmc->gac", onehot, A_tip, A_tip),
+        Aty=jnp.einsum("tmg,tmb,tm->gtb", onehot, A_blocks, y),
+        Aty_tip=jnp.einsum("tmg,tma,tm->ga", onehot, A_tip, y),
+        yty=jnp.einsum("tmg,tm->g", onehot, y * y),
         gen_data=gen_data,
     )
 
 
 def _dims(data: GaussianBTAData) -> tuple[int, int, int]:
-    nt, b, _ = data.AtA_diag.shape
-    return nt, b, data.AtA_tip.shape[0]
+    _, nt, b, _ = data.AtA_diag.shape
+    return nt, b, data.AtA_tip.shape[-1]
+
+
+def n_groups(data: GaussianBTAData) -> int:
+    """G, the number of likelihood groups (static: a shape)."""
+    return data.n_obs.shape[0]
+
+
+def split_theta(theta: jax.Array, data: GaussianBTAData) -> tuple[jax.Array, jax.Array]:
+    """θ = [θ_lik,1..G, θ_st...] → (θ_lik (G,), θ_st)."""
+    G = n_groups(data)
+    return theta[:G], theta[G:]
+
+
+def _likelihood_parts(tau: jax.Array, data: GaussianBTAData, i=None):
+    """Σ_g τ_g A_g,iᵀA_g,i, Σ_g τ_g A_g,tip,iᵀA_g,i and Σ_g τ_g A_g,iᵀy_g,i of time
+    block i (τ: (G,))."""
+    return (
+        jnp.einsum("g,gab->ab", tau, data.AtA_diag[:, i]),
+        jnp.einsum("g,gab->ab", tau, data.AtA_arrow[:, i]),
+        tau @ data.Aty[:, i],
+    )
 
 
 def _combine(coefs: jax.Array, Ks: jax.Array, weights: jax.Array) -> jax.Array:
@@ -191,10 +228,11 @@ def _combine(coefs: jax.Array, Ks: jax.Array, weights: jax.Array) -> jax.Array:
 
 
 def assemble_precisions(generators: Generators, theta: jax.Array, data: GaussianBTAData):
-    """Q_p, Q_c (as :class:`BTA`) and r = τAᵀy, with θ = [θ_lik, θ_st...].
+    """Q_p, Q_c (as :class:`BTA`) and r = Σ_g τ_g A_gᵀy_g, with
+    θ = [θ_lik,1..G, θ_st...].
 
     For tests, x̂ and small problems; the core never assembles them."""
-    theta_lik, theta_st = theta[0], theta[1:]
+    theta_lik, theta_st = split_theta(theta, data)
     coefs, Ks = generators(theta_st, data.gen_data)
     tau = jnp.exp(theta_lik)
     nt, b, a = _dims(data)
@@ -202,12 +240,12 @@ def assemble_precisions(generators: Generators, theta: jax.Array, data: Gaussian
     lower = jnp.einsum("j,jt,jab->tab", coefs, data.m_lower, Ks)
     Qp = BTA(diag, lower, jnp.zeros((nt, a, b)), jnp.diag(data.tip_prec))
     Qc = BTA(
-        diag + tau * data.AtA_diag,
+        diag + jnp.einsum("g,gtab->tab", tau, data.AtA_diag),
         lower,
-        tau * data.AtA_arrow,
-        jnp.diag(data.tip_prec) + tau * data.AtA_tip,
+        jnp.einsum("g,gtab->tab", tau, data.AtA_arrow),
+        jnp.diag(data.tip_prec) + jnp.einsum("g,gab->ab", tau, data.AtA_tip),
     )
-    r = tau * jnp.concatenate([data.Aty.reshape(-1), data.Aty_tip])
+    r = jnp.concatenate([(tau @ data.Aty.reshape(tau.shape[0], -1)), tau @ data.Aty_tip])
     return Qp, Qc, r
 
 
@@ -253,7 +291,7 @@ def _forward(generators, theta_st, theta_lik, data: GaussianBTAData, keep: bool)
     Returns ((log|Q_p|, log|Q_c|, fit), saved) with ``saved`` None unless ``keep``.
     """
     coefs, Ks = generators(theta_st, data.gen_data)
-    tau = jnp.exp(theta_lik)
+    tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
     nt, b, a = _dims(data)
     dt = Ks.dtype
 
@@ -262,9 +300,9 @@ def _forward(generators, theta_st, theta_lik, data: GaussianBTAData, keep: bool)
         Dp = _combine(coefs, Ks, data.m_diag[:, i])
         B = None if last else _combine(coefs, Ks, data.m_lower[:, i])
         LDp, LBp, _, Gp = factor_block(Dp - c.Sp, B)
-        Dc = Dp + tau * data.AtA_diag[i] - c.Sc
-        LDc, LBc, LC, Gc = factor_block(Dc, B, tau * data.AtA_arrow[i] - c.R)
-        z = (tau * data.Aty[i] - c.w) @ Gc  # L_D⁻¹ v = (vᵀ L_D⁻ᵀ)ᵀ
+        AtA, AtA_arrow, Aty = _likelihood_parts(tau, data, i)
+        LDc, LBc, LC, Gc = factor_block(Dp + AtA - c.Sc, B, AtA_arrow - c.R)
+        z = (Aty - c.w) @ Gc  # L_D⁻¹ v = (vᵀ L_D⁻ᵀ)ᵀ
         saved = c.saved
         if keep:
             saved = saved._replace(
@@ -305,7 +343,7 @@ def _forward(generators, theta_st, theta_lik, data: GaussianBTAData, keep: bool)
         Sp=jnp.zeros((b, b), dt),
         Sc=jnp.zeros((b, b), dt),
         R=jnp.zeros((a, b), dt),
-        T=jnp.diag(data.tip_prec) + tau * data.AtA_tip,
+        T=jnp.diag(data.tip_prec) + jnp.einsum("g,gab->ab", tau, data.AtA_tip),
         w=jnp.zeros((b,), dt),
         zacc=jnp.zeros((a,), dt),
         ldp=zero,
@@ -317,10 +355,10 @@ def _forward(generators, theta_st, theta_lik, data: GaussianBTAData, keep: bool)
 
     LT = _chol(c.T)
     GT = tri_inv(LT, transpose=True)
-    zT = (tau * data.Aty_tip - c.zacc) @ GT
+    zT = (tau @ data.Aty_tip - c.zacc) @ GT
     logdet_p = c.ldp + jnp.sum(jnp.log(data.tip_prec))
     logdet_c = c.ldc + _logdet_tri(LT)
-    fit = 0.5 * (c.zz + zT @ zT) - 0.5 * tau * data.yty
+    fit = 0.5 * (c.zz + zT @ zT) - 0.5 * tau @ data.yty
     saved = c.saved._replace(GT=GT, zT=zT) if keep else None
     return (logdet_p, logdet_c, fit), saved
 
@@ -336,12 +374,13 @@ class _BwdCarry(NamedTuple):
     SDp: jax.Array  # Σ_D,i+1 of Q_p
     x: jax.Array  # x̂_{i+1}
     Wgen: jax.Array  # (b, b, J) generator accumulators W_j (j last: one pass per step)
-    trc: jax.Array  # tr(Σ_c AᵀA) so far
+    trc: jax.Array  # (G,) tr(Σ_c A_gᵀA_g) so far
     x_hat: jax.Array  # (nt, b) time part of x̂, filled block by block
 
 
 def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Saved, cts):
-    """Cotangents (θ̄_st, θ̄_lik) for output cotangents cts = (ḡ_p, ḡ_c, ḡ_f).
+    """Cotangents (θ̄_st, θ̄_lik) for output cotangents cts = (ḡ_p, ḡ_c, ḡ_f);
+    θ̄_lik has the shape of ``theta_lik`` (a scalar or (G,)).
 
     One reverse sweep over time blocks i = nt..1 (METHOD.md §6.3, phases A, B, C
     fused): back substitution x̂_i, selected-inversion steps of Q_c and Q_p
@@ -350,15 +389,15 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
         Ω_D,i  = ḡ_p Σᵖ_D,i + ḡ_c Σᶜ_D,i − ½ ḡ_f x̂_i x̂_iᵀ
         Ω_B,iᵀ = ḡ_p Σᵖ_B,iᵀ + ḡ_c Σᶜ_B,iᵀ − ½ ḡ_f x̂_i x̂_{i+1}ᵀ
         W_j   += (M_j)_ii Ω_D,i + 2 (M_j)_{i+1,i} Ω_B,iᵀ
-        tr    += ⟨Σᶜ_D,i, A_iᵀA_i⟩ + 2 ⟨Σᶜ_C,i, A_tip,iᵀA_i⟩
+        tr_g  += ⟨Σᶜ_D,i, A_g,iᵀA_g,i⟩ + 2 ⟨Σᶜ_C,i, A_g,tip,iᵀA_g,i⟩
 
     Ω_B,iᵀ may replace Ω_B,i because the generators K_j are symmetric (Q_p is), so
-    only the symmetric part of W_j is ever paired with them.  The residual
-    ‖y − A x̂‖² is formed after the sweep from the stacked x̂_i.
+    only the symmetric part of W_j is ever paired with them.  The residuals
+    ‖y_g − A_g x̂‖² are formed after the sweep from the stacked x̂_i.
     """
     g_p, g_c, g_f = cts
     (coefs, Ks), gen_vjp = jax.vjp(lambda t: generators(t, data.gen_data), theta_st)
-    tau = jnp.exp(theta_lik)
+    tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
     nt, b, a = _dims(data)
     dt = Ks.dtype
     ST = gram_upper(saved.GT)  # Σ_T of Q_c
@@ -383,7 +422,11 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
         if not last:
             omega_Bt = g_p * SBtp + g_c * SBtc - 0.5 * g_f * jnp.outer(x, c.x)
             upd = upd + omega_Bt[..., None] * (2.0 * data.m_lower[:, i])
-        trc = c.trc + jnp.vdot(SDc, data.AtA_diag[i]) + 2.0 * jnp.vdot(SCc, data.AtA_arrow[i])
+        trc = (
+            c.trc
+            + jnp.einsum("ab,gab->g", SDc, data.AtA_diag[:, i])
+            + 2.0 * jnp.einsum("ab,gab->g", SCc, data.AtA_arrow[:, i])
+        )
         return _BwdCarry(
             SDc=SDc, SCc=SCc, SDp=SDp, x=x, Wgen=c.Wgen + upd, trc=trc, x_hat=c.x_hat.at[i].set(x)
         )
@@ -394,19 +437,19 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
         SDp=jnp.zeros((b, b), dt),
         x=jnp.zeros((b,), dt),
         Wgen=jnp.zeros((b, b, Ks.shape[0]), dt),
-        trc=jnp.vdot(ST, data.AtA_tip),
+        trc=jnp.einsum("ab,gab->g", ST, data.AtA_tip),
         x_hat=jnp.zeros((nt, b), dt),
     )
     c = sweep(block, init, nt, reverse=True)
     res = data.y - jnp.einsum("tmb,tb->tm", data.A_blocks, c.x_hat) - data.A_tip @ xT
-    rss = jnp.sum(res * res)
+    rss = jnp.einsum("tm,tmg->g", res * res, data.groups)
 
     Wgen = jnp.moveaxis(c.Wgen, -1, 0)
     coefs_bar = jnp.einsum("jab,jab->j", Wgen, Ks)  # ⟨W_j, K_j⟩
     Ks_bar = coefs[:, None, None] * Wgen  # c_j W_j
     (theta_st_bar,) = gen_vjp((coefs_bar, Ks_bar))
     theta_lik_bar = g_c * tau * c.trc - g_f * 0.5 * tau * rss
-    return theta_st_bar, theta_lik_bar
+    return theta_st_bar, jnp.reshape(theta_lik_bar, jnp.shape(theta_lik))
 
 
 # ---------------------------------------------------------------------------
@@ -416,10 +459,11 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
 def gaussian_core(generators: Generators, theta_st, theta_lik, data: GaussianBTAData):
-    """(log|Q_p|, log|Q_c|, ½rᵀQ_c⁻¹r − (τ/2)yᵀy) with the ADELIA adjoint.
+    """(log|Q_p|, log|Q_c|, ½rᵀQ_c⁻¹r − Σ_g (τ_g/2)y_gᵀy_g) with the ADELIA adjoint.
 
-    Differentiable in ``theta_st`` and ``theta_lik``; ``data`` gets a zero
-    cotangent (A, y and the temporal matrices are treated as constants).
+    ``theta_lik`` is (G,) (a scalar is accepted when G = 1).  Differentiable in
+    ``theta_st`` and ``theta_lik``; ``data`` gets a zero cotangent (A, y and the
+    temporal matrices are treated as constants).
     """
     return _forward(generators, theta_st, theta_lik, data, keep=False)[0]
 
@@ -446,22 +490,24 @@ def gaussian_core_naive(generators: Generators, theta_st, theta_lik, data: Gauss
 
 
 def _objective(theta_lik, logdet_p, logdet_c, fit, n_obs):
-    """f = −[(m/2)θ_lik + fit + ½log|Q_p| − ½log|Q_c|]  (METHOD.md §2.2)."""
-    return -(0.5 * n_obs * theta_lik + fit + 0.5 * logdet_p - 0.5 * logdet_c)
+    """f = −[Σ_g (m_g/2)θ_lik,g + fit + ½log|Q_p| − ½log|Q_c|]  (METHOD.md §2.2)."""
+    return -(0.5 * n_obs @ theta_lik + fit + 0.5 * logdet_p - 0.5 * logdet_c)
 
 
 def gaussian_objective(generators: Generators, theta: jax.Array, data: GaussianBTAData):
-    """Gaussian Laplace objective f(θ), θ = [θ_lik, θ_st...], without −log π(θ).
+    """Gaussian Laplace objective f(θ), θ = [θ_lik,1..G, θ_st...], without −log π(θ).
 
     Equals −log p(y | θ) − (m/2) log 2π.  Its gradient uses the ADELIA adjoint."""
-    out = gaussian_core(generators, theta[1:], theta[0], data)
-    return _objective(theta[0], *out, data.n_obs)
+    theta_lik, theta_st = split_theta(theta, data)
+    out = gaussian_core(generators, theta_st, theta_lik, data)
+    return _objective(theta_lik, *out, data.n_obs)
 
 
 def gaussian_objective_naive(generators: Generators, theta: jax.Array, data: GaussianBTAData):
     """:func:`gaussian_objective` differentiated by plain reverse mode (AD-Loop)."""
-    out = gaussian_core_naive(generators, theta[1:], theta[0], data)
-    return _objective(theta[0], *out, data.n_obs)
+    theta_lik, theta_st = split_theta(theta, data)
+    out = gaussian_core_naive(generators, theta_st, theta_lik, data)
+    return _objective(theta_lik, *out, data.n_obs)
 
 
 def gaussian_objective_dense(generators: Generators, theta: jax.Array, data: GaussianBTAData):
@@ -471,6 +517,6 @@ def gaussian_objective_dense(generators: Generators, theta: jax.Array, data: Gau
     Lp = jnp.linalg.cholesky(bta_to_dense(Qp))
     Lc = jnp.linalg.cholesky(bta_to_dense(Qc))
     z = jax.scipy.linalg.solve_triangular(Lc, r, lower=True)
-    tau = jnp.exp(theta[0])
-    fit = 0.5 * z @ z - 0.5 * tau * data.yty
-    return _objective(theta[0], _logdet_tri(Lp), _logdet_tri(Lc), fit, data.n_obs)
+    theta_lik, _ = split_theta(theta, data)
+    fit = 0.5 * z @ z - 0.5 * jnp.exp(theta_lik) @ data.yty
+    return _objective(theta_lik, _logdet_tri(Lp), _logdet_tri(Lc), fit, data.n_obs)

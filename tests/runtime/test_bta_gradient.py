@@ -14,8 +14,17 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from adelia.runtime.bta import BTA, bta_to_dense  # noqa: E402
+from adelia.runtime.coregional import (  # noqa: E402
+    coregional_generators,
+    coregional_observations,
+    demf_field,
+    demf_temporal as demf_temporal_h,
+    fem_powers,
+    lmc_weights,
+)
 from adelia.runtime.bta_gradient import (  # noqa: E402
     assemble_precisions,
+    split_theta,
     gaussian_core,
     gaussian_mode,
     gaussian_objective,
@@ -80,8 +89,9 @@ def demf_temporal(nt):
     return np.stack([m0, m1, m2]), m_lower
 
 
-def make_problem(kind, *, b=5, nt=4, a=2, m_t=6, seed=0):
-    """Small random data set; the last time block has two padded rows."""
+def make_problem(kind, *, b=5, nt=4, a=2, m_t=6, seed=0, groups=1):
+    """Small random data set; the last time block has two padded rows.  With
+    ``groups`` > 1 rows get random likelihood groups and θ gets G precisions."""
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((nt, m_t, b)) * (rng.random((nt, m_t, b)) < 0.5)
     A_tip = rng.standard_normal((nt, m_t, a))
@@ -102,6 +112,8 @@ def make_problem(kind, *, b=5, nt=4, a=2, m_t=6, seed=0):
         g3 = g1 @ (g2 / c0[:, None])
         gen_data = tuple(jnp.asarray(x) for x in (np.diag(c0), g1, g2, g3))
         theta = jnp.array([0.2, -0.3, 0.4, -0.5])
+    group = np.arange(nt * m_t).reshape(nt, m_t) % groups
+    theta = jnp.concatenate([theta[0] + 0.4 * jnp.arange(groups), theta[1:]])
     data = make_gaussian_data(
         m_diag=m_diag,
         m_lower=m_lower,
@@ -110,15 +122,17 @@ def make_problem(kind, *, b=5, nt=4, a=2, m_t=6, seed=0):
         A_tip=A_tip,
         y=y,
         mask=mask,
+        group=group if groups > 1 else None,
         gen_data=gen_data,
     )
-    return gens, data, theta, (A, A_tip, y, mask)
+    return gens, data, theta, (A, A_tip, y, mask, group)
 
 
 def numpy_marginal_objective(gens, theta, data, raw):
     """Independent oracle: f(θ) = −log N(y; 0, Ã Q_p⁻¹ Ãᵀ + τ⁻¹I) − (m/2) log 2π on
-    the observed rows, Ã = [A_blocks (block-diagonal in time), A_tip] (METHOD.md §2.1)."""
-    A, A_tip, y, mask = raw
+    the observed rows, Ã = [A_blocks (block-diagonal in time), A_tip], τ⁻¹ of each
+    row's likelihood group (METHOD.md §2.1)."""
+    A, A_tip, y, mask, group = raw
     nt, m_t, b = A.shape
     Qp, _, _ = assemble_precisions(gens, theta, data)
     Qp = np.asarray(bta_to_dense(Qp))
@@ -133,7 +147,9 @@ def numpy_marginal_objective(gens, theta, data, raw):
     At = np.array(rows)
     yo = y[mask > 0]
     m = len(yo)
-    cov = At @ np.linalg.solve(Qp, At.T) + np.exp(-float(theta[0])) * np.eye(m)
+    theta_lik = np.asarray(split_theta(theta, data)[0])
+    noise = np.exp(-theta_lik[np.asarray(group)[mask > 0]])
+    cov = At @ np.linalg.solve(Qp, At.T) + np.diag(noise)
     _, logdet = np.linalg.slogdet(cov)
     loglik = -0.5 * (logdet + yo @ np.linalg.solve(cov, yo)) - 0.5 * m * np.log(2 * np.pi)
     return -loglik - 0.5 * m * np.log(2 * np.pi)
@@ -231,7 +247,7 @@ def test_core_vjp_each_output():
         Lc = jnp.linalg.cholesky(bta_to_dense(Qc))
         z = jax.scipy.linalg.solve_triangular(Lc, r, lower=True)
         ld = lambda L: 2 * jnp.sum(jnp.log(jnp.diag(L)))  # noqa: E731
-        return ld(Lp), ld(Lc), 0.5 * z @ z - 0.5 * jnp.exp(theta_lik) * data.yty
+        return ld(Lp), ld(Lc), 0.5 * z @ z - 0.5 * jnp.exp(theta_lik) * data.yty[0]
 
     def pullback(core):
         @jax.jit
@@ -297,3 +313,158 @@ def test_make_gaussian_data_rejects_bad_shapes():
             A_tip=np.zeros((3, 4, 2)),
             y=np.zeros((3, 5)),
         )
+
+
+# ---------------------------------------------------------------------------
+# Several likelihood groups and the coregional (LMC) model (METHOD.md §10)
+# ---------------------------------------------------------------------------
+
+
+def grid_stiffness(nx, ny):
+    return np.kron(path_laplacian(ny), np.eye(nx)) + np.kron(np.eye(ny), path_laplacian(nx))
+
+
+def make_coregional(k, *, nx=3, ny=3, nt=3, nb=2, seed=1):
+    """k-variate LMC model on an nx x ny grid: each observation is one variable at one
+    node and one time (about 1.5 per node and variable, unequal counts per time),
+    nb covariates per variable; d = 4k + k(k−1)/2."""
+    rng = np.random.default_rng(seed)
+    ns = nx * ny
+    c0 = rng.uniform(0.7, 1.3, ns)
+    gen_data = fem_powers(c0, grid_stiffness(nx, ny))
+    m = int(1.5 * k * ns * nt)
+    time = rng.integers(0, nt, m)
+    var = rng.integers(0, k, m)
+    node = rng.integers(0, ns, m)
+    X = np.concatenate([np.ones((m, 1)), rng.standard_normal((m, nb - 1))], axis=1)
+    y = rng.standard_normal(m) + var
+    obs = coregional_observations(time, var, node, X, y, k=k, ns=ns, nt=nt)
+    m_diag, m_lower = demf_temporal_h(nt, 0.7)
+    data = make_gaussian_data(
+        m_diag=m_diag, m_lower=m_lower, tip_prec=np.full(k * nb, 1e-2), gen_data=gen_data, **obs
+    )
+    fields = [[0.3 + 0.1 * j, 0.2 - 0.2 * j, -0.1 * j] for j in range(k)]
+    lambdas = [0.6, -0.4, 0.3][: k * (k - 1) // 2]
+    theta = jnp.array([0.5 - 0.2 * j for j in range(k)] + sum(fields, []) + lambdas)
+    raw = tuple(obs[key] for key in ("A_blocks", "A_tip", "y", "mask", "group"))
+    return coregional_generators, data, theta, raw
+
+
+def central_differences(f, theta, data, h=1e-5):
+    return np.array(
+        [
+            (float(f(theta + h * e, data)[0]) - float(f(theta - h * e, data)[0])) / (2 * h)
+            for e in np.eye(theta.shape[0])
+        ]
+    )
+
+
+def test_several_groups_value_gradient_and_fd():
+    """G = 3 precisions on one field: value vs NumPy, gradient vs dense reverse mode
+    and central differences."""
+    gens, data, theta, raw = make_problem("demf", b=5, nt=4, a=2, m_t=7, groups=3)
+    assert theta.shape == (6,) and data.n_obs.shape == (3,)
+    want = numpy_marginal_objective(gens, theta, data, raw)
+    value, grad = value_and_grad("adelia", gens)(theta, data)
+    value_d, grad_d = value_and_grad("dense", gens)(theta, data)
+    assert abs(float(value) - want) / abs(want) < 1e-10
+    assert rel(grad, grad_d) < 1e-10
+    assert rel(grad, central_differences(value_and_grad("adelia", gens), theta, data)) < 1e-6
+
+
+def test_several_groups_core_vjp_each_output():
+    gens, data, theta, _ = make_problem("separable", b=4, nt=3, a=2, m_t=6, groups=2)
+    theta_lik, theta_st = split_theta(theta, data)
+
+    def dense_core(theta_st, theta_lik):
+        th = jnp.concatenate([theta_lik, theta_st])
+        Qp, Qc, r = assemble_precisions(gens, th, data)
+        Lp = jnp.linalg.cholesky(bta_to_dense(Qp))
+        Lc = jnp.linalg.cholesky(bta_to_dense(Qc))
+        z = jax.scipy.linalg.solve_triangular(Lc, r, lower=True)
+        ld = lambda L: 2 * jnp.sum(jnp.log(jnp.diag(L)))  # noqa: E731
+        return ld(Lp), ld(Lc), 0.5 * z @ z - 0.5 * jnp.exp(theta_lik) @ data.yty
+
+    def pullback(core):
+        @jax.jit
+        def run(ct):
+            out, vjp = jax.vjp(core, theta_st, theta_lik)
+            return jnp.stack(out), jnp.concatenate(vjp(tuple(ct)))
+
+        return run
+
+    adelia = pullback(lambda s, l: gaussian_core(gens, s, l, data))
+    dense = pullback(dense_core)
+    for ct in [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.3, -1.7, 2.1)]:
+        (out, bar), (out_d, bar_d) = adelia(jnp.asarray(ct)), dense(jnp.asarray(ct))
+        assert rel(out, out_d) < 1e-10
+        assert rel(bar, bar_d) < 1e-10, ct
+
+
+def test_lmc_precision_matches_dense_construction():
+    """Q_p of the coregional map = Eᵀ blkdiag(P_m) E, with the fields of x stacked
+    variable-major and permuted to the time-major, variables-interleaved order."""
+    k, ns, nt = 3, 4, 3
+    rng = np.random.default_rng(3)
+    gen_data = fem_powers(rng.uniform(0.5, 1.5, ns), path_laplacian(ns))
+    m_diag, m_lower = demf_temporal_h(nt)
+    theta_st = jnp.asarray(rng.uniform(-0.5, 0.5, 12))
+    _, Ks = coregional_generators(theta_st, gen_data)
+    Q = np.einsum("jt,jab->tab", m_diag, Ks), np.einsum("jt,jab->tab", m_lower, Ks)
+    Q = np.asarray(bta_to_dense(BTA(*Q, np.zeros((nt, 0, k * ns)), np.zeros((0, 0)))))
+
+    def field_precision(th):  # time-major nt·ns x nt·ns
+        c, q = demf_field(th, gen_data)
+        M = [np.diag(md) + np.diag(ml, -1) + np.diag(ml, 1) for md, ml in zip(m_diag, m_lower)]
+        return sum(float(c[j]) * np.kron(M[j], np.asarray(q[j])) for j in range(3))
+
+    P = [field_precision(theta_st[3 * m : 3 * m + 3]) for m in range(k)]
+    lam01, lam02, lam12 = np.asarray(theta_st[9:])
+    E = np.array([[1.0, 0, 0], [-lam01, 1, 0], [-lam12, -lam02, 1]])
+    n = nt * ns
+    Ebig = np.kron(E, np.eye(n))
+    Pbig = np.zeros((k * n, k * n))
+    for m in range(k):
+        Pbig[m * n : (m + 1) * n, m * n : (m + 1) * n] = P[m]
+    Q_var_major = Ebig.T @ Pbig @ Ebig
+    # variable-major index v·n + t·ns + s  →  time-major, interleaved t·k·ns + v·ns + s
+    perm = np.array([v * n + t * ns + s for t in range(nt) for v in range(k) for s in range(ns)])
+    assert rel(Q, Q_var_major[np.ix_(perm, perm)]) < 1e-13
+    W = np.asarray(lmc_weights(theta_st[9:], 3))
+    assert np.allclose(W.sum(0), E.T @ E)
+
+
+@pytest.mark.parametrize("k,nt", [(2, 4), (3, 3)])
+def test_coregional_value_gradient_and_fd(k, nt):
+    """GST-C2/C3-shaped models (d = 9, 15) at ns = 9: value vs NumPy (< 1e-10),
+    gradient vs dense reverse mode (< 1e-10) and central differences (< 1e-6)."""
+    gens, data, theta, raw = make_coregional(k, nt=nt)
+    assert theta.shape == ({2: 9, 3: 15}[k],) and data.n_obs.shape == (k,)
+    want = numpy_marginal_objective(gens, theta, data, raw)
+    vg = value_and_grad("adelia", gens)
+    value, grad = vg(theta, data)
+    value_d, grad_d = value_and_grad("dense", gens)(theta, data)
+    assert abs(float(value) - want) / abs(want) < 1e-10
+    assert rel(grad, grad_d) < 1e-10
+    assert rel(grad, central_differences(vg, theta, data)) < 1e-6
+
+
+def test_coregional_observations_layout():
+    """Row of observation (t, v, s): a single 1 at column v·ns + s of time block t,
+    covariates at tip columns v·nb.., group v; unused rows padded."""
+    time, var, node = np.array([2, 0, 2, 1]), np.array([1, 0, 2, 1]), np.array([3, 0, 1, 2])
+    X, y = np.arange(8.0).reshape(4, 2), np.array([1.0, 2.0, 3.0, 4.0])
+    obs = coregional_observations(time, var, node, X, y, k=3, ns=4, nt=3)
+    assert obs["A_blocks"].shape == (3, 2, 12) and obs["A_tip"].shape == (3, 2, 6)
+    for j in range(4):
+        rows = np.flatnonzero((obs["y"][time[j]] == y[j]) & (obs["mask"][time[j]] > 0))
+        assert rows.size == 1
+        r = rows[0]
+        a_row = np.zeros(12)
+        a_row[var[j] * 4 + node[j]] = 1.0
+        tip_row = np.zeros(6)
+        tip_row[2 * var[j] : 2 * var[j] + 2] = X[j]
+        assert np.array_equal(obs["A_blocks"][time[j], r], a_row)
+        assert np.array_equal(obs["A_tip"][time[j], r], tip_row)
+        assert obs["group"][time[j], r] == var[j]
+    assert obs["mask"].sum() == 4 and np.all(obs["A_blocks"][obs["mask"] == 0] == 0)

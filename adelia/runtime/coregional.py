@@ -1,0 +1,189 @@
+"""Generator maps for DEMF(1,2,1) space–time fields and coregional (LMC) models, in
+the form the ADELIA Gaussian core consumes (:mod:`adelia.runtime.bta_gradient`):
+``generators(theta_st, gen_data) -> (coefs (J,), Ks (J, b, b))`` with
+Q_p = Σ_j c_j (M_j ⊗ K_j) in time-major order (METHOD.md §3.1, §6.4).
+
+**One field** (METHOD.md §9.1–9.2, plane, α_t = 1, α_s = 2, α_e = 1 ⇒ ν_s = 1,
+ν_t = ½), θ_field = (log r_s, log r_t, log σ):
+
+    γ_s = ½ log 8ν_s − log r_s,   γ_t = log r_t − ½ log 8ν_t + α_s γ_s,
+    γ_st = ½ log c1 − ½ γ_t − ν_s γ_s − log σ,
+    c1 = Γ(ν_t)Γ(ν_s) / (Γ(α_t)Γ(α)(4π)^{3/2}),   κ = e^{γ_s},
+    q1 = κ²c0 + g1,  q2 = κ⁴c0 + 2κ²g1 + g2,  q3 = κ⁶c0 + 3κ⁴g1 + 3κ²g2 + g3,
+    Q = e^{2γ_st} [ m0 ⊗ q3 + e^{γ_t} m1 ⊗ q2 + e^{2γ_t} m2 ⊗ q1 ]
+
+i.e. J = 3 generators (q3, q2, q1) with coefficients e^{2γ_st}(1, e^{γ_t}, e^{2γ_t}) and
+temporal matrices (m0, m1, m2) of :func:`demf_temporal`.
+
+**Coregional** (METHOD.md §10, linear model of coregionalisation), k = 2 or 3 fields
+x_0..x_{k−1}, each time block holding [x_0,t; x_1,t; …] (b = k·ns, METHOD.md §3.1):
+
+    x_0 = σ_0 u_0,   x_1 = λ_01 x_0 + σ_1 u_1,   x_2 = λ_12 x_0 + λ_02 x_1 + σ_2 u_2
+
+with u_m independent unit-variance DEMF fields.  σ_m u_m is the field of θ_field =
+(log r_s,m, log r_t,m, log σ_m) above, with precision P_m.  With E = Λ⁻¹ the unit
+lower-triangular map x ↦ e (e_0 = x_0, e_1 = x_1 − λ_01 x_0, e_2 = x_2 − λ_12 x_0 −
+λ_02 x_1),
+
+    Q_p = Eᵀ blkdiag(P_m) E = Σ_m (E_m,: ᵀ E_m,:) ⊗ P_m
+
+which reproduces METHOD.md §10's blocks (Q_00 = P_0 + λ_01² P_1 + λ_12² P_2, …).
+All fields share the time grid, so Q_p keeps J = 3 generators whatever k:
+
+    K_l = Σ_m c_{m,l} (W_m ⊗ q_{m,l}),   W_m = E_m,:ᵀ E_m,:   (k x k),   l = 1..3,
+
+with unit coefficients.  θ_st = [θ_field,0; …; θ_field,k−1; λ] (3k + k(k−1)/2
+entries), λ = (λ_01) for k = 2 and (λ_01, λ_02, λ_12) for k = 3.  With one
+Gaussian likelihood precision per response the model has d = 4k + k(k−1)/2
+hyperparameters: 9 (k = 2) and 15 (k = 3), as GST-C2 / GST-C3 (METHOD.md §14).
+
+The Phase-C shortcut of METHOD.md §10 (log|Q_p| from the k per-field factorisations)
+is not used here: the generic core factorises the coupled k·ns blocks of Q_p.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+jax.config.update("jax_enable_x64", True)
+
+__all__ = [
+    "fem_powers",
+    "demf_temporal",
+    "demf_field",
+    "demf_generators",
+    "lmc_map",
+    "lmc_weights",
+    "n_fields",
+    "coregional_generators",
+    "coregional_observations",
+]
+
+_NU_S, _NU_T, _ALPHA_S, _ALPHA_T, _ALPHA = 1.0, 0.5, 2.0, 1.0, 2.0
+_LOG_C1 = math.log(math.gamma(_NU_T) * math.gamma(_NU_S)) - math.log(
+    math.gamma(_ALPHA_T) * math.gamma(_ALPHA) * (4 * math.pi) ** 1.5
+)
+
+
+def fem_powers(c0, g1):
+    """(C0, g1, g2 = g1 c0⁻¹ g1, g3 = g1 c0⁻¹ g2) for a lumped mass diagonal c0 (ns,)
+    and stiffness g1 (ns, ns) — the ``gen_data`` of the DEMF maps (METHOD.md §9.1)."""
+    c0 = np.asarray(c0, float)
+    g1 = np.asarray(g1, float)
+    g2 = g1 @ (g1 / c0[:, None])
+    g3 = g1 @ (g2 / c0[:, None])
+    return tuple(jnp.asarray(m) for m in (np.diag(c0), g1, g2, g3))
+
+
+def demf_temporal(nt: int, h: float = 1.0):
+    """Diagonals (3, nt) and sub-diagonals (3, nt−1) of (m0, m1, m2), METHOD.md §9.1:
+    m0 = h·diag(½, 1, …, 1, ½), m1 = diag(1, 0, …, 0, 1), m2 = (1/h)·tridiag(−1, 2, −1)
+    with corners 1/h."""
+    m0 = h * np.ones(nt)
+    m0[[0, -1]] = 0.5 * h
+    m1 = np.zeros(nt)
+    m1[[0, -1]] = 1.0
+    m2 = 2.0 / h * np.ones(nt)
+    m2[[0, -1]] = 1.0 / h
+    m_lower = np.stack([np.zeros(nt - 1), np.zeros(nt - 1), -np.ones(nt - 1) / h])
+    return np.stack([m0, m1, m2]), m_lower
+
+
+def demf_field(theta_field, gen_data):
+    """(log r_s, log r_t, log σ) → (coefficients (3,), (q3, q2, q1) (3, ns, ns)) of one
+    DEMF(1,2,1) field on the plane (METHOD.md §9.1–9.2; formulas in the module doc)."""
+    C0, G1, G2, G3 = gen_data
+    log_rs, log_rt, log_sigma = theta_field[0], theta_field[1], theta_field[2]
+    gamma_s = 0.5 * math.log(8.0 * _NU_S) - log_rs
+    gamma_t = log_rt - 0.5 * math.log(8.0 * _NU_T) + _ALPHA_S * gamma_s
+    gamma_st = 0.5 * _LOG_C1 - 0.5 * gamma_t - _NU_S * gamma_s - log_sigma
+    k2 = jnp.exp(2.0 * gamma_s)
+    q1 = k2 * C0 + G1
+    q2 = k2**2 * C0 + 2.0 * k2 * G1 + G2
+    q3 = k2**3 * C0 + 3.0 * k2**2 * G1 + 3.0 * k2 * G2 + G3
+    et = jnp.exp(gamma_t)
+    coefs = jnp.exp(2.0 * gamma_st) * jnp.stack([jnp.ones_like(et), et, et * et])
+    return coefs, jnp.stack([q3, q2, q1])
+
+
+def demf_generators(theta_st, gen_data):
+    """Univariate DEMF(1,2,1) generator map, θ_st = (log r_s, log r_t, log σ)."""
+    return demf_field(theta_st, gen_data)
+
+
+def n_fields(n_theta_st: int) -> int:
+    """k from len(θ_st) = 3k + k(k−1)/2 (3, 7, 12 for k = 1, 2, 3)."""
+    for k in (1, 2, 3):
+        if n_theta_st == 3 * k + k * (k - 1) // 2:
+            return k
+    raise ValueError(f"coregional θ_st has {n_theta_st} entries; expected 3, 7 or 12 (k = 1, 2, 3)")
+
+
+def lmc_map(lambdas, k: int) -> jax.Array:
+    """E = Λ⁻¹ (k x k, unit lower triangular): e = E x with e_0 = x_0,
+    e_1 = x_1 − λ_01 x_0, e_2 = x_2 − λ_12 x_0 − λ_02 x_1 (METHOD.md §10);
+    λ = () for k = 1, (λ_01,) for k = 2, (λ_01, λ_02, λ_12) for k = 3."""
+    E = jnp.eye(k, dtype=jnp.float64)
+    if k >= 2:
+        E = E.at[1, 0].set(-lambdas[0])
+    if k == 3:
+        E = E.at[2, 1].set(-lambdas[1]).at[2, 0].set(-lambdas[2])
+    return E
+
+
+def lmc_weights(lambdas, k: int) -> jax.Array:
+    """W (k, k, k), W[m] = E_m,:ᵀ E_m,:: the weight of P_m in each (i, j) sub-block of
+    Q_p = Σ_m W[m] ⊗ P_m (METHOD.md §10's w[i, j, m])."""
+    E = lmc_map(lambdas, k)
+    return E[:, :, None] * E[:, None, :]
+
+
+def coregional_generators(theta_st, gen_data):
+    """Coregional DEMF generator map (module doc): θ_st = [k x (log r_s, log r_t,
+    log σ); λ] → (ones(3), K (3, k·ns, k·ns)) with
+    K_l = Σ_m c_{m,l} (W_m ⊗ q_{m,l}).  k = 1 reduces to :func:`demf_generators`
+    (with its coefficients folded into K)."""
+    k = n_fields(theta_st.shape[0])
+    ns = gen_data[0].shape[0]
+    coefs, qs = jax.vmap(demf_field, in_axes=(0, None))(theta_st[: 3 * k].reshape(k, 3), gen_data)
+    W = lmc_weights(theta_st[3 * k :], k)
+    K = jnp.einsum("mij,ml,mlab->liajb", W, coefs, qs).reshape(3, k * ns, k * ns)
+    return jnp.ones(3, K.dtype), K
+
+
+def coregional_observations(time, var, node, covariates, y, *, k: int, ns: int, nt: int):
+    """Padded per-time-block observation arrays for :func:`make_gaussian_data` from a
+    list of m observations, each of one variable at one mesh node and one time:
+
+        η = x_{var}(node, time) + covariatesᵀ β_var,
+
+    ``covariates`` (m, nb); the tip holds the k·nb regression coefficients
+    [β_0; …; β_{k−1}] (METHOD.md §3.1).  Returns a dict with A_blocks (nt, m_t, k·ns),
+    A_tip (nt, m_t, k·nb), y, mask and group (= var: one likelihood precision per
+    response, METHOD.md §10), m_t the largest number of observations at one time.
+    """
+    time, var, node = (np.asarray(v, int) for v in (time, var, node))
+    covariates = np.asarray(covariates, float)
+    y = np.asarray(y, float)
+    nb = covariates.shape[1]
+    counts = np.bincount(time, minlength=nt)
+    m_t = max(int(counts.max()), 1)
+    order = np.argsort(time, kind="stable")
+    slot = np.empty(len(time), int)
+    slot[order] = np.arange(len(time)) - np.repeat(np.cumsum(counts) - counts, counts)
+    A = np.zeros((nt, m_t, k * ns))
+    A_tip = np.zeros((nt, m_t, k * nb))
+    yy = np.zeros((nt, m_t))
+    mask = np.zeros((nt, m_t))
+    group = np.zeros((nt, m_t), int)
+    A[time, slot, var * ns + node] = 1.0
+    for j in range(nb):
+        A_tip[time, slot, var * nb + j] = covariates[:, j]
+    yy[time, slot] = y
+    mask[time, slot] = 1.0
+    group[time, slot] = var
+    return dict(A_blocks=A, A_tip=A_tip, y=yy, mask=mask, group=group)
