@@ -15,51 +15,25 @@ CHOLMOD: from its supernodes) and which solver ``solver = "auto"`` picks.
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from adelia.compiler.latent.spde import SPDE  # noqa: E402
-from adelia.compiler.mesh import Mesh  # noqa: E402
 from adelia.compiler.model import compile_model  # noqa: E402
 from adelia.dsl.parser import parse_formula  # noqa: E402
 from adelia.runtime.inference import choose_solver  # noqa: E402
 from adelia.runtime.laplace import LaplaceProblem  # noqa: E402
 from adelia.runtime.laplace_bta import BTALaplaceProblem  # noqa: E402
 from adelia.runtime.laplace_sparse import SparseLaplaceProblem  # noqa: E402
+from spacetime import best, simulate  # noqa: E402
 
 SPACETIME = 'y ~ 1 + f(site, model = sp, group = time, control.group = list(model = "ar1"))'
 SPATIAL = "y ~ 1 + f(site, model = sp)"
-
-
-def simulate(n_sites: int, nt: int, spacing: float, seed: int = 1):
-    rng = np.random.default_rng(seed)
-    sites = rng.uniform(0, 1, size=(n_sites, 2))
-    mesh = Mesh.from_delaunay(sites, offset=0.2, spacing=spacing)
-    t = np.repeat(np.arange(1, nt + 1), n_sites)
-    s = np.tile(np.arange(1, n_sites + 1), nt)
-    xy = sites[s - 1]
-    field = np.sin(3 * xy[:, 0] + 0.3 * t) + np.cos(2 * xy[:, 1] - 0.2 * t)
-    y = 1.0 + field + 0.3 * rng.normal(size=len(t))
-    spde = SPDE(mesh, prior_range=(0.3, 0.5), prior_sigma=(1.0, 0.1), loc=sites)
-    return pd.DataFrame({"y": y, "site": s, "time": t}), spde
-
-
-def best(fn, repeat=3):
-    jax.block_until_ready(fn())
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        out.append(time.perf_counter() - t0)
-    return min(out)
 
 
 def timings(prob, theta):
@@ -72,7 +46,7 @@ def timings(prob, theta):
 
 
 def case(name, formula, n_sites, nt, spacing, solvers):
-    data, spde = simulate(n_sites, nt, spacing)
+    data, spde = simulate(n_sites, nt, spacing=spacing)
     model = compile_model(parse_formula(formula), data, "gaussian", objects={"sp": spde})
     theta = jnp.asarray([t.initial for t in model.thetas])
     rec = {"name": name, "N": model.N, "m": model.m, "d": model.d, "mesh_nodes": spde.n, "nt": nt,

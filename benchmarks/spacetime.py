@@ -31,10 +31,12 @@ from adelia.runtime.laplace_sparse import SparseLaplaceProblem  # noqa: E402
 FORMULA = ('y ~ 1 + f(site, model = sp, group = time, control.group = list(model = "ar1"))')
 
 
-def simulate(n_sites: int, nt: int, seed: int = 1):
+def simulate(n_sites: int, nt: int, seed: int = 1, spacing: float = 0.1):
+    """Sites uniform on the unit square, a smooth moving field plus N(0, 0.3²) noise, and an SPDE
+    on a Delaunay mesh with the given node spacing."""
     rng = np.random.default_rng(seed)
     sites = rng.uniform(0, 1, size=(n_sites, 2))
-    mesh = Mesh.from_delaunay(sites, offset=0.2, spacing=0.1)
+    mesh = Mesh.from_delaunay(sites, offset=0.2, spacing=spacing)
     t = np.repeat(np.arange(1, nt + 1), n_sites)
     s = np.tile(np.arange(1, n_sites + 1), nt)
     xy = sites[s - 1]
