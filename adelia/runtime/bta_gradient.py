@@ -212,6 +212,20 @@ def split_theta(theta: jax.Array, data: GaussianBTAData) -> tuple[jax.Array, jax
     return theta[:G], theta[G:]
 
 
+def _weighted_sum(w: jax.Array, mats: jax.Array) -> jax.Array:
+    """Σ_k w_k mats_k over a short static leading axis, as one fused elementwise
+    loop (``einsum`` lowers this to a dot with a transposing copy: ~5x slower)."""
+    out = w[0] * mats[0]
+    for k in range(1, mats.shape[0]):
+        out = out + w[k] * mats[k]
+    return out
+
+
+def _pair(X: jax.Array, mats: jax.Array) -> jax.Array:
+    """(⟨X, mats_k⟩)_k over a short static leading axis (fused reductions)."""
+    return jnp.stack([jnp.sum(X * mats[k]) for k in range(mats.shape[0])])
+
+
 def _likelihood_parts(tau: jax.Array, data: GaussianBTAData, i=None):
     """Σ_g τ_g A_g,iᵀA_g,i, Σ_g τ_g A_g,tip,iᵀA_g,i and Σ_g τ_g A_g,iᵀy_g,i of time
     block i (τ: (G,))."""
@@ -224,7 +238,7 @@ def _likelihood_parts(tau: jax.Array, data: GaussianBTAData, i=None):
 
 def _combine(coefs: jax.Array, Ks: jax.Array, weights: jax.Array) -> jax.Array:
     """Σ_j c_j w_j K_j: one block of Q_p with temporal weights w_j = (M_j)_{kl}."""
-    return jnp.einsum("j,jab->ab", coefs * weights, Ks)
+    return _weighted_sum(coefs * weights, Ks)
 
 
 def assemble_precisions(generators: Generators, theta: jax.Array, data: GaussianBTAData):
@@ -424,8 +438,8 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
             upd = upd + omega_Bt[..., None] * (2.0 * data.m_lower[:, i])
         trc = (
             c.trc
-            + jnp.einsum("ab,gab->g", SDc, data.AtA_diag[:, i])
-            + 2.0 * jnp.einsum("ab,gab->g", SCc, data.AtA_arrow[:, i])
+            + _pair(SDc, data.AtA_diag[:, i])
+            + 2.0 * _pair(SCc, data.AtA_arrow[:, i])
         )
         return _BwdCarry(
             SDc=SDc, SCc=SCc, SDp=SDp, x=x, Wgen=c.Wgen + upd, trc=trc, x_hat=c.x_hat.at[i].set(x)
@@ -453,18 +467,240 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
 
 
 # ---------------------------------------------------------------------------
+# Posterior-only core: Q_p's log-determinant supplied by the model (prior_logdet)
+# ---------------------------------------------------------------------------
+
+
+class _SavedC(NamedTuple):
+    """What the posterior-only forward sweep keeps: the factor's storage, as
+    H_i = (D_i − S_i)⁻¹ and WBt_i = H_i B_iᵀ = (L_B,i L_D,i⁻¹)ᵀ instead of L_D,i, L_B,i."""
+
+    H: jax.Array  # (nt, b, b)
+    WBt: jax.Array  # (nt−1, b, b)
+    WC: jax.Array  # (nt, a, b)  (C_i − R_i) H_i = L_C,i L_D,i⁻¹
+    u: jax.Array  # (nt, b)     L_D,i⁻ᵀ z_i
+    GT: jax.Array  # (a, a)      L_T⁻ᵀ
+    zT: jax.Array  # (a,)
+
+
+class _FwdCarryC(NamedTuple):
+    S: jax.Array  # Schur carry into the next diagonal block
+    R: jax.Array  # arrow carry
+    T: jax.Array  # tip Schur complement
+    w: jax.Array  # L_B,i z_i
+    zacc: jax.Array  # Σ L_C,i z_i
+    ld: jax.Array  # log|Q_c| so far
+    zz: jax.Array  # ‖z‖² so far
+    saved: _SavedC | None
+
+
+def _forward_c(generators, theta_st, theta_lik, data: GaussianBTAData, keep: bool):
+    """BTA Cholesky of Q_c and z = L_c⁻¹ r in one sweep; returns ((log|Q_c|, fit), saved).
+
+    Value only (``keep=False``): L_D = chol(D − S), Gt = L_D⁻ᵀ, L_B = B Gt,
+    S' = L_B L_Bᵀ (:func:`~adelia.runtime.bta.factor_block`).  For the gradient
+    (``keep=True``) the step forms what the selected inversion needs instead,
+    H = Gt Gtᵀ and WBt = H Bᵀ, and gets the Schur carry as S' = B WBt — the same
+    number of b x b products plus one ``lauum``, and no recomputation later: the
+    backward sweep is two products per block (:func:`_backward_c`).
+    """
+    coefs, Ks = generators(theta_st, data.gen_data)
+    tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
+    nt, b, a = _dims(data)
+    dt = Ks.dtype
+
+    def block(c: _FwdCarryC, i, last: bool) -> _FwdCarryC:
+        D = _combine(coefs, Ks, data.m_diag[:, i])
+        B = None if last else _combine(coefs, Ks, data.m_lower[:, i])
+        AtA, AtA_arrow, Aty = _likelihood_parts(tau, data, i)
+        C = AtA_arrow - c.R
+        saved = c.saved
+        if keep:
+            LD = _chol(D + AtA - c.S)
+            Gt = tri_inv(LD, transpose=True)
+            H = gram_upper(Gt)
+            z = (Aty - c.w) @ Gt  # L_D⁻¹ (r_i − w)
+            u = Gt @ z
+            WC = C @ H
+            saved = saved._replace(
+                H=saved.H.at[i].set(H), WC=saved.WC.at[i].set(WC), u=saved.u.at[i].set(u)
+            )
+            LCz = C @ u
+            T = c.T - WC @ _mT(C)
+            if last:
+                S, R, w = c.S, c.R, c.w
+            else:
+                WBt = H @ _mT(B)
+                saved = saved._replace(WBt=saved.WBt.at[i].set(WBt))
+                S, R, w = B @ WBt, C @ WBt, B @ u
+        else:
+            LD, LB, LC, Gt = factor_block(D + AtA - c.S, B, C)
+            z = (Aty - c.w) @ Gt
+            LCz = LC @ z
+            T = c.T - LC @ _mT(LC)
+            if last:
+                S, R, w = c.S, c.R, c.w
+            else:
+                S, R, w = syrk(LB), LC @ _mT(LB), LB @ z
+        return _FwdCarryC(
+            S=S,
+            R=R,
+            T=T,
+            w=w,
+            zacc=c.zacc + LCz,
+            ld=c.ld + _logdet_tri(LD),
+            zz=c.zz + z @ z,
+            saved=saved,
+        )
+
+    saved0 = None
+    if keep:
+        saved0 = _SavedC(
+            H=jnp.zeros((nt, b, b), dt),
+            WBt=jnp.zeros((max(nt - 1, 1), b, b), dt),
+            WC=jnp.zeros((nt, a, b), dt),
+            u=jnp.zeros((nt, b), dt),
+            GT=jnp.zeros((a, a), dt),
+            zT=jnp.zeros((a,), dt),
+        )
+    init = _FwdCarryC(
+        S=jnp.zeros((b, b), dt),
+        R=jnp.zeros((a, b), dt),
+        T=jnp.diag(data.tip_prec) + jnp.einsum("g,gab->ab", tau, data.AtA_tip),
+        w=jnp.zeros((b,), dt),
+        zacc=jnp.zeros((a,), dt),
+        ld=jnp.zeros((), dt),
+        zz=jnp.zeros((), dt),
+        saved=saved0,
+    )
+    c = sweep(block, init, nt)
+    LT = _chol(c.T)
+    GT = tri_inv(LT, transpose=True)
+    zT = (tau @ data.Aty_tip - c.zacc) @ GT
+    fit = 0.5 * (c.zz + zT @ zT) - 0.5 * tau @ data.yty
+    saved = c.saved._replace(GT=GT, zT=zT) if keep else None
+    return (c.ld + _logdet_tri(LT), fit), saved
+
+
+class _BwdCarryC(NamedTuple):
+    SD: jax.Array  # Σ_D,i+1
+    SC: jax.Array  # Σ_C,i+1
+    x: jax.Array  # x̂_{i+1}
+    Wgen: jax.Array  # (J, b, b) generator accumulators
+    trc: jax.Array  # (G,)
+    x_hat: jax.Array  # (nt, b)
+
+
+def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _SavedC, cts):
+    """Cotangents (θ̄_st, θ̄_lik) of (log|Q_c|, fit) for cts = (ḡ_c, ḡ_f): the sweep of
+    :func:`_backward` without Q_p (Ω = ḡ_c Q_c⁻¹ − ½ ḡ_f x̂ x̂ᵀ).  Per block: back
+    substitution x̂_i = u_i − WC_iᵀ β̂ − WBt_i x̂_{i+1} and the Takahashi step of
+    :func:`~adelia.runtime.bta.selinv_block` on the stored H_i, WBt_i, WC_i — two b x b
+    products, no Cholesky, no B_i.  The generators are evaluated after the sweep, so
+    their J·b² are not alive during it."""
+    g_c, g_f = cts
+    tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
+    nt, b, a = _dims(data)
+    J = data.m_diag.shape[0]
+    dt = saved.H.dtype
+    ST = gram_upper(saved.GT)
+    xT = saved.GT @ saved.zT
+
+    def block(c: _BwdCarryC, i, last: bool) -> _BwdCarryC:
+        H, WC = saved.H[i], saved.WC[i]
+        x = saved.u[i] - xT @ WC
+        WBt = None
+        if not last:
+            WBt = saved.WBt[i]
+            x = x - WBt @ c.x
+        SD, SBt, SC = selinv_block(H, WBt, WC, c.SD, c.SC, ST)
+        omega_D = g_c * SD - 0.5 * g_f * jnp.outer(x, x)
+        upd = data.m_diag[:, i, None, None] * omega_D
+        if not last:
+            omega_Bt = g_c * SBt - 0.5 * g_f * jnp.outer(x, c.x)
+            upd = upd + (2.0 * data.m_lower[:, i, None, None]) * omega_Bt
+        trc = (
+            c.trc
+            + _pair(SD, data.AtA_diag[:, i])
+            + 2.0 * _pair(SC, data.AtA_arrow[:, i])
+        )
+        return _BwdCarryC(SD=SD, SC=SC, x=x, Wgen=c.Wgen + upd, trc=trc, x_hat=c.x_hat.at[i].set(x))
+
+    init = _BwdCarryC(
+        SD=jnp.zeros((b, b), dt),
+        SC=jnp.zeros((a, b), dt),
+        x=jnp.zeros((b,), dt),
+        Wgen=jnp.zeros((J, b, b), dt),
+        trc=jnp.einsum("ab,gab->g", ST, data.AtA_tip),
+        x_hat=jnp.zeros((nt, b), dt),
+    )
+    c = sweep(block, init, nt, reverse=True)
+    res = data.y - jnp.einsum("tmb,tb->tm", data.A_blocks, c.x_hat) - data.A_tip @ xT
+    rss = jnp.einsum("tm,tmg->g", res * res, data.groups)
+    (coefs, Ks), gen_vjp = jax.vjp(lambda t: generators(t, data.gen_data), theta_st)
+    coefs_bar = jnp.einsum("jab,jab->j", c.Wgen, Ks)
+    (theta_st_bar,) = gen_vjp((coefs_bar, coefs[:, None, None] * c.Wgen))
+    theta_lik_bar = g_c * tau * c.trc - g_f * 0.5 * tau * rss
+    return theta_st_bar, jnp.reshape(theta_lik_bar, jnp.shape(theta_lik))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _core_c(generators, theta_st, theta_lik, data):
+    return _forward_c(generators, theta_st, theta_lik, data, keep=False)[0]
+
+
+def _core_c_fwd(generators, theta_st, theta_lik, data):
+    out, saved = _forward_c(generators, theta_st, theta_lik, data, keep=True)
+    return out, (theta_st, theta_lik, data, saved)
+
+
+def _core_c_bwd(generators, res, cts):
+    theta_st, theta_lik, data, saved = res
+    st_bar, lik_bar = _backward_c(generators, theta_st, theta_lik, data, saved, cts)
+    return st_bar, lik_bar, None
+
+
+_core_c.defvjp(_core_c_fwd, _core_c_bwd)
+
+
+# ---------------------------------------------------------------------------
 # Public core, objective, and the reference variants
 # ---------------------------------------------------------------------------
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def gaussian_core(generators: Generators, theta_st, theta_lik, data: GaussianBTAData):
+PriorLogdet = Callable[[jax.Array, "GaussianBTAData"], jax.Array]
+
+
+def gaussian_core(
+    generators: Generators,
+    theta_st,
+    theta_lik,
+    data: GaussianBTAData,
+    prior_logdet: PriorLogdet | None = None,
+):
     """(log|Q_p|, log|Q_c|, ½rᵀQ_c⁻¹r − Σ_g (τ_g/2)y_gᵀy_g) with the ADELIA adjoint.
 
     ``theta_lik`` is (G,) (a scalar is accepted when G = 1).  Differentiable in
     ``theta_st`` and ``theta_lik``; ``data`` gets a zero cotangent (A, y and the
     temporal matrices are treated as constants).
+
+    ``prior_logdet(theta_st, data)``, when the model has one, returns log|Q_p| without
+    the tip (e.g. :func:`~adelia.runtime.coregional.demf_prior_logdet`): Q_p is then
+    neither factorised nor selected-inverted (Phase C of METHOD.md §6.3 becomes plain
+    reverse mode through that function) and only Q_c runs through the BTA sweeps.
     """
+    if prior_logdet is None:
+        return _core_full(generators, theta_st, theta_lik, data)
+    logdet_c, fit = _core_c(generators, theta_st, theta_lik, data)
+    return _prior_logdet(prior_logdet, theta_st, data), logdet_c, fit
+
+
+def _prior_logdet(prior_logdet: PriorLogdet, theta_st, data: GaussianBTAData):
+    return prior_logdet(theta_st, data) + jnp.sum(jnp.log(data.tip_prec))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _core_full(generators: Generators, theta_st, theta_lik, data: GaussianBTAData):
     return _forward(generators, theta_st, theta_lik, data, keep=False)[0]
 
 
@@ -480,13 +716,22 @@ def _core_bwd(generators, res, cts):
     return st_bar, lik_bar, None
 
 
-gaussian_core.defvjp(_core_fwd, _core_bwd)
+_core_full.defvjp(_core_fwd, _core_bwd)
 
 
-def gaussian_core_naive(generators: Generators, theta_st, theta_lik, data: GaussianBTAData):
+def gaussian_core_naive(
+    generators: Generators,
+    theta_st,
+    theta_lik,
+    data: GaussianBTAData,
+    prior_logdet: PriorLogdet | None = None,
+):
     """Same values as :func:`gaussian_core`; gradients by plain reverse mode through
     the scan Cholesky (the paper's "AD-Loop"; for benchmarks and tests only)."""
-    return _forward(generators, theta_st, theta_lik, data, keep=False)[0]
+    if prior_logdet is None:
+        return _forward(generators, theta_st, theta_lik, data, keep=False)[0]
+    logdet_c, fit = _forward_c(generators, theta_st, theta_lik, data, keep=False)[0]
+    return _prior_logdet(prior_logdet, theta_st, data), logdet_c, fit
 
 
 def _objective(theta_lik, logdet_p, logdet_c, fit, n_obs):
@@ -494,19 +739,30 @@ def _objective(theta_lik, logdet_p, logdet_c, fit, n_obs):
     return -(0.5 * n_obs @ theta_lik + fit + 0.5 * logdet_p - 0.5 * logdet_c)
 
 
-def gaussian_objective(generators: Generators, theta: jax.Array, data: GaussianBTAData):
+def gaussian_objective(
+    generators: Generators,
+    theta: jax.Array,
+    data: GaussianBTAData,
+    prior_logdet: PriorLogdet | None = None,
+):
     """Gaussian Laplace objective f(θ), θ = [θ_lik,1..G, θ_st...], without −log π(θ).
 
-    Equals −log p(y | θ) − (m/2) log 2π.  Its gradient uses the ADELIA adjoint."""
+    Equals −log p(y | θ) − (m/2) log 2π.  Its gradient uses the ADELIA adjoint;
+    ``prior_logdet`` as in :func:`gaussian_core`."""
     theta_lik, theta_st = split_theta(theta, data)
-    out = gaussian_core(generators, theta_st, theta_lik, data)
+    out = gaussian_core(generators, theta_st, theta_lik, data, prior_logdet)
     return _objective(theta_lik, *out, data.n_obs)
 
 
-def gaussian_objective_naive(generators: Generators, theta: jax.Array, data: GaussianBTAData):
+def gaussian_objective_naive(
+    generators: Generators,
+    theta: jax.Array,
+    data: GaussianBTAData,
+    prior_logdet: PriorLogdet | None = None,
+):
     """:func:`gaussian_objective` differentiated by plain reverse mode (AD-Loop)."""
     theta_lik, theta_st = split_theta(theta, data)
-    out = gaussian_core_naive(generators, theta_st, theta_lik, data)
+    out = gaussian_core_naive(generators, theta_st, theta_lik, data, prior_logdet)
     return _objective(theta_lik, *out, data.n_obs)
 
 

@@ -37,13 +37,19 @@ entries), λ = (λ_01) for k = 2 and (λ_01, λ_02, λ_12) for k = 3.  With one
 Gaussian likelihood precision per response the model has d = 4k + k(k−1)/2
 hyperparameters: 9 (k = 2) and 15 (k = 3), as GST-C2 / GST-C3 (METHOD.md §14).
 
-The Phase-C shortcut of METHOD.md §10 (log|Q_p| from the k per-field factorisations)
-is not used here: the generic core factorises the coupled k·ns blocks of Q_p.
+**Prior log-determinants without factorisation.** Q_p's log-determinant (Phase C of
+METHOD.md §6.3) needs no BT factorisation for these models: the DEMF generators are
+powers of one operator in the c0 metric, so log|Q| splits over the spatial eigenvalues
+into ns tridiagonal nt x nt log-dets (:func:`demf_logdet`), and the LMC map has unit
+determinant, so log|Q_p| = Σ_m log|P_m| (METHOD.md §10's shortcut).  Hand
+:func:`demf_prior_logdet` / :func:`coregional_prior_logdet` to the core as
+``prior_logdet``; without it the core factorises the coupled blocks of Q_p.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -52,7 +58,11 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 __all__ = [
+    "FemPowers",
     "fem_powers",
+    "demf_logdet",
+    "demf_prior_logdet",
+    "coregional_prior_logdet",
     "demf_temporal",
     "demf_field",
     "demf_generators",
@@ -69,14 +79,33 @@ _LOG_C1 = math.log(math.gamma(_NU_T) * math.gamma(_NU_S)) - math.log(
 )
 
 
-def fem_powers(c0, g1):
-    """(C0, g1, g2 = g1 c0⁻¹ g1, g3 = g1 c0⁻¹ g2) for a lumped mass diagonal c0 (ns,)
-    and stiffness g1 (ns, ns) — the ``gen_data`` of the DEMF maps (METHOD.md §9.1)."""
+class FemPowers(NamedTuple):
+    """θ-independent spatial data of DEMF fields (the ``gen_data`` of the maps here).
+
+    ``mu`` holds the eigenvalues of c0^{-½} g1 c0^{-½} and ``log_c0`` = Σ log c0:
+    with them log|Q_p| needs no factorisation (:func:`demf_logdet`)."""
+
+    C0: jax.Array  # (ns, ns) diag(c0), lumped mass
+    g1: jax.Array  # (ns, ns) stiffness
+    g2: jax.Array  # g1 c0⁻¹ g1
+    g3: jax.Array  # g1 c0⁻¹ g1 c0⁻¹ g1
+    mu: jax.Array  # (ns,) spectrum of c0^{-½} g1 c0^{-½}
+    log_c0: jax.Array  # () Σ_s log c0_s
+
+
+def fem_powers(c0, g1) -> FemPowers:
+    """(C0, g1, g2 = g1 c0⁻¹ g1, g3 = g1 c0⁻¹ g2, spectrum, Σ log c0) for a lumped mass
+    diagonal c0 (ns,) and a symmetric stiffness g1 (ns, ns) — the ``gen_data`` of the
+    DEMF maps (METHOD.md §9.1).  One symmetric eigenvalue problem of size ns, once
+    per mesh."""
     c0 = np.asarray(c0, float)
     g1 = np.asarray(g1, float)
     g2 = g1 @ (g1 / c0[:, None])
     g3 = g1 @ (g2 / c0[:, None])
-    return tuple(jnp.asarray(m) for m in (np.diag(c0), g1, g2, g3))
+    s = 1.0 / np.sqrt(c0)
+    mu = np.linalg.eigvalsh(s[:, None] * g1 * s[None, :])
+    mats = (jnp.asarray(m) for m in (np.diag(c0), g1, g2, g3, mu))
+    return FemPowers(*mats, log_c0=jnp.asarray(np.sum(np.log(c0))))
 
 
 def demf_temporal(nt: int, h: float = 1.0):
@@ -96,18 +125,78 @@ def demf_temporal(nt: int, h: float = 1.0):
 def demf_field(theta_field, gen_data):
     """(log r_s, log r_t, log σ) → (coefficients (3,), (q3, q2, q1) (3, ns, ns)) of one
     DEMF(1,2,1) field on the plane (METHOD.md §9.1–9.2; formulas in the module doc)."""
-    C0, G1, G2, G3 = gen_data
+    C0, G1, G2, G3 = gen_data.C0, gen_data.g1, gen_data.g2, gen_data.g3
+    k2, gamma_t, gamma_st = _demf_scales(theta_field)
+    q1 = k2 * C0 + G1
+    q2 = k2**2 * C0 + 2.0 * k2 * G1 + G2
+    q3 = k2**3 * C0 + 3.0 * k2**2 * G1 + 3.0 * k2 * G2 + G3
+    return _demf_coefs(gamma_t, gamma_st), jnp.stack([q3, q2, q1])
+
+
+def _demf_scales(theta_field):
+    """(κ², γ_t, γ_st) of θ_field = (log r_s, log r_t, log σ) (METHOD.md §9.2)."""
     log_rs, log_rt, log_sigma = theta_field[0], theta_field[1], theta_field[2]
     gamma_s = 0.5 * math.log(8.0 * _NU_S) - log_rs
     gamma_t = log_rt - 0.5 * math.log(8.0 * _NU_T) + _ALPHA_S * gamma_s
     gamma_st = 0.5 * _LOG_C1 - 0.5 * gamma_t - _NU_S * gamma_s - log_sigma
-    k2 = jnp.exp(2.0 * gamma_s)
-    q1 = k2 * C0 + G1
-    q2 = k2**2 * C0 + 2.0 * k2 * G1 + G2
-    q3 = k2**3 * C0 + 3.0 * k2**2 * G1 + 3.0 * k2 * G2 + G3
+    return jnp.exp(2.0 * gamma_s), gamma_t, gamma_st
+
+
+def _demf_coefs(gamma_t, gamma_st):
+    """e^{2γ_st}(1, e^{γ_t}, e^{2γ_t}): the weights of (m0 ⊗ q3, m1 ⊗ q2, m2 ⊗ q1)."""
     et = jnp.exp(gamma_t)
-    coefs = jnp.exp(2.0 * gamma_st) * jnp.stack([jnp.ones_like(et), et, et * et])
-    return coefs, jnp.stack([q3, q2, q1])
+    return jnp.exp(2.0 * gamma_st) * jnp.stack([jnp.ones_like(et), et, et * et])
+
+
+def demf_logdet(theta_field, gen_data: FemPowers, m_diag, m_lower):
+    """log|Q| of one DEMF(1,2,1) field without factorising Q.
+
+    With L = c0^{-½} q1 c0^{-½} = κ²I + c0^{-½} g1 c0^{-½} = U diag(λ) Uᵀ, the spatial
+    generators are q_p = c0^{½} L^p c0^{½} (METHOD.md §9.1: q2 = q1 c0⁻¹ q1, q3 =
+    q1 c0⁻¹ q1 c0⁻¹ q1), so (I ⊗ Uᵀc0^{-½}) Q (I ⊗ c0^{-½}U) is, up to a permutation,
+    ⊕_s T(λ_s) with the nt x nt tridiagonal
+
+        T(λ) = e^{2γ_st} (λ³ m0 + e^{γ_t} λ² m1 + e^{2γ_t} λ m2),   λ_s = κ² + μ_s,
+
+    and  log|Q| = nt Σ log c0 + Σ_s log|T(λ_s)|,  each by the LDLᵀ recursion
+    d_t = T_tt − T_{t,t−1}²/d_{t−1}.  O(ns·nt) per θ after one eigenvalue problem
+    (:func:`fem_powers`); exact for a lumped (diagonal) c0.  The same identity makes
+    the separable and non-separable Kronecker log-dets cheap (Rue & Held 2005, §2.3).
+    ``m_diag`` (3, nt), ``m_lower`` (3, nt−1) are the temporal matrices of
+    :func:`demf_temporal`."""
+    k2, gamma_t, gamma_st = _demf_scales(theta_field)
+    coefs = _demf_coefs(gamma_t, gamma_st)
+    lam = k2 + gen_data.mu
+    w = coefs[:, None] * jnp.stack([lam**3, lam**2, lam])  # (3, ns)
+    diag = jnp.einsum("js,jt->ts", w, m_diag)  # (nt, ns)
+    lower = jnp.einsum("js,jt->ts", w, m_lower)  # (nt−1, ns)
+
+    def step(d_prev, t):
+        d = diag[t] - lower[t - 1] ** 2 / d_prev
+        return d, jnp.log(d)
+
+    nt = diag.shape[0]
+    logdet = nt * gen_data.log_c0 + jnp.sum(jnp.log(diag[0]))
+    if nt > 1:
+        logdet = logdet + jnp.sum(jax.lax.scan(step, diag[0], jnp.arange(1, nt))[1])
+    return logdet
+
+
+def demf_prior_logdet(theta_st, data):
+    """log|Q_p| of the univariate DEMF model (the ``prior_logdet`` of
+    :func:`~adelia.runtime.bta_gradient.gaussian_objective` for
+    :func:`demf_generators`; the tip is added by the core)."""
+    return demf_logdet(theta_st, data.gen_data, data.m_diag, data.m_lower)
+
+
+def coregional_prior_logdet(theta_st, data):
+    """log|Q_p| of the LMC model: Q_p = Eᵀ blkdiag(P_m) E with E unit lower
+    triangular, so log|Q_p| = Σ_m log|P_m| (METHOD.md §10's shortcut) and every P_m is
+    a DEMF field (:func:`demf_logdet`)."""
+    k = n_fields(theta_st.shape[0])
+    fields = theta_st[: 3 * k].reshape(k, 3)
+    logdets = [demf_logdet(fields[m], data.gen_data, data.m_diag, data.m_lower) for m in range(k)]
+    return sum(logdets)
 
 
 def demf_generators(theta_st, gen_data):
@@ -148,7 +237,7 @@ def coregional_generators(theta_st, gen_data):
     K_l = Σ_m c_{m,l} (W_m ⊗ q_{m,l}).  k = 1 reduces to :func:`demf_generators`
     (with its coefficients folded into K)."""
     k = n_fields(theta_st.shape[0])
-    ns = gen_data[0].shape[0]
+    ns = gen_data.C0.shape[0]
     coefs, qs = jax.vmap(demf_field, in_axes=(0, None))(theta_st[: 3 * k].reshape(k, 3), gen_data)
     W = lmc_weights(theta_st[3 * k :], k)
     K = jnp.einsum("mij,ml,mlab->liajb", W, coefs, qs).reshape(3, k * ns, k * ns)
