@@ -292,6 +292,28 @@ def bta_cholesky(Q: BTA) -> BTA:
     return L._replace(tip=_chol(T))
 
 
+def bta_factor_logdet(Q: BTA) -> jax.Array:
+    """log|Q| by the sweep of :func:`bta_cholesky` without storing the factor (the
+    objective's use: only the Schur carries live between blocks, METHOD.md §7)."""
+    Q = _as_jax(Q)
+    b, a = Q.b, Q.a
+    dt = Q.diag.dtype
+    factor = factor_block if b > _TRI_INV_BASE else _factor_block_trsm
+
+    def block(carry, i, last):
+        S, R, T, ld = carry
+        LD, LB, LC, _ = factor(Q.diag[i] - S, None if last else Q.lower[i], Q.arrow[i] - R)
+        T = T - LC @ _mT(LC)
+        ld = ld + _logdet_tri(LD)
+        if last:
+            return S, R, T, ld
+        return syrk(LB), LC @ _mT(LB), T, ld
+
+    init = (jnp.zeros((b, b), dt), jnp.zeros((a, b), dt), Q.tip, jnp.zeros((), dt))
+    _, _, T, ld = sweep(block, init, Q.nt)
+    return ld + _logdet_tri(_chol(T))
+
+
 def bta_logdet(L: BTA) -> jax.Array:
     """log|Q| = 2 Σ_i Σ_j log (L_D,i)_jj + 2 Σ_j log (L_T)_jj  (METHOD.md §4)."""
     return _logdet_tri(L.diag) + _logdet_tri(L.tip)

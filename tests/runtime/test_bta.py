@@ -13,6 +13,7 @@ from hypothesis import strategies as st  # noqa: E402
 from adelia.runtime.bta import (  # noqa: E402
     BTA,
     bta_cholesky,
+    bta_factor_logdet,
     bta_logdet,
     bta_matvec,
     bta_sample,
@@ -121,6 +122,7 @@ def all_kernels(Q, r, R, dQ):
     return dict(
         L=L,
         logdet=bta_logdet(L),
+        logdet_unstored=bta_factor_logdet(Q),
         solve=bta_solve(L, r),
         lower=bta_solve_lower(L, r),
         upper=bta_solve_upper(L, r),
@@ -145,6 +147,7 @@ def check_all_kernels(Q, M, rng):
     sign, logdet = np.linalg.slogdet(M)
     assert sign > 0
     assert abs(float(out["logdet"]) - logdet) / max(abs(logdet), 1.0) < TOL
+    assert abs(float(out["logdet_unstored"]) - logdet) / max(abs(logdet), 1.0) < TOL
 
     assert rel(out["solve"], np.linalg.solve(M, r)) < TOL
     assert rel(out["lower"], np.linalg.solve(Ld, r)) < TOL
