@@ -637,9 +637,14 @@ def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _
     c = sweep(block, init, nt, reverse=True)
     res = data.y - jnp.einsum("tmb,tb->tm", data.A_blocks, c.x_hat) - data.A_tip @ xT
     rss = jnp.einsum("tm,tmg->g", res * res, data.groups)
-    (coefs, Ks), gen_vjp = jax.vjp(lambda t: generators(t, data.gen_data), theta_st)
-    coefs_bar = jnp.einsum("jab,jab->j", c.Wgen, Ks)
-    (theta_st_bar,) = gen_vjp((coefs_bar, coefs[:, None, None] * c.Wgen))
+    # θ̄ = ⟨W_j, ∂(c_j K_j)/∂θ⟩: one VJP of θ ↦ (c_j K_j)_j with cotangent W, so no
+    # (c̄, K̄) pair of J·b² temporaries is formed
+    def scaled(t):
+        coefs, Ks = generators(t, data.gen_data)
+        return coefs[:, None, None] * Ks
+
+    _, gen_vjp = jax.vjp(scaled, theta_st)
+    (theta_st_bar,) = gen_vjp(c.Wgen)
     theta_lik_bar = g_c * tau * c.trc - g_f * 0.5 * tau * rss
     return theta_st_bar, jnp.reshape(theta_lik_bar, jnp.shape(theta_lik))
 
