@@ -145,6 +145,7 @@ class CompiledProblem:
 
 
 _CACHE: OrderedDict[str, CompiledProblem] = OrderedDict()
+_CHOICE: OrderedDict[tuple, str] = OrderedDict()  # solver = "auto" decisions
 _CACHE_SIZE = 8
 
 
@@ -186,7 +187,13 @@ def choose_solver(model: Model, solver: str = "auto") -> str:
     if solver == "auto":
         if model.N <= DENSE_MAX_LATENT or model.copies:
             return "dense"
-        return _choose_large(model, sparse.available())
+        # the choice builds the Q_c pattern and a CHOLMOD analysis: once per model
+        key = (fingerprint(model), sparse.available(), jax.default_backend())
+        if key not in _CHOICE:
+            _CHOICE[key] = _choose_large(model, sparse.available())
+            while len(_CHOICE) > _CACHE_SIZE:
+                _CHOICE.popitem(last=False)
+        return _CHOICE[key]
     if solver == "sparse" and not sparse.available():
         raise ModelError("solver = \"sparse\" needs CHOLMOD (scikit-sparse)", hint=sparse.INSTALL_HINT)
     return solver

@@ -151,3 +151,23 @@ def test_automatic_choice():
     assert _choose_large(flat, have_cholmod=False) == "dense"
     pytest.importorskip("sksparse")
     assert _choose_large(flat, have_cholmod=True) == "sparse"
+
+
+def test_automatic_choice_is_made_once_per_model(monkeypatch):
+    """The large-model choice (pattern + symbolic analysis) is memoised by content."""
+    from adelia.runtime import inference
+
+    st = _model(FORMULAS[0][1], "poisson")
+    calls = []
+
+    def counting(model, have_cholmod):
+        calls.append(model)
+        return "bta"
+
+    monkeypatch.setattr(inference, "DENSE_MAX_LATENT", 0)
+    monkeypatch.setattr(inference, "_choose_large", counting)
+    monkeypatch.setattr(inference, "_CHOICE", type(inference._CHOICE)())
+    assert inference.choose_solver(st, "auto") == "bta"
+    assert inference.choose_solver(_model(FORMULAS[0][1], "poisson"), "auto") == "bta"
+    assert len(calls) == 1
+    assert inference.choose_solver(st, "dense") == "dense"  # explicit choices bypass it
