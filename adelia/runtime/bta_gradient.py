@@ -55,7 +55,18 @@ L_D,i⁻ᵀ L_B,iᵀ x_{i+1} = H_i B_iᵀ x_{i+1}, with B_i regenerated from the
 Cost per time block: objective = 2 block factorisations (potrf + explicit inverse +
 2 products each, :func:`~adelia.runtime.bta.factor_block`); value-and-gradient adds
 2 selected-inversion steps (≈ 6.7 b³ flops, all matrix products) and O(J b²) for the
-contractions — independent of d.  Measured ≈ 2x the objective at b = 400 on CPU.
+contractions — independent of d.  Measured ≈ 2.2x the objective at b = 400 on CPU.
+
+**Posterior-only core** (``prior_logdet``).  When the model can give log|Q_p| without
+factorising Q_p — DEMF fields through their spatial spectrum, LMC models through
+log|Q_p| = Σ_m log|P_m| (:mod:`adelia.runtime.coregional`, METHOD.md §10) — Phase C
+becomes plain reverse mode through that O(ns·nt) function and only Q_c runs through
+the sweeps.  The gradient's forward sweep then keeps H_i = (D_i − S_i)⁻¹ and
+WBt_i = H_i B_iᵀ (exactly the factor's storage, (2nt − 1)·b²) and forms the Schur
+carry as B_i WBt_i, so the backward sweep is the Takahashi step on stored blocks: two
+b x b products per block, no Cholesky, no B_i.  Measured (benchmarks/kernels.py, this
+2-core CPU): objective 0.6x and gradient 0.5x the two-matrix core's, gradient ≈ 1.9x
+the objective at b = 288–432.
 
 References: Boudaoud et al., arXiv:2605.06392 (ADELIA), METHOD.md §2.2, §4–7;
 Takahashi et al. (1973) for the selected inverse; Rue, Martino & Chopin (2009).
