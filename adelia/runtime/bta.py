@@ -270,6 +270,20 @@ def bta_cholesky(Q: BTA) -> BTA:
     (7/3)·nt·b³ of a potrf/trsm/syrk loop; the extra flops run at matmul rate, and
     the wall time matches a SciPy-BLAS block loop (benchmarks/kernels.py).
     """
+    L, _, T = _factor_sweep(Q, keep=True)
+    return L._replace(tip=_chol(T))
+
+
+def bta_factor_logdet(Q: BTA) -> jax.Array:
+    """log|Q| by the sweep of :func:`bta_cholesky` without storing the factor (the
+    objective's use: only the Schur carries live between blocks, METHOD.md §7)."""
+    _, ld, T = _factor_sweep(Q, keep=False)
+    return ld + _logdet_tri(_chol(T))
+
+
+def _factor_sweep(Q: BTA, *, keep: bool):
+    """The block loop of :func:`bta_cholesky`: (L without its tip, or None unless
+    ``keep``; Σ_i log|L_D,i|² when not ``keep``, else 0; the tip's Schur complement T')."""
     Q = _as_jax(Q)
     b, a = Q.b, Q.a
     dt = Q.diag.dtype
@@ -278,40 +292,23 @@ def bta_cholesky(Q: BTA) -> BTA:
     factor = factor_block if b > _TRI_INV_BASE else _factor_block_trsm
 
     def block(carry, i, last):
-        S, R, T, L = carry
-        LD, LB, LC, _ = factor(Q.diag[i] - S, None if last else Q.lower[i], Q.arrow[i] - R)
-        L = L._replace(diag=L.diag.at[i].set(LD), arrow=L.arrow.at[i].set(LC))
-        T = T - LC @ _mT(LC)
-        if last:
-            return S, R, T, L
-        return syrk(LB), LC @ _mT(LB), T, L._replace(lower=L.lower.at[i].set(LB))
-
-    L0 = BTA(*(jnp.zeros_like(x) for x in Q))
-    init = (jnp.zeros((b, b), dt), jnp.zeros((a, b), dt), Q.tip, L0)
-    _, _, T, L = sweep(block, init, Q.nt)
-    return L._replace(tip=_chol(T))
-
-
-def bta_factor_logdet(Q: BTA) -> jax.Array:
-    """log|Q| by the sweep of :func:`bta_cholesky` without storing the factor (the
-    objective's use: only the Schur carries live between blocks, METHOD.md §7)."""
-    Q = _as_jax(Q)
-    b, a = Q.b, Q.a
-    dt = Q.diag.dtype
-    factor = factor_block if b > _TRI_INV_BASE else _factor_block_trsm
-
-    def block(carry, i, last):
-        S, R, T, ld = carry
+        S, R, T, L, ld = carry
         LD, LB, LC, _ = factor(Q.diag[i] - S, None if last else Q.lower[i], Q.arrow[i] - R)
         T = T - LC @ _mT(LC)
-        ld = ld + _logdet_tri(LD)
+        if keep:
+            L = L._replace(diag=L.diag.at[i].set(LD), arrow=L.arrow.at[i].set(LC))
+        else:
+            ld = ld + _logdet_tri(LD)
         if last:
-            return S, R, T, ld
-        return syrk(LB), LC @ _mT(LB), T, ld
+            return S, R, T, L, ld
+        if keep:
+            L = L._replace(lower=L.lower.at[i].set(LB))
+        return syrk(LB), LC @ _mT(LB), T, L, ld
 
-    init = (jnp.zeros((b, b), dt), jnp.zeros((a, b), dt), Q.tip, jnp.zeros((), dt))
-    _, _, T, ld = sweep(block, init, Q.nt)
-    return ld + _logdet_tri(_chol(T))
+    L0 = BTA(*(jnp.zeros_like(x) for x in Q)) if keep else None
+    init = (jnp.zeros((b, b), dt), jnp.zeros((a, b), dt), Q.tip, L0, jnp.zeros((), dt))
+    _, _, T, L, ld = sweep(block, init, Q.nt)
+    return L, ld, T
 
 
 def bta_logdet(L: BTA) -> jax.Array:
