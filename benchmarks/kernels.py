@@ -152,6 +152,17 @@ def peak_bytes(exe) -> int | None:
         return None
 
 
+def factor_rates(flops: float, t_factor: float, t_scipy: float) -> dict:
+    """The factorisation fields of a record: times, GFLOP/s of each, and the rate ratio."""
+    return dict(
+        t_factor=t_factor,
+        t_factor_scipy=t_scipy,
+        gflops_factor=flops / t_factor / 1e9,
+        gflops_factor_scipy=flops / t_scipy / 1e9,
+        factor_rate_vs_scipy=t_scipy / t_factor,
+    )
+
+
 def bta_bytes(b: int, nt: int, a: int) -> int:
     return 8 * (nt * b * b + (nt - 1) * b * b + nt * a * b + a * a)
 
@@ -285,11 +296,7 @@ def factor_case(b: int, nt: int, a: int, repeats: int, extras: bool) -> dict:
         t_grad_ad=None,
         t_grad_fd=None,
         t_grad_naive=None,
-        t_factor=t_factor,
-        t_factor_scipy=t_scipy,
-        gflops_factor=flops / t_factor / 1e9,
-        gflops_factor_scipy=flops / t_scipy / 1e9,
-        factor_rate_vs_scipy=t_scipy / t_factor,
+        **factor_rates(flops, t_factor, t_scipy),
         t_logdet=t_logdet,
         t_logdet_scipy=t_logdet_scipy,
         logdet_rate_vs_scipy=t_logdet_scipy / t_logdet,
@@ -450,11 +457,7 @@ def gradient_case(name, gens, data, theta, repeats, naive=True, prior_logdet=Non
         t_grad_ad=t_grad_ad,
         t_grad_fd=t_grad_fd,
         t_grad_naive=t_grad_naive,
-        t_factor=t_factor,
-        t_factor_scipy=t_scipy,
-        gflops_factor=flops / t_factor / 1e9,
-        gflops_factor_scipy=flops / t_scipy / 1e9,
-        factor_rate_vs_scipy=t_scipy / t_factor,
+        **factor_rates(flops, t_factor, t_scipy),
         grad_ad_over_objective=t_grad_ad / t_objective,
         fd_over_ad=t_grad_fd / t_grad_ad,
         naive_over_ad=None if t_grad_naive is None else t_grad_naive / t_grad_ad,
