@@ -40,8 +40,8 @@ Because Q_p is linear in the generators, ⟨Ω, ∂Q_p⟩ = Σ_j ⟨W_j, ∂(c_j
     W_j = Σ_i (M_j)_ii Ω_D,i + 2 Σ_i (M_j)_{i+1,i} Ω_B,i       (J accumulators, b x b)
 
 accumulated block by block inside the backward sweep (each Σ block is contracted and
-dropped, METHOD.md §6.3 and §7), then pulled back through the small generator map by
-one ``jax.vjp`` with cotangents c̄_j = ⟨W_j, K_j⟩, K̄_j = c_j W_j.  This equals the
+dropped, METHOD.md §6.3 and §7), then pulled back through the small map
+θ ↦ (c_j K_j)_j by one ``jax.vjp`` with cotangent (W_j)_j.  This equals the
 forward-mode contractions ⟨W_j, ∂(c_j K_j)/∂θ_k⟩ of METHOD.md §6.4 but costs one
 reverse pass over the map whatever d is; no ∂Q/∂θ_k matrix is ever built.
 
@@ -398,7 +398,7 @@ class _BwdCarry(NamedTuple):
     SCc: jax.Array  # Σ_C,i+1 of Q_c
     SDp: jax.Array  # Σ_D,i+1 of Q_p
     x: jax.Array  # x̂_{i+1}
-    Wgen: jax.Array  # (b, b, J) generator accumulators W_j (j last: one pass per step)
+    Wgen: jax.Array  # (J, b, b) generator accumulators W_j
     trc: jax.Array  # (G,) tr(Σ_c A_gᵀA_g) so far
     x_hat: jax.Array  # (nt, b) time part of x̂, filled block by block
 
@@ -421,8 +421,7 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
     ‖y_g − A_g x̂‖² are formed after the sweep from the stacked x̂_i.
     """
     g_p, g_c, g_f = cts
-    (coefs, Ks), gen_vjp = jax.vjp(lambda t: generators(t, data.gen_data), theta_st)
-    tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
+    coefs, Ks = generators(theta_st, data.gen_data)
     nt, b, a = _dims(data)
     dt = Ks.dtype
     ST = gram_upper(saved.GT)  # Σ_T of Q_c
@@ -443,17 +442,12 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
         SDp, SBtp, _ = selinv_block(Hp, WBp, None, c.SDp, None, None)
 
         omega_D = g_p * SDp + g_c * SDc - 0.5 * g_f * jnp.outer(x, x)
-        upd = omega_D[..., None] * data.m_diag[:, i]
+        omega_Bt = None
         if not last:
             omega_Bt = g_p * SBtp + g_c * SBtc - 0.5 * g_f * jnp.outer(x, c.x)
-            upd = upd + omega_Bt[..., None] * (2.0 * data.m_lower[:, i])
-        trc = (
-            c.trc
-            + _pair(SDc, data.AtA_diag[:, i])
-            + 2.0 * _pair(SCc, data.AtA_arrow[:, i])
-        )
+        Wgen, trc = _accumulate(c.Wgen, c.trc, data, i, omega_D, omega_Bt, SDc, SCc)
         return _BwdCarry(
-            SDc=SDc, SCc=SCc, SDp=SDp, x=x, Wgen=c.Wgen + upd, trc=trc, x_hat=c.x_hat.at[i].set(x)
+            SDc=SDc, SCc=SCc, SDp=SDp, x=x, Wgen=Wgen, trc=trc, x_hat=c.x_hat.at[i].set(x)
         )
 
     init = _BwdCarry(
@@ -461,19 +455,42 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
         SCc=jnp.zeros((a, b), dt),
         SDp=jnp.zeros((b, b), dt),
         x=jnp.zeros((b,), dt),
-        Wgen=jnp.zeros((b, b, Ks.shape[0]), dt),
+        Wgen=jnp.zeros(Ks.shape, dt),
         trc=jnp.einsum("ab,gab->g", ST, data.AtA_tip),
         x_hat=jnp.zeros((nt, b), dt),
     )
     c = sweep(block, init, nt, reverse=True)
-    res = data.y - jnp.einsum("tmb,tb->tm", data.A_blocks, c.x_hat) - data.A_tip @ xT
-    rss = jnp.einsum("tm,tmg->g", res * res, data.groups)
+    return _pull_back(generators, theta_st, theta_lik, data, c.Wgen, c.trc, c.x_hat, xT, g_c, g_f)
 
-    Wgen = jnp.moveaxis(c.Wgen, -1, 0)
-    coefs_bar = jnp.einsum("jab,jab->j", Wgen, Ks)  # ⟨W_j, K_j⟩
-    Ks_bar = coefs[:, None, None] * Wgen  # c_j W_j
-    (theta_st_bar,) = gen_vjp((coefs_bar, Ks_bar))
-    theta_lik_bar = g_c * tau * c.trc - g_f * 0.5 * tau * rss
+
+def _accumulate(Wgen, trc, data: GaussianBTAData, i, omega_D, omega_Bt, SD, SC):
+    """Block i's contractions:  W_j += (M_j)_ii Ω_D,i + 2 (M_j)_{i+1,i} Ω_B,iᵀ  (Wgen is
+    (J, b, b); ``omega_Bt`` None for the last block) and tr_g += ⟨Σᶜ_D,i, A_g,iᵀA_g,i⟩ +
+    2 ⟨Σᶜ_C,i, A_g,tip,iᵀA_g,i⟩ (SD, SC: blocks of Q_c⁻¹)."""
+    upd = data.m_diag[:, i, None, None] * omega_D
+    if omega_Bt is not None:
+        upd = upd + (2.0 * data.m_lower[:, i, None, None]) * omega_Bt
+    trc = trc + _pair(SD, data.AtA_diag[:, i]) + 2.0 * _pair(SC, data.AtA_arrow[:, i])
+    return Wgen + upd, trc
+
+
+def _pull_back(generators, theta_st, theta_lik, data: GaussianBTAData, Wgen, trc, x_hat, xT,
+               g_c, g_f):
+    """(θ̄_st, θ̄_lik) from the swept accumulators: θ̄_st = ⟨W_j, ∂(c_j K_j)/∂θ⟩ by one VJP
+    of θ ↦ (c_j K_j)_j with cotangent W (no (c̄, K̄) pair of J·b² temporaries), and
+    θ̄_lik,g = ḡ_c τ_g tr(Q_c⁻¹A_gᵀA_g) − ḡ_f (τ_g/2) ‖y_g − A_g x̂‖² with the residuals
+    from the stacked x̂_i (time part ``x_hat``, tip ``xT``)."""
+
+    def scaled(t):
+        coefs, Ks = generators(t, data.gen_data)
+        return coefs[:, None, None] * Ks
+
+    _, gen_vjp = jax.vjp(scaled, theta_st)
+    (theta_st_bar,) = gen_vjp(Wgen)
+    tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
+    res = data.y - jnp.einsum("tmb,tb->tm", data.A_blocks, x_hat) - data.A_tip @ xT
+    rss = jnp.einsum("tm,tmg->g", res * res, data.groups)
+    theta_lik_bar = g_c * tau * trc - g_f * 0.5 * tau * rss
     return theta_st_bar, jnp.reshape(theta_lik_bar, jnp.shape(theta_lik))
 
 
@@ -610,7 +627,6 @@ def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _
     products, no Cholesky, no B_i.  The generators are evaluated after the sweep, so
     their J·b² are not alive during it."""
     g_c, g_f = cts
-    tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
     nt, b, a = _dims(data)
     J = data.m_diag.shape[0]
     dt = saved.H.dtype
@@ -626,16 +642,9 @@ def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _
             x = x - WBt @ c.x
         SD, SBt, SC = selinv_block(H, WBt, WC, c.SD, c.SC, ST)
         omega_D = g_c * SD - 0.5 * g_f * jnp.outer(x, x)
-        upd = data.m_diag[:, i, None, None] * omega_D
-        if not last:
-            omega_Bt = g_c * SBt - 0.5 * g_f * jnp.outer(x, c.x)
-            upd = upd + (2.0 * data.m_lower[:, i, None, None]) * omega_Bt
-        trc = (
-            c.trc
-            + _pair(SD, data.AtA_diag[:, i])
-            + 2.0 * _pair(SC, data.AtA_arrow[:, i])
-        )
-        return _BwdCarryC(SD=SD, SC=SC, x=x, Wgen=c.Wgen + upd, trc=trc, x_hat=c.x_hat.at[i].set(x))
+        omega_Bt = None if last else g_c * SBt - 0.5 * g_f * jnp.outer(x, c.x)
+        Wgen, trc = _accumulate(c.Wgen, c.trc, data, i, omega_D, omega_Bt, SD, SC)
+        return _BwdCarryC(SD=SD, SC=SC, x=x, Wgen=Wgen, trc=trc, x_hat=c.x_hat.at[i].set(x))
 
     init = _BwdCarryC(
         SD=jnp.zeros((b, b), dt),
@@ -646,37 +655,35 @@ def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _
         x_hat=jnp.zeros((nt, b), dt),
     )
     c = sweep(block, init, nt, reverse=True)
-    res = data.y - jnp.einsum("tmb,tb->tm", data.A_blocks, c.x_hat) - data.A_tip @ xT
-    rss = jnp.einsum("tm,tmg->g", res * res, data.groups)
-    # θ̄ = ⟨W_j, ∂(c_j K_j)/∂θ⟩: one VJP of θ ↦ (c_j K_j)_j with cotangent W, so no
-    # (c̄, K̄) pair of J·b² temporaries is formed
-    def scaled(t):
-        coefs, Ks = generators(t, data.gen_data)
-        return coefs[:, None, None] * Ks
-
-    _, gen_vjp = jax.vjp(scaled, theta_st)
-    (theta_st_bar,) = gen_vjp(c.Wgen)
-    theta_lik_bar = g_c * tau * c.trc - g_f * 0.5 * tau * rss
-    return theta_st_bar, jnp.reshape(theta_lik_bar, jnp.shape(theta_lik))
+    return _pull_back(generators, theta_st, theta_lik, data, c.Wgen, c.trc, c.x_hat, xT, g_c, g_f)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _core_c(generators, theta_st, theta_lik, data):
-    return _forward_c(generators, theta_st, theta_lik, data, keep=False)[0]
+def _with_adjoint(forward, backward):
+    """A core ``(generators, θ_st, θ_lik, data) -> outputs`` whose VJP runs
+    ``forward(..., keep=True)`` (saving what the sweep back needs) then ``backward``;
+    without differentiation ``forward(..., keep=False)`` alone."""
+
+    @partial(jax.custom_vjp, nondiff_argnums=(0,))
+    def core(generators, theta_st, theta_lik, data):
+        return forward(generators, theta_st, theta_lik, data, keep=False)[0]
+
+    def fwd(generators, theta_st, theta_lik, data):
+        out, saved = forward(generators, theta_st, theta_lik, data, keep=True)
+        return out, (theta_st, theta_lik, data, saved)
+
+    def bwd(generators, res, cts):
+        theta_st, theta_lik, data, saved = res
+        st_bar, lik_bar = backward(generators, theta_st, theta_lik, data, saved, cts)
+        return st_bar, lik_bar, None  # data: treated as constant
+
+    core.defvjp(fwd, bwd)
+    return core
 
 
-def _core_c_fwd(generators, theta_st, theta_lik, data):
-    out, saved = _forward_c(generators, theta_st, theta_lik, data, keep=True)
-    return out, (theta_st, theta_lik, data, saved)
-
-
-def _core_c_bwd(generators, res, cts):
-    theta_st, theta_lik, data, saved = res
-    st_bar, lik_bar = _backward_c(generators, theta_st, theta_lik, data, saved, cts)
-    return st_bar, lik_bar, None
-
-
-_core_c.defvjp(_core_c_fwd, _core_c_bwd)
+# (log|Q_p|, log|Q_c|, fit); envelope theorem + selected inversion (METHOD.md §6)
+_core_full = _with_adjoint(_forward, _backward)
+# (log|Q_c|, fit) with Q_p left to prior_logdet
+_core_c = _with_adjoint(_forward_c, _backward_c)
 
 
 # ---------------------------------------------------------------------------
@@ -713,26 +720,6 @@ def gaussian_core(
 
 def _prior_logdet(prior_logdet: PriorLogdet, theta_st, data: GaussianBTAData):
     return prior_logdet(theta_st, data) + jnp.sum(jnp.log(data.tip_prec))
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _core_full(generators: Generators, theta_st, theta_lik, data: GaussianBTAData):
-    return _forward(generators, theta_st, theta_lik, data, keep=False)[0]
-
-
-def _core_fwd(generators, theta_st, theta_lik, data):
-    out, saved = _forward(generators, theta_st, theta_lik, data, keep=True)
-    return out, (theta_st, theta_lik, data, saved)
-
-
-def _core_bwd(generators, res, cts):
-    # Envelope theorem + selected inversion (METHOD.md §6): see _backward.
-    theta_st, theta_lik, data, saved = res
-    st_bar, lik_bar = _backward(generators, theta_st, theta_lik, data, saved, cts)
-    return st_bar, lik_bar, None
-
-
-_core_full.defvjp(_core_fwd, _core_bwd)
 
 
 def gaussian_core_naive(
