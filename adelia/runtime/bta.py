@@ -119,7 +119,7 @@ def _chol(x: jax.Array) -> jax.Array:
     """Lower Cholesky factor; reads only the lower triangle of ``x`` (LAPACK potrf).
 
     A matrix that is not positive definite yields NaNs (JAX convention)."""
-    return lax.linalg.cholesky(x, symmetrize_input=False)
+    return lax.linalg.cholesky(_mT(x), symmetrize_input=False)
 
 
 def _logdet_tri(L: jax.Array) -> jax.Array:

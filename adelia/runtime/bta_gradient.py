@@ -2,13 +2,15 @@
 
 Model (METHOD.md §1–3, §6): latent x = [u_1; …; u_nt; β], u_t ∈ ℝᵇ, β ∈ ℝᵃ,
 
-    Q_p(θ) = Σ_j c_j(θ) · (M_j ⊗ K_j(θ))  ⊕  diag(tip_prec)     (block tridiagonal, fixed tip)
+    Q_p(θ) = Σ_j M_j ⊗ K_j(θ)  ⊕  diag(tip_prec)     (block tridiagonal, fixed tip)
     y_g ~ N(A_g x, τ_g⁻¹ I),   τ_g = exp(θ_lik,g),   g = 1..G likelihood groups,
     Q_c = Q_p + Σ_g τ_g A_gᵀA_g (BTA),   r = Σ_g τ_g A_gᵀy_g,   Q_c x̂ = r,
 
-with M_j fixed symmetric tridiagonal nt x nt temporal matrices and (c_j, K_j), K_j
-symmetric b x b, produced by a user **generator map**
-``generators(theta_st, gen_data) -> (coefs (J,), Ks (J, b, b))`` (METHOD.md §6.4).
+with M_j fixed symmetric tridiagonal nt x nt temporal matrices and K_j symmetric
+b x b, given by a **generator map** ``generators(theta_st, gen_data) ->``
+:class:`LinearGenerators` as θ-weighted sums of fixed basis matrices F_l (FEM
+matrices, graph Laplacians; METHOD.md §6.4): (K_j)_pq = Σ_l w_jpql(θ) F_l over the
+P x P sub-blocks of size ns = b/P (P = 1, or k coregional fields).
 Every row of A touches one time block plus the tip: ``A_blocks`` (nt, m_t, b) and
 ``A_tip`` (nt, m_t, a), padded rows being zero; every row belongs to one group
 (``group`` (nt, m_t); A_g, y_g are the rows of group g, m_g of them; G = 1 is the
@@ -35,15 +37,16 @@ METHOD.md §5) and the likelihood term uses the cancellation-free residual form
 x̂ᵀA_gᵀA_gx̂) = −(τ_g/2)‖y_g − A_gx̂‖².  The traces tr(Q_c⁻¹A_gᵀA_g) are contractions
 of the Σ blocks with the per-group AᵀA blocks, accumulated in the same sweep.
 
-Because Q_p is linear in the generators, ⟨Ω, ∂Q_p⟩ = Σ_j ⟨W_j, ∂(c_j K_j)⟩ with
+Because Q_p is linear in the weights, ⟨Ω, ∂Q_p/∂θ⟩ = Σ_jpql W̄_jpql ∂w_jpql/∂θ with
 
-    W_j = Σ_i (M_j)_ii Ω_D,i + 2 Σ_i (M_j)_{i+1,i} Ω_B,i       (J accumulators, b x b)
+    W̄_jpql = Σ_i (M_j)_ii ⟨(Ω_D,i)_pq, F_l⟩ + 2 Σ_i (M_j)_{i+1,i} ⟨(Ω_B,i)_pq, F_l⟩
 
-accumulated block by block inside the backward sweep (each Σ block is contracted and
-dropped, METHOD.md §6.3 and §7), then pulled back through the small map
-θ ↦ (c_j K_j)_j by one ``jax.vjp`` with cotangent (W_j)_j.  This equals the
-forward-mode contractions ⟨W_j, ∂(c_j K_j)/∂θ_k⟩ of METHOD.md §6.4 but costs one
-reverse pass over the map whatever d is; no ∂Q/∂θ_k matrix is ever built.
+(J·P²·L scalars) accumulated block by block inside the backward sweep (each Σ block
+is contracted and dropped, METHOD.md §6.3 and §7; the x̂x̂ᵀ part as u_pᵀF_l v_q, so
+Ω is never formed), then pulled back through the small map θ ↦ w by one
+``jax.vjp``.  This equals the forward-mode contractions ⟨W_j, ∂K_j/∂θ_k⟩ of
+METHOD.md §6.4 but costs one reverse pass over the map whatever d is; no ∂Q/∂θ_k
+matrix and no K_j is ever built (blocks of Q_p are fused weighted sums of F).
 
 Memory schedule (METHOD.md §7, adapted): the forward sweep keeps Gt_i = L_D,i⁻ᵀ of
 both factorisations (nt·b² each — the size of the paper's stored Schur carries), the
@@ -54,7 +57,7 @@ L_D,i⁻ᵀ L_B,iᵀ x_{i+1} = H_i B_iᵀ x_{i+1}, with B_i regenerated from the
 
 Cost per time block: objective = 2 block factorisations (potrf + explicit inverse +
 2 products each, :func:`~adelia.runtime.bta.factor_block`); value-and-gradient adds
-2 selected-inversion steps (≈ 6.7 b³ flops, all matrix products) and O(J b²) for the
+2 selected-inversion steps (≈ 6.7 b³ flops, all matrix products) and O(L·b²) for the
 contractions — independent of d.  Measured ≈ 2.2x the objective at b = 400 on CPU.
 
 **Posterior-only core** (``prior_logdet``).  When the model can give log|Q_p| without
@@ -66,7 +69,7 @@ WBt_i = H_i B_iᵀ (exactly the factor's storage, (2nt − 1)·b²) and forms th
 carry as B_i WBt_i, so the backward sweep is the Takahashi step on stored blocks: two
 b x b products per block, no Cholesky, no B_i.  Measured (benchmarks/kernels.py, this
 2-core CPU): objective 0.6x and gradient 0.5x the two-matrix core's, gradient ≈ 1.9x
-the objective at b = 288–432.
+the objective at b = 288–432, peak memory 1.1–1.4x the factor's at nt = 8–50.
 
 References: Boudaoud et al., arXiv:2605.06392 (ADELIA), METHOD.md §2.2, §4–7;
 Takahashi et al. (1973) for the selected inverse; Rue, Martino & Chopin (2009).
@@ -79,6 +82,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from adelia.runtime.bta import (
     BTA,
@@ -112,7 +116,7 @@ __all__ = [
     "gaussian_mode",
 ]
 
-Generators = Callable[[jax.Array, Any], tuple[jax.Array, jax.Array]]
+Generators = Callable[[jax.Array, Any], "LinearGenerators"]
 
 
 class GaussianBTAData(NamedTuple):
@@ -239,17 +243,84 @@ def _pair(X: jax.Array, mats: jax.Array) -> jax.Array:
 
 def _likelihood_parts(tau: jax.Array, data: GaussianBTAData, i=None):
     """Σ_g τ_g A_g,iᵀA_g,i, Σ_g τ_g A_g,tip,iᵀA_g,i and Σ_g τ_g A_g,iᵀy_g,i of time
-    block i (τ: (G,))."""
+    block i (τ: (G,)).  Weighted sums, not ``einsum``: a dot would copy the G blocks
+    of the dynamic slice first."""
     return (
-        jnp.einsum("g,gab->ab", tau, data.AtA_diag[:, i]),
-        jnp.einsum("g,gab->ab", tau, data.AtA_arrow[:, i]),
+        _weighted_sum(tau, data.AtA_diag[:, i]),
+        _weighted_sum(tau, data.AtA_arrow[:, i]),
         tau @ data.Aty[:, i],
     )
 
 
-def _combine(coefs: jax.Array, Ks: jax.Array, weights: jax.Array) -> jax.Array:
-    """Σ_j c_j w_j K_j: one block of Q_p with temporal weights w_j = (M_j)_{kl}."""
-    return _weighted_sum(coefs * weights, Ks)
+def _group_traces(S: jax.Array, AtA: jax.Array, i) -> jax.Array:
+    """(⟨S, A_g,iᵀA_g,i⟩)_g for AtA (G, nt, ·, ·).  XLA:CPU copies a dynamic slice
+    before reducing it, so the groups go one at a time (one block copy alive, not G)."""
+    G = AtA.shape[0]
+    if G == 1:
+        return jnp.sum(S * AtA[0, i])[None]
+
+    def one(g, acc):
+        return acc.at[g].set(jnp.sum(S * AtA[g, i]))
+
+    return lax.fori_loop(0, G, one, jnp.zeros(G, S.dtype))
+
+
+class LinearGenerators(NamedTuple):
+    """The spatial generators K_j(θ) of Q_p as θ-weighted sums of fixed matrices
+    (what a generator map returns; METHOD.md §6.4):
+
+        K_j = Σ_l weights[j, :, :, l] ⊗ F_l,   i.e.  (K_j)_{pq} = Σ_l weights[j, p, q, l] F_l
+
+    for the P x P sub-blocks (p, q) of size ns (b = P·ns; P = 1 for one field, P = k
+    for k coregional fields).  ``basis`` F (L, ns, ns) holds fixed symmetric matrices —
+    data, never differentiated (the FEM matrices c0, g1, g2, g3 of an SPDE field) —
+    and ``weights`` (J, P, P, L), symmetric in (p, q), carries all the θ-dependence.
+    Blocks of Q_p are then combinations of F (no K_j is ever materialised) and
+    ⟨Ω, ∂K_j/∂θ⟩ = Σ_pql ⟨Ω_pq, F_l⟩ ∂weights[j,p,q,l]/∂θ: the backward sweep
+    accumulates the J·P²·L scalars ⟨Ω_pq, F_l⟩ instead of J matrices of size b²."""
+
+    weights: jax.Array  # (J, P, P, L)
+    basis: jax.Array  # (L, ns, ns)
+
+
+def _block(gen: LinearGenerators, m: jax.Array) -> jax.Array:
+    """Σ_j m_j K_j (b x b): one block of Q_p, temporal weights m_j = (M_j)_{kl} (J,).
+    Each distinct sub-block is one fused weighted sum of the basis."""
+    w = jnp.tensordot(m, gen.weights, axes=1)  # (P, P, L)
+    P = w.shape[0]
+    if P == 1:
+        return _weighted_sum(w[0, 0], gen.basis)
+    sub = {(p, q): _weighted_sum(w[p, q], gen.basis) for p in range(P) for q in range(p, P)}
+    rows = [[sub[min(p, q), max(p, q)] for q in range(P)] for p in range(P)]
+    return jnp.concatenate([jnp.concatenate(r, axis=1) for r in rows], axis=0)
+
+
+def _contract(gen: LinearGenerators, X: jax.Array) -> jax.Array:
+    """(⟨X_pq, F_l⟩)_{p,q,l} (P, P, L) for a b x b matrix X, as one matrix-vector
+    product against the flattened basis (slicing the stacked basis per l would make
+    XLA copy each F_l)."""
+    L, ns = gen.basis.shape[0], gen.basis.shape[-1]
+    P = gen.weights.shape[1]
+    F = gen.basis.reshape(L, ns * ns)
+    if P == 1:
+        return (F @ X.reshape(-1)).reshape(1, 1, L)
+    Xpq = X.reshape(P, ns, P, ns).transpose(0, 2, 1, 3).reshape(P * P, ns * ns)
+    return (Xpq @ F.T).reshape(P, P, L)
+
+
+def _contract_outer(gen: LinearGenerators, u: jax.Array, v: jax.Array) -> jax.Array:
+    """(⟨(u vᵀ)_pq, F_l⟩)_{p,q,l} = (u_pᵀ F_l v_q) without forming u vᵀ."""
+    L, ns = gen.basis.shape[0], gen.basis.shape[-1]
+    P = gen.weights.shape[1]
+    Fv = (gen.basis.reshape(L * ns, ns) @ v.reshape(P, ns).T).reshape(L, ns, P)
+    return jnp.einsum("pa,laq->pql", u.reshape(P, ns), Fv)
+
+
+def generator_matrices(gen: LinearGenerators) -> jax.Array:
+    """The dense generators K_j (J, b, b) (for assembly in tests and small problems)."""
+    J, P, _, _ = gen.weights.shape
+    ns = gen.basis.shape[-1]
+    return jnp.einsum("jpql,lab->jpaqb", gen.weights, gen.basis).reshape(J, P * ns, P * ns)
 
 
 def assemble_precisions(generators: Generators, theta: jax.Array, data: GaussianBTAData):
@@ -258,11 +329,11 @@ def assemble_precisions(generators: Generators, theta: jax.Array, data: Gaussian
 
     For tests, x̂ and small problems; the core never assembles them."""
     theta_lik, theta_st = split_theta(theta, data)
-    coefs, Ks = generators(theta_st, data.gen_data)
+    Ks = generator_matrices(generators(theta_st, data.gen_data))
     tau = jnp.exp(theta_lik)
     nt, b, a = _dims(data)
-    diag = jnp.einsum("j,jt,jab->tab", coefs, data.m_diag, Ks)
-    lower = jnp.einsum("j,jt,jab->tab", coefs, data.m_lower, Ks)
+    diag = jnp.einsum("jt,jab->tab", data.m_diag, Ks)
+    lower = jnp.einsum("jt,jab->tab", data.m_lower, Ks)
     Qp = BTA(diag, lower, jnp.zeros((nt, a, b)), jnp.diag(data.tip_prec))
     Qc = BTA(
         diag + jnp.einsum("g,gtab->tab", tau, data.AtA_diag),
@@ -315,15 +386,15 @@ def _forward(generators, theta_st, theta_lik, data: GaussianBTAData, keep: bool)
 
     Returns ((log|Q_p|, log|Q_c|, fit), saved) with ``saved`` None unless ``keep``.
     """
-    coefs, Ks = generators(theta_st, data.gen_data)
+    gen = generators(theta_st, data.gen_data)
     tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
     nt, b, a = _dims(data)
-    dt = Ks.dtype
+    dt = gen.basis.dtype
 
     def block(c: _FwdCarry, i, last: bool) -> _FwdCarry:
         """Block i of both factorisations and of z; ``last``: no B block follows."""
-        Dp = _combine(coefs, Ks, data.m_diag[:, i])
-        B = None if last else _combine(coefs, Ks, data.m_lower[:, i])
+        Dp = _block(gen, data.m_diag[:, i])
+        B = None if last else _block(gen, data.m_lower[:, i])
         LDp, LBp, _, Gp = factor_block(Dp - c.Sp, B)
         AtA, AtA_arrow, Aty = _likelihood_parts(tau, data, i)
         LDc, LBc, LC, Gc = factor_block(Dp + AtA - c.Sc, B, AtA_arrow - c.R)
@@ -398,7 +469,7 @@ class _BwdCarry(NamedTuple):
     SCc: jax.Array  # Σ_C,i+1 of Q_c
     SDp: jax.Array  # Σ_D,i+1 of Q_p
     x: jax.Array  # x̂_{i+1}
-    Wgen: jax.Array  # (J, b, b) generator accumulators W_j
+    Wgen: jax.Array  # (J, P, P, L) generator-weight accumulators
     trc: jax.Array  # (G,) tr(Σ_c A_gᵀA_g) so far
     x_hat: jax.Array  # (nt, b) time part of x̂, filled block by block
 
@@ -421,9 +492,9 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
     ‖y_g − A_g x̂‖² are formed after the sweep from the stacked x̂_i.
     """
     g_p, g_c, g_f = cts
-    coefs, Ks = generators(theta_st, data.gen_data)
+    gen = generators(theta_st, data.gen_data)
     nt, b, a = _dims(data)
-    dt = Ks.dtype
+    dt = saved.Gp.dtype
     ST = gram_upper(saved.GT)  # Σ_T of Q_c
     xT = saved.GT @ saved.zT  # β̂ = L_T⁻ᵀ z_T
 
@@ -435,17 +506,15 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
         x = Gc @ (saved.z[i] - xT @ LC)  # L_D⁻ᵀ (z_i − L_C,iᵀ β̂)
         WBp = WBc = None
         if not last:
-            B = _combine(coefs, Ks, data.m_lower[:, i])
+            B = _block(gen, data.m_lower[:, i])
             WBp, WBc = Hp @ _mT(B), Hc @ _mT(B)  # (L_B,i G_i)ᵀ = (B_i H_i)ᵀ
             x = x - WBc @ c.x  # − L_D⁻ᵀ L_B,iᵀ x̂_{i+1}
         SDc, SBtc, SCc = selinv_block(Hc, WBc, WC, c.SDc, c.SCc, ST)
         SDp, SBtp, _ = selinv_block(Hp, WBp, None, c.SDp, None, None)
 
-        omega_D = g_p * SDp + g_c * SDc - 0.5 * g_f * jnp.outer(x, x)
-        omega_Bt = None
-        if not last:
-            omega_Bt = g_p * SBtp + g_c * SBtc - 0.5 * g_f * jnp.outer(x, c.x)
-        Wgen, trc = _accumulate(c.Wgen, c.trc, data, i, omega_D, omega_Bt, SDc, SCc)
+        cD = _omega(gen, ((g_p, SDp), (g_c, SDc)), g_f, x, x)
+        cB = None if last else _omega(gen, ((g_p, SBtp), (g_c, SBtc)), g_f, x, c.x)
+        Wgen, trc = _accumulate(c.Wgen, c.trc, data, i, cD, cB, SDc, SCc)
         return _BwdCarry(
             SDc=SDc, SCc=SCc, SDp=SDp, x=x, Wgen=Wgen, trc=trc, x_hat=c.x_hat.at[i].set(x)
         )
@@ -455,7 +524,7 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
         SCc=jnp.zeros((a, b), dt),
         SDp=jnp.zeros((b, b), dt),
         x=jnp.zeros((b,), dt),
-        Wgen=jnp.zeros(Ks.shape, dt),
+        Wgen=jnp.zeros(gen.weights.shape, dt),
         trc=jnp.einsum("ab,gab->g", ST, data.AtA_tip),
         x_hat=jnp.zeros((nt, b), dt),
     )
@@ -463,29 +532,39 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
     return _pull_back(generators, theta_st, theta_lik, data, c.Wgen, c.trc, c.x_hat, xT, g_c, g_f)
 
 
-def _accumulate(Wgen, trc, data: GaussianBTAData, i, omega_D, omega_Bt, SD, SC):
-    """Block i's contractions:  W_j += (M_j)_ii Ω_D,i + 2 (M_j)_{i+1,i} Ω_B,iᵀ  (Wgen is
-    (J, b, b); ``omega_Bt`` None for the last block) and tr_g += ⟨Σᶜ_D,i, A_g,iᵀA_g,i⟩ +
-    2 ⟨Σᶜ_C,i, A_g,tip,iᵀA_g,i⟩ (SD, SC: blocks of Q_c⁻¹)."""
-    upd = data.m_diag[:, i, None, None] * omega_D
-    if omega_Bt is not None:
-        upd = upd + (2.0 * data.m_lower[:, i, None, None]) * omega_Bt
-    trc = trc + _pair(SD, data.AtA_diag[:, i]) + 2.0 * _pair(SC, data.AtA_arrow[:, i])
+def _omega(gen: LinearGenerators, sigmas, g_f, x, x_next) -> jax.Array:
+    """⟨Ω, F⟩ (P, P, L) for one pattern block of Ω = Σ_k ḡ_k Σ_k − ½ ḡ_f x x_nextᵀ
+    (``sigmas``: pairs (ḡ_k, Σ-block)), contracted term by term so that Ω itself is
+    never formed."""
+    out = -0.5 * g_f * _contract_outer(gen, x, x_next)
+    for g, S in sigmas:
+        out = out + g * _contract(gen, S)
+    return out
+
+
+def _accumulate(Wgen, trc, data: GaussianBTAData, i, cD, cB, SD, SC):
+    """Block i's contractions into the (J, P, P, L) accumulator of ⟨Ω, ∂K_j⟩'s
+    coefficients (:class:`LinearGenerators`), given cD = ⟨Ω_D,i, F⟩ and
+    cB = ⟨Ω_B,iᵀ, F⟩ ((P, P, L); cB None for the last block):
+
+        Wgen[j] += (M_j)_ii cD + 2 (M_j)_{i+1,i} cB
+
+    and tr_g += ⟨Σᶜ_D,i, A_g,iᵀA_g,i⟩ + 2 ⟨Σᶜ_C,i, A_g,tip,iᵀA_g,i⟩ (SD, SC: blocks of
+    Q_c⁻¹)."""
+    upd = data.m_diag[:, i, None, None, None] * cD
+    if cB is not None:
+        upd = upd + (2.0 * data.m_lower[:, i, None, None, None]) * cB
+    trc = trc + _group_traces(SD, data.AtA_diag, i) + 2.0 * _pair(SC, data.AtA_arrow[:, i])
     return Wgen + upd, trc
 
 
 def _pull_back(generators, theta_st, theta_lik, data: GaussianBTAData, Wgen, trc, x_hat, xT,
                g_c, g_f):
-    """(θ̄_st, θ̄_lik) from the swept accumulators: θ̄_st = ⟨W_j, ∂(c_j K_j)/∂θ⟩ by one VJP
-    of θ ↦ (c_j K_j)_j with cotangent W (no (c̄, K̄) pair of J·b² temporaries), and
+    """(θ̄_st, θ̄_lik) from the swept accumulators: θ̄_st = Σ_jpql Wgen[j,p,q,l]
+    ∂weights[j,p,q,l]/∂θ by one VJP of the small map θ ↦ weights (no b x b array), and
     θ̄_lik,g = ḡ_c τ_g tr(Q_c⁻¹A_gᵀA_g) − ḡ_f (τ_g/2) ‖y_g − A_g x̂‖² with the residuals
     from the stacked x̂_i (time part ``x_hat``, tip ``xT``)."""
-
-    def scaled(t):
-        coefs, Ks = generators(t, data.gen_data)
-        return coefs[:, None, None] * Ks
-
-    _, gen_vjp = jax.vjp(scaled, theta_st)
+    _, gen_vjp = jax.vjp(lambda t: generators(t, data.gen_data).weights, theta_st)
     (theta_st_bar,) = gen_vjp(Wgen)
     tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
     res = data.y - jnp.einsum("tmb,tb->tm", data.A_blocks, x_hat) - data.A_tip @ xT
@@ -532,14 +611,14 @@ def _forward_c(generators, theta_st, theta_lik, data: GaussianBTAData, keep: boo
     number of b x b products plus one ``lauum``, and no recomputation later: the
     backward sweep is two products per block (:func:`_backward_c`).
     """
-    coefs, Ks = generators(theta_st, data.gen_data)
+    gen = generators(theta_st, data.gen_data)
     tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
     nt, b, a = _dims(data)
-    dt = Ks.dtype
+    dt = gen.basis.dtype
 
     def block(c: _FwdCarryC, i, last: bool) -> _FwdCarryC:
-        D = _combine(coefs, Ks, data.m_diag[:, i])
-        B = None if last else _combine(coefs, Ks, data.m_lower[:, i])
+        D = _block(gen, data.m_diag[:, i])
+        B = None if last else _block(gen, data.m_lower[:, i])
         AtA, AtA_arrow, Aty = _likelihood_parts(tau, data, i)
         C = AtA_arrow - c.R
         saved = c.saved
@@ -614,7 +693,7 @@ class _BwdCarryC(NamedTuple):
     SD: jax.Array  # Σ_D,i+1
     SC: jax.Array  # Σ_C,i+1
     x: jax.Array  # x̂_{i+1}
-    Wgen: jax.Array  # (J, b, b) generator accumulators
+    Wgen: jax.Array  # (J, P, P, L) generator-weight accumulators
     trc: jax.Array  # (G,)
     x_hat: jax.Array  # (nt, b)
 
@@ -624,11 +703,11 @@ def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _
     :func:`_backward` without Q_p (Ω = ḡ_c Q_c⁻¹ − ½ ḡ_f x̂ x̂ᵀ).  Per block: back
     substitution x̂_i = u_i − WC_iᵀ β̂ − WBt_i x̂_{i+1} and the Takahashi step of
     :func:`~adelia.runtime.bta.selinv_block` on the stored H_i, WBt_i, WC_i — two b x b
-    products, no Cholesky, no B_i.  The generators are evaluated after the sweep, so
-    their J·b² are not alive during it."""
+    products, no Cholesky, no B_i; the contractions with the generator basis are
+    fused reductions into J·P²·L scalars (:func:`_accumulate`)."""
     g_c, g_f = cts
+    gen = generators(theta_st, data.gen_data)  # only its basis is used in the sweep
     nt, b, a = _dims(data)
-    J = data.m_diag.shape[0]
     dt = saved.H.dtype
     ST = gram_upper(saved.GT)
     xT = saved.GT @ saved.zT
@@ -641,16 +720,16 @@ def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _
             WBt = saved.WBt[i]
             x = x - WBt @ c.x
         SD, SBt, SC = selinv_block(H, WBt, WC, c.SD, c.SC, ST)
-        omega_D = g_c * SD - 0.5 * g_f * jnp.outer(x, x)
-        omega_Bt = None if last else g_c * SBt - 0.5 * g_f * jnp.outer(x, c.x)
-        Wgen, trc = _accumulate(c.Wgen, c.trc, data, i, omega_D, omega_Bt, SD, SC)
+        cD = _omega(gen, ((g_c, SD),), g_f, x, x)
+        cB = None if last else _omega(gen, ((g_c, SBt),), g_f, x, c.x)
+        Wgen, trc = _accumulate(c.Wgen, c.trc, data, i, cD, cB, SD, SC)
         return _BwdCarryC(SD=SD, SC=SC, x=x, Wgen=Wgen, trc=trc, x_hat=c.x_hat.at[i].set(x))
 
     init = _BwdCarryC(
         SD=jnp.zeros((b, b), dt),
         SC=jnp.zeros((a, b), dt),
         x=jnp.zeros((b,), dt),
-        Wgen=jnp.zeros((J, b, b), dt),
+        Wgen=jnp.zeros(gen.weights.shape, dt),
         trc=jnp.einsum("ab,gab->g", ST, data.AtA_tip),
         x_hat=jnp.zeros((nt, b), dt),
     )

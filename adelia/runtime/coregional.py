@@ -1,7 +1,9 @@
 """Generator maps for DEMF(1,2,1) space–time fields and coregional (LMC) models, in
 the form the ADELIA Gaussian core consumes (:mod:`adelia.runtime.bta_gradient`):
-``generators(theta_st, gen_data) -> (coefs (J,), Ks (J, b, b))`` with
-Q_p = Σ_j c_j (M_j ⊗ K_j) in time-major order (METHOD.md §3.1, §6.4).
+``generators(theta_st, gen_data) ->``
+:class:`~adelia.runtime.bta_gradient.LinearGenerators`, Q_p = Σ_j M_j ⊗ K_j in
+time-major order (METHOD.md §3.1, §6.4), every K_j a θ-weighted sum of the fixed FEM
+basis (C0, g1, g2, g3) of :func:`fem_powers`.
 
 **One field** (METHOD.md §9.1–9.2, plane, α_t = 1, α_s = 2, α_e = 1 ⇒ ν_s = 1,
 ν_t = ½), θ_field = (log r_s, log r_t, log σ):
@@ -12,8 +14,9 @@ Q_p = Σ_j c_j (M_j ⊗ K_j) in time-major order (METHOD.md §3.1, §6.4).
     q1 = κ²c0 + g1,  q2 = κ⁴c0 + 2κ²g1 + g2,  q3 = κ⁶c0 + 3κ⁴g1 + 3κ²g2 + g3,
     Q = e^{2γ_st} [ m0 ⊗ q3 + e^{γ_t} m1 ⊗ q2 + e^{2γ_t} m2 ⊗ q1 ]
 
-i.e. J = 3 generators (q3, q2, q1) with coefficients e^{2γ_st}(1, e^{γ_t}, e^{2γ_t}) and
-temporal matrices (m0, m1, m2) of :func:`demf_temporal`.
+i.e. J = 3 generators c_j q_j, (c_j) = e^{2γ_st}(1, e^{γ_t}, e^{2γ_t}), with temporal
+matrices (m0, m1, m2) of :func:`demf_temporal`; on the basis (c0, g1, g2, g3) their
+weights are c_j times the binomial rows above (:func:`demf_field`).
 
 **Coregional** (METHOD.md §10, linear model of coregionalisation), k = 2 or 3 fields
 x_0..x_{k−1}, each time block holding [x_0,t; x_1,t; …] (b = k·ns, METHOD.md §3.1):
@@ -32,7 +35,7 @@ All fields share the time grid, so Q_p keeps J = 3 generators whatever k:
 
     K_l = Σ_m c_{m,l} (W_m ⊗ q_{m,l}),   W_m = E_m,:ᵀ E_m,:   (k x k),   l = 1..3,
 
-with unit coefficients.  θ_st = [θ_field,0; …; θ_field,k−1; λ] (3k + k(k−1)/2
+so sub-block (p, q) of K_l is Σ_m W_m[p, q] c_{m,l} q_{m,l}: weights on the same basis.  θ_st = [θ_field,0; …; θ_field,k−1; λ] (3k + k(k−1)/2
 entries), λ = (λ_01) for k = 2 and (λ_01, λ_02, λ_12) for k = 3.  With one
 Gaussian likelihood precision per response the model has d = 4k + k(k−1)/2
 hyperparameters: 9 (k = 2) and 15 (k = 3), as GST-C2 / GST-C3 (METHOD.md §14).
@@ -54,6 +57,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from adelia.runtime.bta_gradient import LinearGenerators
 
 jax.config.update("jax_enable_x64", True)
 
@@ -82,30 +87,29 @@ _LOG_C1 = math.log(math.gamma(_NU_T) * math.gamma(_NU_S)) - math.log(
 class FemPowers(NamedTuple):
     """θ-independent spatial data of DEMF fields (the ``gen_data`` of the maps here).
 
-    ``mu`` holds the eigenvalues of c0^{-½} g1 c0^{-½} and ``log_c0`` = Σ log c0:
-    with them log|Q_p| needs no factorisation (:func:`demf_logdet`)."""
+    ``basis`` is the generator basis F = (C0, g1, g2, g3) of
+    :class:`~adelia.runtime.bta_gradient.LinearGenerators`; ``mu`` holds the
+    eigenvalues of c0^{-½} g1 c0^{-½} and ``log_c0`` = Σ log c0: with them log|Q_p|
+    needs no factorisation (:func:`demf_logdet`)."""
 
-    C0: jax.Array  # (ns, ns) diag(c0), lumped mass
-    g1: jax.Array  # (ns, ns) stiffness
-    g2: jax.Array  # g1 c0⁻¹ g1
-    g3: jax.Array  # g1 c0⁻¹ g1 c0⁻¹ g1
+    basis: jax.Array  # (4, ns, ns): diag(c0) (lumped mass), g1, g2 = g1 c0⁻¹ g1, g3 = g2 c0⁻¹ g1
     mu: jax.Array  # (ns,) spectrum of c0^{-½} g1 c0^{-½}
     log_c0: jax.Array  # () Σ_s log c0_s
 
 
 def fem_powers(c0, g1) -> FemPowers:
-    """(C0, g1, g2 = g1 c0⁻¹ g1, g3 = g1 c0⁻¹ g2, spectrum, Σ log c0) for a lumped mass
-    diagonal c0 (ns,) and a symmetric stiffness g1 (ns, ns) — the ``gen_data`` of the
-    DEMF maps (METHOD.md §9.1).  One symmetric eigenvalue problem of size ns, once
-    per mesh."""
+    """(C0, g1, g2 = g1 c0⁻¹ g1, g3 = g1 c0⁻¹ g2) stacked, the spectrum and Σ log c0
+    for a lumped mass diagonal c0 (ns,) and a symmetric stiffness g1 (ns, ns) — the
+    ``gen_data`` of the DEMF maps (METHOD.md §9.1).  One symmetric eigenvalue problem
+    of size ns, once per mesh."""
     c0 = np.asarray(c0, float)
     g1 = np.asarray(g1, float)
     g2 = g1 @ (g1 / c0[:, None])
     g3 = g1 @ (g2 / c0[:, None])
     s = 1.0 / np.sqrt(c0)
     mu = np.linalg.eigvalsh(s[:, None] * g1 * s[None, :])
-    mats = (jnp.asarray(m) for m in (np.diag(c0), g1, g2, g3, mu))
-    return FemPowers(*mats, log_c0=jnp.asarray(np.sum(np.log(c0))))
+    basis = np.stack([np.diag(c0), g1, g2, g3])
+    return FemPowers(jnp.asarray(basis), jnp.asarray(mu), jnp.asarray(np.sum(np.log(c0))))
 
 
 def demf_temporal(nt: int, h: float = 1.0):
@@ -122,15 +126,21 @@ def demf_temporal(nt: int, h: float = 1.0):
     return np.stack([m0, m1, m2]), m_lower
 
 
-def demf_field(theta_field, gen_data):
-    """(log r_s, log r_t, log σ) → (coefficients (3,), (q3, q2, q1) (3, ns, ns)) of one
-    DEMF(1,2,1) field on the plane (METHOD.md §9.1–9.2; formulas in the module doc)."""
-    C0, G1, G2, G3 = gen_data.C0, gen_data.g1, gen_data.g2, gen_data.g3
+def demf_field(theta_field) -> jax.Array:
+    """(log r_s, log r_t, log σ) → weights (3, 4) of one DEMF(1,2,1) field on the plane
+    (METHOD.md §9.1–9.2; formulas in the module doc): row j is c_j·q_j, (q3, q2, q1),
+    written on the basis (C0, g1, g2, g3) of :func:`fem_powers`."""
     k2, gamma_t, gamma_st = _demf_scales(theta_field)
-    q1 = k2 * C0 + G1
-    q2 = k2**2 * C0 + 2.0 * k2 * G1 + G2
-    q3 = k2**3 * C0 + 3.0 * k2**2 * G1 + 3.0 * k2 * G2 + G3
-    return _demf_coefs(gamma_t, gamma_st), jnp.stack([q3, q2, q1])
+    one = jnp.ones_like(k2)
+    zero = jnp.zeros_like(k2)
+    q = jnp.stack(
+        [
+            jnp.stack([k2**3, 3.0 * k2**2, 3.0 * k2, one]),  # q3
+            jnp.stack([k2**2, 2.0 * k2, one, zero]),  # q2
+            jnp.stack([k2, one, zero, zero]),  # q1
+        ]
+    )
+    return _demf_coefs(gamma_t, gamma_st)[:, None] * q
 
 
 def _demf_scales(theta_field):
@@ -199,9 +209,9 @@ def coregional_prior_logdet(theta_st, data):
     return sum(logdets)
 
 
-def demf_generators(theta_st, gen_data):
+def demf_generators(theta_st, gen_data: FemPowers) -> LinearGenerators:
     """Univariate DEMF(1,2,1) generator map, θ_st = (log r_s, log r_t, log σ)."""
-    return demf_field(theta_st, gen_data)
+    return LinearGenerators(demf_field(theta_st)[:, None, None, :], gen_data.basis)
 
 
 def n_fields(n_theta_st: int) -> int:
@@ -231,17 +241,15 @@ def lmc_weights(lambdas, k: int) -> jax.Array:
     return E[:, :, None] * E[:, None, :]
 
 
-def coregional_generators(theta_st, gen_data):
+def coregional_generators(theta_st, gen_data: FemPowers) -> LinearGenerators:
     """Coregional DEMF generator map (module doc): θ_st = [k x (log r_s, log r_t,
-    log σ); λ] → (ones(3), K (3, k·ns, k·ns)) with
-    K_l = Σ_m c_{m,l} (W_m ⊗ q_{m,l}).  k = 1 reduces to :func:`demf_generators`
-    (with its coefficients folded into K)."""
+    log σ); λ] → K_l = Σ_m c_{m,l} (W_m ⊗ q_{m,l}), l = 1..3, as weights (3, k, k, 4)
+    on the basis (C0, g1, g2, g3): weights[l, p, q] = Σ_m W_m[p, q] c_{m,l} q_{m,l}.
+    k = 1 is :func:`demf_generators`."""
     k = n_fields(theta_st.shape[0])
-    ns = gen_data.C0.shape[0]
-    coefs, qs = jax.vmap(demf_field, in_axes=(0, None))(theta_st[: 3 * k].reshape(k, 3), gen_data)
+    fields = jax.vmap(demf_field)(theta_st[: 3 * k].reshape(k, 3))  # (k, 3, 4)
     W = lmc_weights(theta_st[3 * k :], k)
-    K = jnp.einsum("mij,ml,mlab->liajb", W, coefs, qs).reshape(3, k * ns, k * ns)
-    return jnp.ones(3, K.dtype), K
+    return LinearGenerators(jnp.einsum("mpq,mlc->lpqc", W, fields), gen_data.basis)
 
 
 def coregional_observations(time, var, node, covariates, y, *, k: int, ns: int, nt: int):

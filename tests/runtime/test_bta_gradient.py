@@ -25,7 +25,9 @@ from adelia.runtime.coregional import (  # noqa: E402
     lmc_weights,
 )
 from adelia.runtime.bta_gradient import (  # noqa: E402
+    LinearGenerators,
     assemble_precisions,
+    generator_matrices,
     split_theta,
     gaussian_core,
     gaussian_mode,
@@ -36,7 +38,7 @@ from adelia.runtime.bta_gradient import (  # noqa: E402
 )
 
 # ---------------------------------------------------------------------------
-# Models: generator maps θ_st -> (coefs, Ks)
+# Models: generator maps θ_st -> LinearGenerators(weights, basis)
 # ---------------------------------------------------------------------------
 
 
@@ -46,17 +48,17 @@ def path_laplacian(n):
     return g
 
 
-def separable_generators(theta_st, gen_data):
-    """σ⁻² AR1(ρ) ⊗ (κ²C + G), θ_st = (log κ, ρ-internal, log σ), ρ = tanh(θ/2).
+def separable_generators(theta_st, basis):
+    """σ⁻² AR1(ρ) ⊗ (κ²C + G), θ_st = (log κ, ρ-internal, log σ), ρ = tanh(θ/2),
+    basis = (C, G).
 
     AR1 precision = (M0 + ρ²M1 − ρM2)/(1 − ρ²) with M0 = I, M1 = diag(0,1,…,1,0),
     M2 = off-diagonal ones: three generators sharing K."""
-    C, G = gen_data
     log_kappa, rho_internal, log_sigma = theta_st
     rho = jnp.tanh(rho_internal / 2)
-    K = jnp.exp(2 * log_kappa) * C + G
     coefs = jnp.exp(-2 * log_sigma) / (1 - rho**2) * jnp.stack([1.0, rho**2, -rho])
-    return coefs, jnp.stack([K, K, K])
+    K = jnp.stack([jnp.exp(2 * log_kappa), 1.0])
+    return LinearGenerators(coefs[:, None, None, None] * K, basis)
 
 
 def separable_temporal(nt):
@@ -67,17 +69,19 @@ def separable_temporal(nt):
     return m_diag, m_lower
 
 
-def demf_generators(theta_st, gen_data):
+def demf_generators(theta_st, basis):
     """DEMF(1,2,1)-like: e^{2γ_st}[m0⊗q3 + e^{γ_t} m1⊗q2 + e^{2γ_t} m2⊗q1]
-    (METHOD.md §9.1), θ_st = (γ_s, γ_t, γ_st) — three different spatial matrices."""
-    C0, G1, G2, G3 = gen_data
+    (METHOD.md §9.1), θ_st = (γ_s, γ_t, γ_st), basis = (C0, G1, G2, G3) — three
+    different spatial matrices q3 = k⁶C0 + 3k⁴G1 + 3k²G2 + G3, q2 = k⁴C0 + 2k²G1 + G2,
+    q1 = k²C0 + G1."""
     gamma_s, gamma_t, gamma_st = theta_st
     k2 = jnp.exp(2 * gamma_s)
-    q1 = k2 * C0 + G1
-    q2 = k2**2 * C0 + 2 * k2 * G1 + G2
-    q3 = k2**3 * C0 + 3 * k2**2 * G1 + 3 * k2 * G2 + G3
+    q = jnp.array(
+        [[k2**3, 3 * k2**2, 3 * k2, 1.0], [k2**2, 2 * k2, 1.0, 0.0], [k2, 1.0, 0.0, 0.0]]
+    )
     et = jnp.exp(gamma_t)
-    return jnp.exp(2 * gamma_st) * jnp.stack([1.0, et, et * et]), jnp.stack([q3, q2, q1])
+    coefs = jnp.exp(2 * gamma_st) * jnp.stack([1.0, et, et * et])
+    return LinearGenerators((coefs[:, None] * q)[:, None, None, :], basis)
 
 
 def demf_temporal(nt):
@@ -103,7 +107,7 @@ def make_problem(kind, *, b=5, nt=4, a=2, m_t=6, seed=0, groups=1):
     if kind == "separable":
         gens = separable_generators
         m_diag, m_lower = separable_temporal(nt)
-        gen_data = (jnp.diag(rng.uniform(0.5, 1.5, b)), jnp.asarray(path_laplacian(b)))
+        gen_data = jnp.asarray(np.stack([np.diag(rng.uniform(0.5, 1.5, b)), path_laplacian(b)]))
         theta = jnp.array([0.3, -0.2, 0.8, 0.1])
     else:
         gens = demf_generators
@@ -112,7 +116,7 @@ def make_problem(kind, *, b=5, nt=4, a=2, m_t=6, seed=0, groups=1):
         g1 = path_laplacian(b)
         g2 = g1 @ (g1 / c0[:, None])
         g3 = g1 @ (g2 / c0[:, None])
-        gen_data = tuple(jnp.asarray(x) for x in (np.diag(c0), g1, g2, g3))
+        gen_data = jnp.asarray(np.stack([np.diag(c0), g1, g2, g3]))
         theta = jnp.array([0.2, -0.3, 0.4, -0.5])
     group = np.arange(nt * m_t).reshape(nt, m_t) % groups
     theta = jnp.concatenate([theta[0] + 0.4 * jnp.arange(groups), theta[1:]])
@@ -414,14 +418,14 @@ def test_lmc_precision_matches_dense_construction():
     gen_data = fem_powers(rng.uniform(0.5, 1.5, ns), path_laplacian(ns))
     m_diag, m_lower = demf_temporal_h(nt)
     theta_st = jnp.asarray(rng.uniform(-0.5, 0.5, 12))
-    _, Ks = coregional_generators(theta_st, gen_data)
+    Ks = generator_matrices(coregional_generators(theta_st, gen_data))
     Q = np.einsum("jt,jab->tab", m_diag, Ks), np.einsum("jt,jab->tab", m_lower, Ks)
     Q = np.asarray(bta_to_dense(BTA(*Q, np.zeros((nt, 0, k * ns)), np.zeros((0, 0)))))
 
     def field_precision(th):  # time-major nt·ns x nt·ns
-        c, q = demf_field(th, gen_data)
+        cq = np.einsum("jl,lab->jab", demf_field(th), gen_data.basis)  # c_j q_j
         M = [np.diag(md) + np.diag(ml, -1) + np.diag(ml, 1) for md, ml in zip(m_diag, m_lower)]
-        return sum(float(c[j]) * np.kron(M[j], np.asarray(q[j])) for j in range(3))
+        return sum(np.kron(M[j], cq[j]) for j in range(3))
 
     P = [field_precision(theta_st[3 * m : 3 * m + 3]) for m in range(k)]
     lam01, lam02, lam12 = np.asarray(theta_st[9:])
@@ -490,9 +494,9 @@ def test_demf_logdet_matches_dense_slogdet(nt):
     m_diag, m_lower = demf_temporal_h(nt, 0.6)
     for theta_field in rng.uniform(-1.0, 1.0, (3, 3)):
         theta_field = jnp.asarray(theta_field)
-        c, q = demf_field(theta_field, gen_data)
+        cq = np.einsum("jl,lab->jab", demf_field(theta_field), gen_data.basis)
         M = [np.diag(md) + np.diag(ml, -1) + np.diag(ml, 1) for md, ml in zip(m_diag, m_lower)]
-        Q = sum(float(c[j]) * np.kron(M[j], np.asarray(q[j])) for j in range(3))
+        Q = sum(np.kron(M[j], cq[j]) for j in range(3))
         sign, want = np.linalg.slogdet(Q)
         assert sign > 0
         got = float(demf_logdet(theta_field, gen_data, jnp.asarray(m_diag), jnp.asarray(m_lower)))
