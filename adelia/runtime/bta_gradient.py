@@ -82,6 +82,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from adelia.runtime.bta import (
@@ -103,6 +104,10 @@ from adelia.runtime.bta import (
 jax.config.update("jax_enable_x64", True)
 
 __all__ = [
+    "BasisPattern",
+    "LinearGenerators",
+    "basis_pattern",
+    "generator_matrices",
     "GaussianBTAData",
     "make_gaussian_data",
     "n_groups",
@@ -115,6 +120,9 @@ __all__ = [
     "gaussian_objective_dense",
     "gaussian_mode",
 ]
+
+# a pattern filling more than this fraction of its block is contracted densely
+_SPARSE_FRACTION = 0.25
 
 Generators = Callable[[jax.Array, Any], "LinearGenerators"]
 
@@ -139,6 +147,9 @@ class GaussianBTAData(NamedTuple):
     Aty_tip: jax.Array  # (G, a)         Σ_i A_g,tip,iᵀ y_g,i
     yty: jax.Array  # (G,)           y_gᵀ y_g
     gen_data: Any  # pytree handed to the generator map
+    # AtA_diag on the union pattern of its blocks: (rows (nnz,), cols (nnz,), vals (G, nt, nnz));
+    # None when the data were traced (then the traces read the dense blocks)
+    AtA_pattern: tuple | None = None
 
 
 def make_gaussian_data(
@@ -192,6 +203,7 @@ def make_gaussian_data(
     A_tip = A_tip * mask[..., None]
     y = y * mask
     onehot = (group[..., None] == jnp.arange(n_groups)) * mask[..., None]
+    AtA_diag = jnp.einsum("tmg,tmb,tmc->gtbc", onehot, A_blocks, A_blocks)
     return GaussianBTAData(
         m_diag=m_diag,
         m_lower=m_lower,
@@ -201,14 +213,29 @@ def make_gaussian_data(
         y=y,
         groups=onehot,
         n_obs=jnp.sum(onehot, axis=(0, 1)),
-        AtA_diag=jnp.einsum("tmg,tmb,tmc->gtbc", onehot, A_blocks, A_blocks),
+        AtA_diag=AtA_diag,
         AtA_arrow=jnp.einsum("tmg,tma,tmb->gtab", onehot, A_tip, A_blocks),
         AtA_tip=jnp.einsum("tmg,tma,tmc->gac", onehot, A_tip, A_tip),
         Aty=jnp.einsum("tmg,tmb,tm->gtb", onehot, A_blocks, y),
         Aty_tip=jnp.einsum("tmg,tma,tm->ga", onehot, A_tip, y),
         yty=jnp.einsum("tmg,tm->g", onehot, y * y),
         gen_data=gen_data,
+        AtA_pattern=_block_pattern(AtA_diag),
     )
+
+
+def _block_pattern(AtA_diag):
+    """(rows, cols, vals (G, nt, nnz)) of the union nonzero pattern of the AᵀA blocks
+    (a projection matrix touches few nodes per row, so nnz ≪ b²), or None for traced
+    data or a pattern denser than ``_SPARSE_FRACTION``."""
+    try:
+        dense = np.asarray(AtA_diag)
+    except jax.errors.TracerArrayConversionError:
+        return None
+    rows, cols = np.nonzero(np.any(dense != 0, axis=(0, 1)))
+    if rows.size > _SPARSE_FRACTION * dense.shape[-1] ** 2:
+        return None  # dense enough that gathering loses to reading the blocks
+    return jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(dense[:, :, rows, cols])
 
 
 def _dims(data: GaussianBTAData) -> tuple[int, int, int]:
@@ -252,9 +279,14 @@ def _likelihood_parts(tau: jax.Array, data: GaussianBTAData, i=None):
     )
 
 
-def _group_traces(S: jax.Array, AtA: jax.Array, i) -> jax.Array:
-    """(⟨S, A_g,iᵀA_g,i⟩)_g for AtA (G, nt, ·, ·).  XLA:CPU copies a dynamic slice
-    before reducing it, so the groups go one at a time (one block copy alive, not G)."""
+def _group_traces(S: jax.Array, data: "GaussianBTAData", i) -> jax.Array:
+    """(⟨S, A_g,iᵀA_g,i⟩)_g: a gather of S on the blocks' pattern, or on the dense
+    blocks one group at a time (XLA:CPU copies a dynamic slice before reducing it, so
+    one block copy alive, not G)."""
+    if data.AtA_pattern is not None:
+        rows, cols, vals = data.AtA_pattern
+        return vals[:, i] @ S[rows, cols]
+    AtA = data.AtA_diag
     G = AtA.shape[0]
     if G == 1:
         return jnp.sum(S * AtA[0, i])[None]
@@ -263,6 +295,26 @@ def _group_traces(S: jax.Array, AtA: jax.Array, i) -> jax.Array:
         return acc.at[g].set(jnp.sum(S * AtA[g, i]))
 
     return lax.fori_loop(0, G, one, jnp.zeros(G, S.dtype))
+
+
+class BasisPattern(NamedTuple):
+    """The union sparsity pattern of a generator basis: entries (rows[n], cols[n]) and
+    ``vals`` (L, nnz) = F[:, rows, cols].  Build it with :func:`basis_pattern`."""
+
+    rows: jax.Array  # (nnz,) int
+    cols: jax.Array  # (nnz,) int
+    vals: jax.Array  # (L, nnz)
+
+
+def basis_pattern(basis) -> BasisPattern | None:
+    """The :class:`BasisPattern` of a stacked basis (L, ns, ns) (NumPy, once per model),
+    or None when it fills more than ``_SPARSE_FRACTION`` of ns² (then the
+    contractions read the dense basis)."""
+    basis = np.asarray(basis)
+    rows, cols = np.nonzero(np.any(basis != 0, axis=0))
+    if rows.size > _SPARSE_FRACTION * basis.shape[-1] ** 2:
+        return None
+    return BasisPattern(jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(basis[:, rows, cols]))
 
 
 class LinearGenerators(NamedTuple):
@@ -277,10 +329,13 @@ class LinearGenerators(NamedTuple):
     and ``weights`` (J, P, P, L), symmetric in (p, q), carries all the θ-dependence.
     Blocks of Q_p are then combinations of F (no K_j is ever materialised) and
     ⟨Ω, ∂K_j/∂θ⟩ = Σ_pql ⟨Ω_pq, F_l⟩ ∂weights[j,p,q,l]/∂θ: the backward sweep
-    accumulates the J·P²·L scalars ⟨Ω_pq, F_l⟩ instead of J matrices of size b²."""
+    accumulates the J·P²·L scalars ⟨Ω_pq, F_l⟩ instead of J matrices of size b².
+    With ``pattern`` (sparse bases such as FEM matrices) those contractions gather the
+    nnz entries of the pattern instead of reading L dense matrices."""
 
     weights: jax.Array  # (J, P, P, L)
     basis: jax.Array  # (L, ns, ns)
+    pattern: BasisPattern | None = None
 
 
 def _block(gen: LinearGenerators, m: jax.Array) -> jax.Array:
@@ -296,11 +351,18 @@ def _block(gen: LinearGenerators, m: jax.Array) -> jax.Array:
 
 
 def _contract(gen: LinearGenerators, X: jax.Array) -> jax.Array:
-    """(⟨X_pq, F_l⟩)_{p,q,l} (P, P, L) for a b x b matrix X, as one matrix-vector
-    product against the flattened basis (slicing the stacked basis per l would make
-    XLA copy each F_l)."""
+    """(⟨X_pq, F_l⟩)_{p,q,l} (P, P, L) for a b x b matrix X: a gather of the
+    pattern's entries, or without a pattern one matrix-vector product against the
+    flattened basis (slicing the stacked basis per l would make XLA copy each F_l)."""
     L, ns = gen.basis.shape[0], gen.basis.shape[-1]
     P = gen.weights.shape[1]
+    if gen.pattern is not None:
+        rows, cols, vals = gen.pattern
+        if P == 1:
+            return (vals @ X[rows, cols]).reshape(1, 1, L)
+        off = ns * jnp.arange(P)[:, None]
+        picked = X[(off + rows)[:, None, :], (off + cols)[None, :, :]]  # (P, P, nnz)
+        return jnp.einsum("pqn,ln->pql", picked, vals)
     F = gen.basis.reshape(L, ns * ns)
     if P == 1:
         return (F @ X.reshape(-1)).reshape(1, 1, L)
@@ -312,8 +374,12 @@ def _contract_outer(gen: LinearGenerators, u: jax.Array, v: jax.Array) -> jax.Ar
     """(⟨(u vᵀ)_pq, F_l⟩)_{p,q,l} = (u_pᵀ F_l v_q) without forming u vᵀ."""
     L, ns = gen.basis.shape[0], gen.basis.shape[-1]
     P = gen.weights.shape[1]
-    Fv = (gen.basis.reshape(L * ns, ns) @ v.reshape(P, ns).T).reshape(L, ns, P)
-    return jnp.einsum("pa,laq->pql", u.reshape(P, ns), Fv)
+    U, V = u.reshape(P, ns), v.reshape(P, ns)
+    if gen.pattern is not None:
+        rows, cols, vals = gen.pattern
+        return jnp.einsum("pn,qn,ln->pql", U[:, rows], V[:, cols], vals)
+    Fv = (gen.basis.reshape(L * ns, ns) @ V.T).reshape(L, ns, P)
+    return jnp.einsum("pa,laq->pql", U, Fv)
 
 
 def generator_matrices(gen: LinearGenerators) -> jax.Array:
@@ -554,7 +620,7 @@ def _accumulate(Wgen, trc, data: GaussianBTAData, i, cD, cB, SD, SC):
     upd = data.m_diag[:, i, None, None, None] * cD
     if cB is not None:
         upd = upd + (2.0 * data.m_lower[:, i, None, None, None]) * cB
-    trc = trc + _group_traces(SD, data.AtA_diag, i) + 2.0 * _pair(SC, data.AtA_arrow[:, i])
+    trc = trc + _group_traces(SD, data, i) + 2.0 * _pair(SC, data.AtA_arrow[:, i])
     return Wgen + upd, trc
 
 

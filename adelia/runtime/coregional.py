@@ -58,7 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adelia.runtime.bta_gradient import LinearGenerators
+from adelia.runtime.bta_gradient import BasisPattern, LinearGenerators, basis_pattern
 
 jax.config.update("jax_enable_x64", True)
 
@@ -93,6 +93,7 @@ class FemPowers(NamedTuple):
     needs no factorisation (:func:`demf_logdet`)."""
 
     basis: jax.Array  # (4, ns, ns): diag(c0) (lumped mass), g1, g2 = g1 c0⁻¹ g1, g3 = g2 c0⁻¹ g1
+    pattern: BasisPattern | None  # the basis on its union sparsity pattern (g3's)
     mu: jax.Array  # (ns,) spectrum of c0^{-½} g1 c0^{-½}
     log_c0: jax.Array  # () Σ_s log c0_s
 
@@ -109,7 +110,9 @@ def fem_powers(c0, g1) -> FemPowers:
     s = 1.0 / np.sqrt(c0)
     mu = np.linalg.eigvalsh(s[:, None] * g1 * s[None, :])
     basis = np.stack([np.diag(c0), g1, g2, g3])
-    return FemPowers(jnp.asarray(basis), jnp.asarray(mu), jnp.asarray(np.sum(np.log(c0))))
+    return FemPowers(
+        jnp.asarray(basis), basis_pattern(basis), jnp.asarray(mu), jnp.asarray(np.sum(np.log(c0)))
+    )
 
 
 def demf_temporal(nt: int, h: float = 1.0):
@@ -211,7 +214,7 @@ def coregional_prior_logdet(theta_st, data):
 
 def demf_generators(theta_st, gen_data: FemPowers) -> LinearGenerators:
     """Univariate DEMF(1,2,1) generator map, θ_st = (log r_s, log r_t, log σ)."""
-    return LinearGenerators(demf_field(theta_st)[:, None, None, :], gen_data.basis)
+    return LinearGenerators(demf_field(theta_st)[:, None, None, :], gen_data.basis, gen_data.pattern)
 
 
 def n_fields(n_theta_st: int) -> int:
@@ -249,7 +252,8 @@ def coregional_generators(theta_st, gen_data: FemPowers) -> LinearGenerators:
     k = n_fields(theta_st.shape[0])
     fields = jax.vmap(demf_field)(theta_st[: 3 * k].reshape(k, 3))  # (k, 3, 4)
     W = lmc_weights(theta_st[3 * k :], k)
-    return LinearGenerators(jnp.einsum("mpq,mlc->lpqc", W, fields), gen_data.basis)
+    weights = jnp.einsum("mpq,mlc->lpqc", W, fields)
+    return LinearGenerators(weights, gen_data.basis, gen_data.pattern)
 
 
 def coregional_observations(time, var, node, covariates, y, *, k: int, ns: int, nt: int):

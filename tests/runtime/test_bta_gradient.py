@@ -13,6 +13,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from adelia.runtime import bta_gradient  # noqa: E402
 from adelia.runtime.bta import BTA, bta_to_dense  # noqa: E402
 from adelia.runtime.coregional import (  # noqa: E402
     coregional_generators,
@@ -379,6 +380,32 @@ def test_several_groups_value_gradient_and_fd():
     assert abs(float(value) - want) / abs(want) < 1e-10
     assert rel(grad, grad_d) < 1e-10
     assert rel(grad, central_differences(value_and_grad("adelia", gens), theta, data)) < 1e-6
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_sparse_and_dense_contractions_agree(k, monkeypatch):
+    """The pattern (gather) contractions of the generator basis and of the AᵀA blocks
+    give the same value and gradient as the dense ones; data built under ``jit``
+    (traced: no pattern) take the dense route."""
+    monkeypatch.setattr(bta_gradient, "_SPARSE_FRACTION", 1.0)  # patterns even when dense
+    gens, data, theta, _ = make_coregional(k, nt=3)
+    assert data.AtA_pattern is not None and data.gen_data.pattern is not None
+    dense_data = data._replace(
+        AtA_pattern=None, gen_data=data.gen_data._replace(pattern=None)
+    )
+    for pl in (None, coregional_prior_logdet):
+        vg = jax.jit(jax.value_and_grad(partial(gaussian_objective, gens, prior_logdet=pl)))
+        (v, g), (v_d, g_d) = vg(theta, data), vg(theta, dense_data)
+        assert abs(float(v) - float(v_d)) < 1e-12 * abs(float(v_d))
+        assert rel(g, g_d) < 1e-12
+    traced = jax.jit(
+        lambda y: make_gaussian_data(
+            m_diag=data.m_diag, m_lower=data.m_lower, tip_prec=data.tip_prec,
+            A_blocks=data.A_blocks, A_tip=data.A_tip, y=y, group=jnp.argmax(data.groups, -1),
+            n_groups=k, gen_data=data.gen_data,
+        ).AtA_pattern
+    )(data.y)
+    assert traced is None
 
 
 def test_several_groups_core_vjp_each_output():
