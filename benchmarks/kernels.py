@@ -44,7 +44,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # CHOLMOD's OpenMP loops
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from functools import partial  # noqa: E402

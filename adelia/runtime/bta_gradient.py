@@ -104,9 +104,9 @@ from adelia.runtime.bta import (
 jax.config.update("jax_enable_x64", True)
 
 __all__ = [
-    "BasisPattern",
     "LinearGenerators",
-    "basis_pattern",
+    "SparsePattern",
+    "sparse_pattern",
     "generator_matrices",
     "GaussianBTAData",
     "make_gaussian_data",
@@ -147,9 +147,9 @@ class GaussianBTAData(NamedTuple):
     Aty_tip: jax.Array  # (G, a)         Σ_i A_g,tip,iᵀ y_g,i
     yty: jax.Array  # (G,)           y_gᵀ y_g
     gen_data: Any  # pytree handed to the generator map
-    # AtA_diag on the union pattern of its blocks: (rows (nnz,), cols (nnz,), vals (G, nt, nnz));
-    # None when the data were traced (then the traces read the dense blocks)
-    AtA_pattern: tuple | None = None
+    # AtA_diag on the union pattern of its blocks (vals (G, nt, nnz)); None when the data
+    # were traced or the blocks are dense (then the traces read the dense blocks)
+    AtA_pattern: "SparsePattern | None" = None
 
 
 def make_gaussian_data(
@@ -220,22 +220,8 @@ def make_gaussian_data(
         Aty_tip=jnp.einsum("tmg,tma,tm->ga", onehot, A_tip, y),
         yty=jnp.einsum("tmg,tm->g", onehot, y * y),
         gen_data=gen_data,
-        AtA_pattern=_block_pattern(AtA_diag),
+        AtA_pattern=sparse_pattern(AtA_diag),
     )
-
-
-def _block_pattern(AtA_diag):
-    """(rows, cols, vals (G, nt, nnz)) of the union nonzero pattern of the AᵀA blocks
-    (a projection matrix touches few nodes per row, so nnz ≪ b²), or None for traced
-    data or a pattern denser than ``_SPARSE_FRACTION``."""
-    try:
-        dense = np.asarray(AtA_diag)
-    except jax.errors.TracerArrayConversionError:
-        return None
-    rows, cols = np.nonzero(np.any(dense != 0, axis=(0, 1)))
-    if rows.size > _SPARSE_FRACTION * dense.shape[-1] ** 2:
-        return None  # dense enough that gathering loses to reading the blocks
-    return jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(dense[:, :, rows, cols])
 
 
 def _dims(data: GaussianBTAData) -> tuple[int, int, int]:
@@ -268,7 +254,7 @@ def _pair(X: jax.Array, mats: jax.Array) -> jax.Array:
     return jnp.stack([jnp.sum(X * mats[k]) for k in range(mats.shape[0])])
 
 
-def _likelihood_parts(tau: jax.Array, data: GaussianBTAData, i=None):
+def _likelihood_parts(tau: jax.Array, data: GaussianBTAData, i):
     """Σ_g τ_g A_g,iᵀA_g,i, Σ_g τ_g A_g,tip,iᵀA_g,i and Σ_g τ_g A_g,iᵀy_g,i of time
     block i (τ: (G,)).  Weighted sums, not ``einsum``: a dot would copy the G blocks
     of the dynamic slice first."""
@@ -297,24 +283,29 @@ def _group_traces(S: jax.Array, data: "GaussianBTAData", i) -> jax.Array:
     return lax.fori_loop(0, G, one, jnp.zeros(G, S.dtype))
 
 
-class BasisPattern(NamedTuple):
-    """The union sparsity pattern of a generator basis: entries (rows[n], cols[n]) and
-    ``vals`` (L, nnz) = F[:, rows, cols].  Build it with :func:`basis_pattern`."""
+class SparsePattern(NamedTuple):
+    """A stack of n x n matrices on the union of their nonzero patterns: entries
+    (rows[k], cols[k]) and ``vals`` (..., nnz) = mats[..., rows, cols].  Build it with
+    :func:`sparse_pattern`."""
 
     rows: jax.Array  # (nnz,) int
     cols: jax.Array  # (nnz,) int
-    vals: jax.Array  # (L, nnz)
+    vals: jax.Array  # (..., nnz)
 
 
-def basis_pattern(basis) -> BasisPattern | None:
-    """The :class:`BasisPattern` of a stacked basis (L, ns, ns) (NumPy, once per model),
-    or None when it fills more than ``_SPARSE_FRACTION`` of ns² (then the
-    contractions read the dense basis)."""
-    basis = np.asarray(basis)
-    rows, cols = np.nonzero(np.any(basis != 0, axis=0))
-    if rows.size > _SPARSE_FRACTION * basis.shape[-1] ** 2:
+def sparse_pattern(mats) -> SparsePattern | None:
+    """The :class:`SparsePattern` of concrete matrices ``mats`` (..., n, n) (NumPy, once
+    per model), or None for traced input or when the pattern fills more than
+    ``_SPARSE_FRACTION`` of n² (then contractions read the dense matrices: gathering
+    loses to reading them)."""
+    try:
+        mats = np.asarray(mats)
+    except jax.errors.TracerArrayConversionError:
         return None
-    return BasisPattern(jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(basis[:, rows, cols]))
+    rows, cols = np.nonzero(np.any(mats != 0, axis=tuple(range(mats.ndim - 2))))
+    if rows.size > _SPARSE_FRACTION * mats.shape[-1] ** 2:
+        return None
+    return SparsePattern(jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(mats[..., rows, cols]))
 
 
 class LinearGenerators(NamedTuple):
@@ -335,7 +326,7 @@ class LinearGenerators(NamedTuple):
 
     weights: jax.Array  # (J, P, P, L)
     basis: jax.Array  # (L, ns, ns)
-    pattern: BasisPattern | None = None
+    pattern: SparsePattern | None = None  # of the basis, vals (L, nnz)
 
 
 def _block(gen: LinearGenerators, m: jax.Array) -> jax.Array:
@@ -515,14 +506,20 @@ def _forward(generators, theta_st, theta_lik, data: GaussianBTAData, keep: bool)
     )
     c = sweep(block, init, nt)
 
-    LT = _chol(c.T)
-    GT = tri_inv(LT, transpose=True)
-    zT = (tau @ data.Aty_tip - c.zacc) @ GT
+    logdet_T, fit, GT, zT = _close_tip(c.T, c.zacc, c.zz, tau, data)
     logdet_p = c.ldp + jnp.sum(jnp.log(data.tip_prec))
-    logdet_c = c.ldc + _logdet_tri(LT)
-    fit = 0.5 * (c.zz + zT @ zT) - 0.5 * tau @ data.yty
     saved = c.saved._replace(GT=GT, zT=zT) if keep else None
-    return (logdet_p, logdet_c, fit), saved
+    return (logdet_p, c.ldc + logdet_T, fit), saved
+
+
+def _close_tip(T, zacc, zz, tau, data: GaussianBTAData):
+    """After the block sweep: L_T = chol(T'), z_T = L_T⁻¹(r_T − Σ L_C,i z_i) and
+    fit = ½‖z‖² − Σ_g (τ_g/2) y_gᵀy_g.  Returns (log|L_T L_Tᵀ|, fit, L_T⁻ᵀ, z_T)."""
+    LT = _chol(T)
+    GT = tri_inv(LT, transpose=True)
+    zT = (tau @ data.Aty_tip - zacc) @ GT
+    fit = 0.5 * (zz + zT @ zT) - 0.5 * tau @ data.yty
+    return _logdet_tri(LT), fit, GT, zT
 
 
 # ---------------------------------------------------------------------------
@@ -530,14 +527,20 @@ def _forward(generators, theta_st, theta_lik, data: GaussianBTAData, keep: bool)
 # ---------------------------------------------------------------------------
 
 
-class _BwdCarry(NamedTuple):
-    SDc: jax.Array  # Σ_D,i+1 of Q_c
-    SCc: jax.Array  # Σ_C,i+1 of Q_c
-    SDp: jax.Array  # Σ_D,i+1 of Q_p
+class _Acc(NamedTuple):
+    """What both backward sweeps carry besides their Σ blocks."""
+
     x: jax.Array  # x̂_{i+1}
     Wgen: jax.Array  # (J, P, P, L) generator-weight accumulators
     trc: jax.Array  # (G,) tr(Σ_c A_gᵀA_g) so far
     x_hat: jax.Array  # (nt, b) time part of x̂, filled block by block
+
+
+class _BwdCarry(NamedTuple):
+    SDc: jax.Array  # Σ_D,i+1 of Q_c
+    SCc: jax.Array  # Σ_C,i+1 of Q_c
+    SDp: jax.Array  # Σ_D,i+1 of Q_p
+    acc: _Acc
 
 
 def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Saved, cts):
@@ -574,28 +577,22 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
         if not last:
             B = _block(gen, data.m_lower[:, i])
             WBp, WBc = Hp @ _mT(B), Hc @ _mT(B)  # (L_B,i G_i)ᵀ = (B_i H_i)ᵀ
-            x = x - WBc @ c.x  # − L_D⁻ᵀ L_B,iᵀ x̂_{i+1}
+            x = x - WBc @ c.acc.x  # − L_D⁻ᵀ L_B,iᵀ x̂_{i+1}
         SDc, SBtc, SCc = selinv_block(Hc, WBc, WC, c.SDc, c.SCc, ST)
         SDp, SBtp, _ = selinv_block(Hp, WBp, None, c.SDp, None, None)
 
-        cD = _omega(gen, ((g_p, SDp), (g_c, SDc)), g_f, x, x)
-        cB = None if last else _omega(gen, ((g_p, SBtp), (g_c, SBtc)), g_f, x, c.x)
-        Wgen, trc = _accumulate(c.Wgen, c.trc, data, i, cD, cB, SDc, SCc)
-        return _BwdCarry(
-            SDc=SDc, SCc=SCc, SDp=SDp, x=x, Wgen=Wgen, trc=trc, x_hat=c.x_hat.at[i].set(x)
-        )
+        sigmas = ((g_p, SDp), (g_c, SDc)), ((g_p, SBtp), (g_c, SBtc))
+        acc = _accumulate(c.acc, gen, data, i, last, x, sigmas, g_f, SDc, SCc)
+        return _BwdCarry(SDc=SDc, SCc=SCc, SDp=SDp, acc=acc)
 
     init = _BwdCarry(
         SDc=jnp.zeros((b, b), dt),
         SCc=jnp.zeros((a, b), dt),
         SDp=jnp.zeros((b, b), dt),
-        x=jnp.zeros((b,), dt),
-        Wgen=jnp.zeros(gen.weights.shape, dt),
-        trc=jnp.einsum("ab,gab->g", ST, data.AtA_tip),
-        x_hat=jnp.zeros((nt, b), dt),
+        acc=_acc_init(gen, data, ST),
     )
     c = sweep(block, init, nt, reverse=True)
-    return _pull_back(generators, theta_st, theta_lik, data, c.Wgen, c.trc, c.x_hat, xT, g_c, g_f)
+    return _pull_back(generators, theta_st, theta_lik, data, c.acc, xT, g_c, g_f)
 
 
 def _omega(gen: LinearGenerators, sigmas, g_f, x, x_next) -> jax.Array:
@@ -608,34 +605,49 @@ def _omega(gen: LinearGenerators, sigmas, g_f, x, x_next) -> jax.Array:
     return out
 
 
-def _accumulate(Wgen, trc, data: GaussianBTAData, i, cD, cB, SD, SC):
-    """Block i's contractions into the (J, P, P, L) accumulator of ⟨Ω, ∂K_j⟩'s
-    coefficients (:class:`LinearGenerators`), given cD = ⟨Ω_D,i, F⟩ and
-    cB = ⟨Ω_B,iᵀ, F⟩ ((P, P, L); cB None for the last block):
+def _acc_init(gen: LinearGenerators, data: GaussianBTAData, ST) -> _Acc:
+    """The accumulators before block nt, with the tip's trace ⟨Σ_T, A_g,tipᵀA_g,tip⟩."""
+    _, nt, b, _ = data.AtA_diag.shape
+    dt = ST.dtype
+    return _Acc(
+        x=jnp.zeros((b,), dt),
+        Wgen=jnp.zeros(gen.weights.shape, dt),
+        trc=jnp.einsum("ab,gab->g", ST, data.AtA_tip),
+        x_hat=jnp.zeros((nt, b), dt),
+    )
 
-        Wgen[j] += (M_j)_ii cD + 2 (M_j)_{i+1,i} cB
 
-    and tr_g += ⟨Σᶜ_D,i, A_g,iᵀA_g,i⟩ + 2 ⟨Σᶜ_C,i, A_g,tip,iᵀA_g,i⟩ (SD, SC: blocks of
-    Q_c⁻¹)."""
-    upd = data.m_diag[:, i, None, None, None] * cD
-    if cB is not None:
+def _accumulate(acc: _Acc, gen: LinearGenerators, data: GaussianBTAData, i, last: bool, x,
+                sigmas, g_f, SD, SC) -> _Acc:
+    """Block i's contractions, given x = x̂_i, ``sigmas`` = (pairs (ḡ_k, Σ_D,i-block),
+    pairs (ḡ_k, Σ_B,iᵀ-block)) — the latter unused for the ``last`` block — and SD, SC
+    the blocks Σᶜ_D,i, Σᶜ_C,i of Q_c⁻¹:
+
+        Wgen[j] += (M_j)_ii ⟨Ω_D,i, F⟩ + 2 (M_j)_{i+1,i} ⟨Ω_B,iᵀ, F⟩
+        tr_g    += ⟨Σᶜ_D,i, A_g,iᵀA_g,i⟩ + 2 ⟨Σᶜ_C,i, A_g,tip,iᵀA_g,i⟩
+
+    into the (J, P, P, L) accumulator of ⟨Ω, ∂K_j⟩'s coefficients
+    (:class:`LinearGenerators`); x̂_i is stored for the residuals."""
+    sig_D, sig_B = sigmas
+    upd = data.m_diag[:, i, None, None, None] * _omega(gen, sig_D, g_f, x, x)
+    if not last:
+        cB = _omega(gen, sig_B, g_f, x, acc.x)
         upd = upd + (2.0 * data.m_lower[:, i, None, None, None]) * cB
-    trc = trc + _group_traces(SD, data, i) + 2.0 * _pair(SC, data.AtA_arrow[:, i])
-    return Wgen + upd, trc
+    trc = acc.trc + _group_traces(SD, data, i) + 2.0 * _pair(SC, data.AtA_arrow[:, i])
+    return _Acc(x=x, Wgen=acc.Wgen + upd, trc=trc, x_hat=acc.x_hat.at[i].set(x))
 
 
-def _pull_back(generators, theta_st, theta_lik, data: GaussianBTAData, Wgen, trc, x_hat, xT,
-               g_c, g_f):
+def _pull_back(generators, theta_st, theta_lik, data: GaussianBTAData, acc: _Acc, xT, g_c, g_f):
     """(θ̄_st, θ̄_lik) from the swept accumulators: θ̄_st = Σ_jpql Wgen[j,p,q,l]
     ∂weights[j,p,q,l]/∂θ by one VJP of the small map θ ↦ weights (no b x b array), and
     θ̄_lik,g = ḡ_c τ_g tr(Q_c⁻¹A_gᵀA_g) − ḡ_f (τ_g/2) ‖y_g − A_g x̂‖² with the residuals
-    from the stacked x̂_i (time part ``x_hat``, tip ``xT``)."""
+    from the stacked x̂_i (time part ``acc.x_hat``, tip ``xT``)."""
     _, gen_vjp = jax.vjp(lambda t: generators(t, data.gen_data).weights, theta_st)
-    (theta_st_bar,) = gen_vjp(Wgen)
+    (theta_st_bar,) = gen_vjp(acc.Wgen)
     tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
-    res = data.y - jnp.einsum("tmb,tb->tm", data.A_blocks, x_hat) - data.A_tip @ xT
+    res = data.y - jnp.einsum("tmb,tb->tm", data.A_blocks, acc.x_hat) - data.A_tip @ xT
     rss = jnp.einsum("tm,tmg->g", res * res, data.groups)
-    theta_lik_bar = g_c * tau * trc - g_f * 0.5 * tau * rss
+    theta_lik_bar = g_c * tau * acc.trc - g_f * 0.5 * tau * rss
     return theta_st_bar, jnp.reshape(theta_lik_bar, jnp.shape(theta_lik))
 
 
@@ -747,21 +759,15 @@ def _forward_c(generators, theta_st, theta_lik, data: GaussianBTAData, keep: boo
         saved=saved0,
     )
     c = sweep(block, init, nt)
-    LT = _chol(c.T)
-    GT = tri_inv(LT, transpose=True)
-    zT = (tau @ data.Aty_tip - c.zacc) @ GT
-    fit = 0.5 * (c.zz + zT @ zT) - 0.5 * tau @ data.yty
+    logdet_T, fit, GT, zT = _close_tip(c.T, c.zacc, c.zz, tau, data)
     saved = c.saved._replace(GT=GT, zT=zT) if keep else None
-    return (c.ld + _logdet_tri(LT), fit), saved
+    return (c.ld + logdet_T, fit), saved
 
 
 class _BwdCarryC(NamedTuple):
     SD: jax.Array  # Σ_D,i+1
     SC: jax.Array  # Σ_C,i+1
-    x: jax.Array  # x̂_{i+1}
-    Wgen: jax.Array  # (J, P, P, L) generator-weight accumulators
-    trc: jax.Array  # (G,)
-    x_hat: jax.Array  # (nt, b)
+    acc: _Acc
 
 
 def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _SavedC, cts):
@@ -784,23 +790,17 @@ def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _
         WBt = None
         if not last:
             WBt = saved.WBt[i]
-            x = x - WBt @ c.x
+            x = x - WBt @ c.acc.x
         SD, SBt, SC = selinv_block(H, WBt, WC, c.SD, c.SC, ST)
-        cD = _omega(gen, ((g_c, SD),), g_f, x, x)
-        cB = None if last else _omega(gen, ((g_c, SBt),), g_f, x, c.x)
-        Wgen, trc = _accumulate(c.Wgen, c.trc, data, i, cD, cB, SD, SC)
-        return _BwdCarryC(SD=SD, SC=SC, x=x, Wgen=Wgen, trc=trc, x_hat=c.x_hat.at[i].set(x))
+        sigmas = ((g_c, SD),), ((g_c, SBt),)
+        acc = _accumulate(c.acc, gen, data, i, last, x, sigmas, g_f, SD, SC)
+        return _BwdCarryC(SD=SD, SC=SC, acc=acc)
 
     init = _BwdCarryC(
-        SD=jnp.zeros((b, b), dt),
-        SC=jnp.zeros((a, b), dt),
-        x=jnp.zeros((b,), dt),
-        Wgen=jnp.zeros(gen.weights.shape, dt),
-        trc=jnp.einsum("ab,gab->g", ST, data.AtA_tip),
-        x_hat=jnp.zeros((nt, b), dt),
+        SD=jnp.zeros((b, b), dt), SC=jnp.zeros((a, b), dt), acc=_acc_init(gen, data, ST)
     )
     c = sweep(block, init, nt, reverse=True)
-    return _pull_back(generators, theta_st, theta_lik, data, c.Wgen, c.trc, c.x_hat, xT, g_c, g_f)
+    return _pull_back(generators, theta_st, theta_lik, data, c.acc, xT, g_c, g_f)
 
 
 def _with_adjoint(forward, backward):

@@ -58,7 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adelia.runtime.bta_gradient import BasisPattern, LinearGenerators, basis_pattern
+from adelia.runtime.bta_gradient import LinearGenerators, SparsePattern, sparse_pattern
 
 jax.config.update("jax_enable_x64", True)
 
@@ -93,7 +93,7 @@ class FemPowers(NamedTuple):
     needs no factorisation (:func:`demf_logdet`)."""
 
     basis: jax.Array  # (4, ns, ns): diag(c0) (lumped mass), g1, g2 = g1 c0⁻¹ g1, g3 = g2 c0⁻¹ g1
-    pattern: BasisPattern | None  # the basis on its union sparsity pattern (g3's)
+    pattern: SparsePattern | None  # the basis on its union sparsity pattern (g3's)
     mu: jax.Array  # (ns,) spectrum of c0^{-½} g1 c0^{-½}
     log_c0: jax.Array  # () Σ_s log c0_s
 
@@ -111,7 +111,7 @@ def fem_powers(c0, g1) -> FemPowers:
     mu = np.linalg.eigvalsh(s[:, None] * g1 * s[None, :])
     basis = np.stack([np.diag(c0), g1, g2, g3])
     return FemPowers(
-        jnp.asarray(basis), basis_pattern(basis), jnp.asarray(mu), jnp.asarray(np.sum(np.log(c0)))
+        jnp.asarray(basis), sparse_pattern(basis), jnp.asarray(mu), jnp.asarray(np.sum(np.log(c0)))
     )
 
 

@@ -188,9 +188,10 @@ def choose_solver(model: Model, solver: str = "auto") -> str:
         if model.N <= DENSE_MAX_LATENT or model.copies:
             return "dense"
         # the choice builds the Q_c pattern and a CHOLMOD analysis: once per model
-        key = (fingerprint(model), sparse.available(), jax.default_backend())
+        have_cholmod = sparse.available()
+        key = (fingerprint(model), have_cholmod, jax.default_backend())
         if key not in _CHOICE:
-            _CHOICE[key] = _choose_large(model, sparse.available())
+            _CHOICE[key] = _choose_large(model, have_cholmod)
             while len(_CHOICE) > _CACHE_SIZE:
                 _CHOICE.popitem(last=False)
         return _CHOICE[key]
