@@ -32,10 +32,14 @@ no derivative; for cotangents (ḡ_p, ḡ_c, ḡ_f) of the three outputs
     θ̄_lik,g = ḡ_c τ_g tr(Q_c⁻¹ A_gᵀA_g) − ḡ_f (τ_g/2) ‖y_g − A_g x̂‖²
 
 where only the BT-pattern blocks of Ω are formed (selected inversion of Q_p and Q_c,
-METHOD.md §5) and the likelihood term uses the cancellation-free residual form
-(METHOD.md §6.2), per group: d fit/dθ_lik,g = τ_g x̂ᵀA_gᵀy_g − (τ_g/2)(y_gᵀy_g +
-x̂ᵀA_gᵀA_gx̂) = −(τ_g/2)‖y_g − A_gx̂‖².  The traces tr(Q_c⁻¹A_gᵀA_g) are contractions
-of the Σ blocks with the per-group AᵀA blocks, accumulated in the same sweep.
+METHOD.md §5).  The likelihood term is, per group, d fit/dθ_lik,g = τ_g x̂ᵀA_gᵀy_g −
+(τ_g/2)(y_gᵀy_g + x̂ᵀA_gᵀA_gx̂) = −(τ_g/2)‖y_g − A_gx̂‖² (METHOD.md §6.2).  Its
+x̂ᵀA_gᵀA_gx̂ part and the traces tr(Q_c⁻¹A_gᵀA_g) are both contractions of the
+per-group AᵀA blocks, with Ωᶜ = ḡ_c Q_c⁻¹ − ½ ḡ_f x̃x̃ᵀ, accumulated in the same sweep,
+so A itself is not read.  The expansion is taken around the least-squares fixed
+effects β₀ (x̃ = x̂ − (0, β₀), y − A_tip β₀ precomputed), which keeps the cancellation
+METHOD.md §2.2 warns about to the size of the data's variation about that fit
+(:func:`_pull_back`).
 
 Because Q_p is linear in the weights, ⟨Ω, ∂Q_p/∂θ⟩ = Σ_jpql W̄_jpql ∂w_jpql/∂θ with
 
@@ -146,6 +150,12 @@ class GaussianBTAData(NamedTuple):
     Aty: jax.Array  # (G, nt, b)     A_g,iᵀ y_g,i
     Aty_tip: jax.Array  # (G, a)         Σ_i A_g,tip,iᵀ y_g,i
     yty: jax.Array  # (G,)           y_gᵀ y_g
+    # the same three for ỹ = y − A_tip β₀ (β₀: least squares on the tip columns), so that
+    # the gradient's expanded residual norms cancel only to the size of ỹ (_pull_back)
+    beta0: jax.Array  # (a,)
+    Aty0: jax.Array  # (G, nt, b)     A_g,iᵀ ỹ_g,i
+    Aty0_tip: jax.Array  # (G, a)     Σ_i A_g,tip,iᵀ ỹ_g,i
+    yty0: jax.Array  # (G,)           ỹ_gᵀ ỹ_g
     gen_data: Any  # pytree handed to the generator map
     # AtA_diag on the union pattern of its blocks (vals (G, nt, nnz)); None when the data
     # were traced or the blocks are dense (then the traces read the dense blocks)
@@ -204,6 +214,10 @@ def make_gaussian_data(
     y = y * mask
     onehot = (group[..., None] == jnp.arange(n_groups)) * mask[..., None]
     AtA_diag = jnp.einsum("tmg,tmb,tmc->gtbc", onehot, A_blocks, A_blocks)
+    AtA_tip = jnp.einsum("tmg,tma,tmc->gac", onehot, A_tip, A_tip)
+    Aty_tip = jnp.einsum("tmg,tma,tm->ga", onehot, A_tip, y)
+    beta0 = jnp.linalg.pinv(jnp.sum(AtA_tip, axis=0), hermitian=True) @ jnp.sum(Aty_tip, axis=0)
+    y0 = y - A_tip @ beta0
     return GaussianBTAData(
         m_diag=m_diag,
         m_lower=m_lower,
@@ -215,10 +229,14 @@ def make_gaussian_data(
         n_obs=jnp.sum(onehot, axis=(0, 1)),
         AtA_diag=AtA_diag,
         AtA_arrow=jnp.einsum("tmg,tma,tmb->gtab", onehot, A_tip, A_blocks),
-        AtA_tip=jnp.einsum("tmg,tma,tmc->gac", onehot, A_tip, A_tip),
+        AtA_tip=AtA_tip,
         Aty=jnp.einsum("tmg,tmb,tm->gtb", onehot, A_blocks, y),
-        Aty_tip=jnp.einsum("tmg,tma,tm->ga", onehot, A_tip, y),
+        Aty_tip=Aty_tip,
         yty=jnp.einsum("tmg,tm->g", onehot, y * y),
+        beta0=beta0,
+        Aty0=jnp.einsum("tmg,tmb,tm->gtb", onehot, A_blocks, y0),
+        Aty0_tip=jnp.einsum("tmg,tma,tm->ga", onehot, A_tip, y0),
+        yty0=jnp.einsum("tmg,tm->g", onehot, y0 * y0),
         gen_data=gen_data,
         AtA_pattern=sparse_pattern(AtA_diag),
     )
@@ -265,20 +283,24 @@ def _likelihood_parts(tau: jax.Array, data: GaussianBTAData, i):
     )
 
 
-def _group_traces(S: jax.Array, data: "GaussianBTAData", i) -> jax.Array:
-    """(⟨S, A_g,iᵀA_g,i⟩)_g: a gather of S on the blocks' pattern, or on the dense
-    blocks one group at a time (XLA:CPU copies a dynamic slice before reducing it, so
-    one block copy alive, not G)."""
+def _group_traces(S: jax.Array, x: jax.Array, g_c, g_f, data: "GaussianBTAData", i) -> jax.Array:
+    """(⟨ḡ_c S − ½ ḡ_f x xᵀ, A_g,iᵀA_g,i⟩)_g without forming x xᵀ: a gather on the
+    blocks' pattern, or one fused reduction over the dense blocks per group (XLA:CPU
+    copies a dynamic slice before reducing it, so one block copy alive, not G)."""
     if data.AtA_pattern is not None:
         rows, cols, vals = data.AtA_pattern
-        return vals[:, i] @ S[rows, cols]
+        return vals[:, i] @ (g_c * S[rows, cols] - (0.5 * g_f) * (x[rows] * x[cols]))
     AtA = data.AtA_diag
     G = AtA.shape[0]
+
+    def trace(g):
+        return jnp.sum((g_c * S - (0.5 * g_f) * (x[:, None] * x[None, :])) * AtA[g, i])
+
     if G == 1:
-        return jnp.sum(S * AtA[0, i])[None]
+        return trace(0)[None]
 
     def one(g, acc):
-        return acc.at[g].set(jnp.sum(S * AtA[g, i]))
+        return acc.at[g].set(trace(g))
 
     return lax.fori_loop(0, G, one, jnp.zeros(G, S.dtype))
 
@@ -532,8 +554,7 @@ class _Acc(NamedTuple):
 
     x: jax.Array  # x̂_{i+1}
     Wgen: jax.Array  # (J, P, P, L) generator-weight accumulators
-    trc: jax.Array  # (G,) tr(Σ_c A_gᵀA_g) so far
-    x_hat: jax.Array  # (nt, b) time part of x̂, filled block by block
+    lik: jax.Array  # (G,) ⟨A_gᵀA_g, Ωᶜ⟩ + ḡ_f x̂ᵀA_gᵀy_g so far (see _accumulate)
 
 
 class _BwdCarry(NamedTuple):
@@ -554,11 +575,12 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
         Ω_D,i  = ḡ_p Σᵖ_D,i + ḡ_c Σᶜ_D,i − ½ ḡ_f x̂_i x̂_iᵀ
         Ω_B,iᵀ = ḡ_p Σᵖ_B,iᵀ + ḡ_c Σᶜ_B,iᵀ − ½ ḡ_f x̂_i x̂_{i+1}ᵀ
         W_j   += (M_j)_ii Ω_D,i + 2 (M_j)_{i+1,i} Ω_B,iᵀ
-        tr_g  += ⟨Σᶜ_D,i, A_g,iᵀA_g,i⟩ + 2 ⟨Σᶜ_C,i, A_g,tip,iᵀA_g,i⟩
+        lik_g += ⟨A_g,iᵀA_g,i, Ωᶜ_D,i⟩ + 2 ⟨A_g,tip,iᵀA_g,i, Ωᶜ_C,i⟩ + ḡ_f x̂_iᵀA_g,iᵀy_g,i
 
-    Ω_B,iᵀ may replace Ω_B,i because the generators K_j are symmetric (Q_p is), so
-    only the symmetric part of W_j is ever paired with them.  The residuals
-    ‖y_g − A_g x̂‖² are formed after the sweep from the stacked x̂_i.
+    with Ωᶜ = ḡ_c Σᶜ − ½ ḡ_f x̂x̂ᵀ (:func:`_accumulate`).  Ω_B,iᵀ may replace Ω_B,i
+    because the generators K_j are symmetric (Q_p is), so only the symmetric part of
+    W_j is ever paired with them.  The residuals ‖y_g − A_g x̂‖² are never formed
+    (:func:`_pull_back`).
     """
     g_p, g_c, g_f = cts
     gen = generators(theta_st, data.gen_data)
@@ -566,6 +588,7 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
     dt = saved.Gp.dtype
     ST = gram_upper(saved.GT)  # Σ_T of Q_c
     xT = saved.GT @ saved.zT  # β̂ = L_T⁻ᵀ z_T
+    dT = xT - data.beta0  # tip of x̃ = x̂ − (0, β₀)
 
     def block(c: _BwdCarry, i, last: bool) -> _BwdCarry:
         """Block i of the back substitution, both selected inversions, contractions."""
@@ -582,17 +605,17 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
         SDp, SBtp, _ = selinv_block(Hp, WBp, None, c.SDp, None, None)
 
         sigmas = ((g_p, SDp), (g_c, SDc)), ((g_p, SBtp), (g_c, SBtc))
-        acc = _accumulate(c.acc, gen, data, i, last, x, sigmas, g_f, SDc, SCc)
+        acc = _accumulate(c.acc, gen, data, i, last, x, sigmas, g_c, g_f, SDc, SCc, dT)
         return _BwdCarry(SDc=SDc, SCc=SCc, SDp=SDp, acc=acc)
 
     init = _BwdCarry(
         SDc=jnp.zeros((b, b), dt),
         SCc=jnp.zeros((a, b), dt),
         SDp=jnp.zeros((b, b), dt),
-        acc=_acc_init(gen, data, ST),
+        acc=_acc_init(gen, data, ST, dT, g_c, g_f),
     )
     c = sweep(block, init, nt, reverse=True)
-    return _pull_back(generators, theta_st, theta_lik, data, c.acc, xT, g_c, g_f)
+    return _pull_back(generators, theta_st, theta_lik, data, c.acc, g_f)
 
 
 def _omega(gen: LinearGenerators, sigmas, g_f, x, x_next) -> jax.Array:
@@ -605,49 +628,63 @@ def _omega(gen: LinearGenerators, sigmas, g_f, x, x_next) -> jax.Array:
     return out
 
 
-def _acc_init(gen: LinearGenerators, data: GaussianBTAData, ST) -> _Acc:
-    """The accumulators before block nt, with the tip's trace ⟨Σ_T, A_g,tipᵀA_g,tip⟩."""
-    _, nt, b, _ = data.AtA_diag.shape
+def _acc_init(gen: LinearGenerators, data: GaussianBTAData, ST, dT, g_c, g_f) -> _Acc:
+    """The accumulators before block nt, holding the tip's likelihood terms
+    ⟨A_g,tipᵀA_g,tip, ḡ_c Σ_T − ½ ḡ_f dT dTᵀ⟩ + ḡ_f dTᵀA_g,tipᵀỹ_g (dT = β̂ − β₀)."""
+    b = data.AtA_diag.shape[-1]
     dt = ST.dtype
+    omega_T = g_c * ST - (0.5 * g_f) * jnp.outer(dT, dT)
     return _Acc(
         x=jnp.zeros((b,), dt),
         Wgen=jnp.zeros(gen.weights.shape, dt),
-        trc=jnp.einsum("ab,gab->g", ST, data.AtA_tip),
-        x_hat=jnp.zeros((nt, b), dt),
+        lik=jnp.einsum("ab,gab->g", omega_T, data.AtA_tip) + g_f * (data.Aty0_tip @ dT),
     )
 
 
 def _accumulate(acc: _Acc, gen: LinearGenerators, data: GaussianBTAData, i, last: bool, x,
-                sigmas, g_f, SD, SC) -> _Acc:
+                sigmas, g_c, g_f, SD, SC, dT) -> _Acc:
     """Block i's contractions, given x = x̂_i, ``sigmas`` = (pairs (ḡ_k, Σ_D,i-block),
-    pairs (ḡ_k, Σ_B,iᵀ-block)) — the latter unused for the ``last`` block — and SD, SC
-    the blocks Σᶜ_D,i, Σᶜ_C,i of Q_c⁻¹:
+    pairs (ḡ_k, Σ_B,iᵀ-block)) — the latter unused for the ``last`` block —, SD, SC
+    the blocks Σᶜ_D,i, Σᶜ_C,i of Q_c⁻¹ and dT = β̂ − β₀:
 
         Wgen[j] += (M_j)_ii ⟨Ω_D,i, F⟩ + 2 (M_j)_{i+1,i} ⟨Ω_B,iᵀ, F⟩
-        tr_g    += ⟨Σᶜ_D,i, A_g,iᵀA_g,i⟩ + 2 ⟨Σᶜ_C,i, A_g,tip,iᵀA_g,i⟩
+        lik_g   += ⟨A_g,iᵀA_g,i, Ωᶜ_D,i⟩ + 2 ⟨A_g,tip,iᵀA_g,i, Ωᶜ_C,i⟩ + ḡ_f x̂_iᵀA_g,iᵀỹ_g,i
 
     into the (J, P, P, L) accumulator of ⟨Ω, ∂K_j⟩'s coefficients
-    (:class:`LinearGenerators`); x̂_i is stored for the residuals."""
+    (:class:`LinearGenerators`) and the likelihood's (G,) accumulator, with
+    Ωᶜ = ḡ_c Σᶜ − ½ ḡ_f x̃x̃ᵀ, x̃ = x̂ − (0, β₀) (see :func:`_pull_back`)."""
     sig_D, sig_B = sigmas
     upd = data.m_diag[:, i, None, None, None] * _omega(gen, sig_D, g_f, x, x)
     if not last:
         cB = _omega(gen, sig_B, g_f, x, acc.x)
         upd = upd + (2.0 * data.m_lower[:, i, None, None, None]) * cB
-    trc = acc.trc + _group_traces(SD, data, i) + 2.0 * _pair(SC, data.AtA_arrow[:, i])
-    return _Acc(x=x, Wgen=acc.Wgen + upd, trc=trc, x_hat=acc.x_hat.at[i].set(x))
+    omega_C = g_c * SC - (0.5 * g_f) * jnp.outer(dT, x)
+    lik = (
+        acc.lik
+        + _group_traces(SD, x, g_c, g_f, data, i)
+        + 2.0 * _pair(omega_C, data.AtA_arrow[:, i])
+        + g_f * (data.Aty0[:, i] @ x)
+    )
+    return _Acc(x=x, Wgen=acc.Wgen + upd, lik=lik)
 
 
-def _pull_back(generators, theta_st, theta_lik, data: GaussianBTAData, acc: _Acc, xT, g_c, g_f):
+def _pull_back(generators, theta_st, theta_lik, data: GaussianBTAData, acc: _Acc, g_f):
     """(θ̄_st, θ̄_lik) from the swept accumulators: θ̄_st = Σ_jpql Wgen[j,p,q,l]
     ∂weights[j,p,q,l]/∂θ by one VJP of the small map θ ↦ weights (no b x b array), and
-    θ̄_lik,g = ḡ_c τ_g tr(Q_c⁻¹A_gᵀA_g) − ḡ_f (τ_g/2) ‖y_g − A_g x̂‖² with the residuals
-    from the stacked x̂_i (time part ``acc.x_hat``, tip ``xT``)."""
+
+        θ̄_lik,g = ḡ_c τ_g tr(Q_c⁻¹A_gᵀA_g) − ḡ_f (τ_g/2) ‖y_g − A_g x̂‖²
+                 = τ_g (⟨A_gᵀA_g, ḡ_c Q_c⁻¹ − ½ ḡ_f x̃x̃ᵀ⟩ + ḡ_f x̃ᵀA_gᵀỹ_g − ½ ḡ_f ỹ_gᵀỹ_g)
+
+    where ỹ = y − A_tip β₀ and x̃ = x̂ − (0, β₀) (so y − A x̂ = ỹ − A x̃ for any β₀),
+    with the first two terms swept block by block (``acc.lik``).  The residuals are
+    never formed, so A is not read again (it can be much larger than AᵀA).  The
+    expanded norm cancels in proportion to ‖ỹ‖² / ‖y − A x̂‖²; taking β₀ as the least
+    squares fit on the tip (fixed-effect) columns keeps that small even when y has a
+    large mean (METHOD.md §2.2 warns about the unshifted expansion)."""
     _, gen_vjp = jax.vjp(lambda t: generators(t, data.gen_data).weights, theta_st)
     (theta_st_bar,) = gen_vjp(acc.Wgen)
     tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
-    res = data.y - jnp.einsum("tmb,tb->tm", data.A_blocks, acc.x_hat) - data.A_tip @ xT
-    rss = jnp.einsum("tm,tmg->g", res * res, data.groups)
-    theta_lik_bar = g_c * tau * acc.trc - g_f * 0.5 * tau * rss
+    theta_lik_bar = tau * (acc.lik - (0.5 * g_f) * data.yty0)
     return theta_st_bar, jnp.reshape(theta_lik_bar, jnp.shape(theta_lik))
 
 
@@ -783,6 +820,7 @@ def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _
     dt = saved.H.dtype
     ST = gram_upper(saved.GT)
     xT = saved.GT @ saved.zT
+    dT = xT - data.beta0  # tip of x̃ = x̂ − (0, β₀)
 
     def block(c: _BwdCarryC, i, last: bool) -> _BwdCarryC:
         H, WC = saved.H[i], saved.WC[i]
@@ -793,14 +831,14 @@ def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _
             x = x - WBt @ c.acc.x
         SD, SBt, SC = selinv_block(H, WBt, WC, c.SD, c.SC, ST)
         sigmas = ((g_c, SD),), ((g_c, SBt),)
-        acc = _accumulate(c.acc, gen, data, i, last, x, sigmas, g_f, SD, SC)
+        acc = _accumulate(c.acc, gen, data, i, last, x, sigmas, g_c, g_f, SD, SC, dT)
         return _BwdCarryC(SD=SD, SC=SC, acc=acc)
 
     init = _BwdCarryC(
-        SD=jnp.zeros((b, b), dt), SC=jnp.zeros((a, b), dt), acc=_acc_init(gen, data, ST)
+        SD=jnp.zeros((b, b), dt), SC=jnp.zeros((a, b), dt), acc=_acc_init(gen, data, ST, dT, g_c, g_f)
     )
     c = sweep(block, init, nt, reverse=True)
-    return _pull_back(generators, theta_st, theta_lik, data, c.acc, xT, g_c, g_f)
+    return _pull_back(generators, theta_st, theta_lik, data, c.acc, g_f)
 
 
 def _with_adjoint(forward, backward):
