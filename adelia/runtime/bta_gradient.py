@@ -835,7 +835,9 @@ def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _
         return _BwdCarryC(SD=SD, SC=SC, acc=acc)
 
     init = _BwdCarryC(
-        SD=jnp.zeros((b, b), dt), SC=jnp.zeros((a, b), dt), acc=_acc_init(gen, data, ST, dT, g_c, g_f)
+        SD=jnp.zeros((b, b), dt),
+        SC=jnp.zeros((a, b), dt),
+        acc=_acc_init(gen, data, ST, dT, g_c, g_f),
     )
     c = sweep(block, init, nt, reverse=True)
     return _pull_back(generators, theta_st, theta_lik, data, c.acc, g_f)
