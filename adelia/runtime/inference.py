@@ -172,8 +172,8 @@ def fingerprint(model: Model) -> str:
     return h.hexdigest()
 
 
-def choose_solver(model: Model, solver: str = "auto") -> str:
-    """The linear-algebra path for this model.
+def choose_solver(model: Model, solver: str = "auto", *, key: str | None = None) -> str:
+    """The linear-algebra path for this model (``key``: its :func:`fingerprint`, if known).
 
     ``"auto"``: dense up to :data:`DENSE_MAX_LATENT` latent nodes (the path with simplified-Laplace
     marginals) and for copies with an estimated β. Larger models take the BTA path when their
@@ -189,12 +189,12 @@ def choose_solver(model: Model, solver: str = "auto") -> str:
             return "dense"
         # the choice builds the Q_c pattern and a CHOLMOD analysis: once per model
         have_cholmod = sparse.available()
-        key = (fingerprint(model), have_cholmod, jax.default_backend())
-        if key not in _CHOICE:
-            _CHOICE[key] = _choose_large(model, have_cholmod)
+        choice = (key or fingerprint(model), have_cholmod, jax.default_backend())
+        if choice not in _CHOICE:
+            _CHOICE[choice] = _choose_large(model, have_cholmod)
             while len(_CHOICE) > _CACHE_SIZE:
                 _CHOICE.popitem(last=False)
-        return _CHOICE[key]
+        return _CHOICE[choice]
     if solver == "sparse" and not sparse.available():
         raise ModelError("solver = \"sparse\" needs CHOLMOD (scikit-sparse)", hint=sparse.INSTALL_HINT)
     return solver
@@ -216,8 +216,10 @@ def _choose_large(model: Model, have_cholmod: bool) -> str:
     return "bta" if flops is not None and BTA_FLOP_COST * layout.flops() <= flops else "sparse"
 
 
-def compiled(model: Model, solver: str = "dense") -> CompiledProblem:
-    key = fingerprint(model) + solver
+def compiled(model: Model, solver: str = "dense", *, key: str | None = None) -> CompiledProblem:
+    """The :class:`CompiledProblem` of ``model`` on ``solver``, cached by content
+    (``key``: the model's :func:`fingerprint`, if already computed)."""
+    key = (key or fingerprint(model)) + solver
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
@@ -231,7 +233,8 @@ def compiled(model: Model, solver: str = "dense") -> CompiledProblem:
 def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> FitResult:
     say = options.progress or (lambda msg: None)
     t0 = time.perf_counter()
-    cp = compiled(model, choose_solver(model, options.solver))
+    key = fingerprint(model)  # hashes every array once per fit
+    cp = compiled(model, choose_solver(model, options.solver, key=key), key=key)
     prob, initial, free = cp.prob, cp.initial, cp.free
     vg, f_batch = cp.value_and_grad, cp.f_batch
 
