@@ -575,11 +575,12 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
         Ω_D,i  = ḡ_p Σᵖ_D,i + ḡ_c Σᶜ_D,i − ½ ḡ_f x̂_i x̂_iᵀ
         Ω_B,iᵀ = ḡ_p Σᵖ_B,iᵀ + ḡ_c Σᶜ_B,iᵀ − ½ ḡ_f x̂_i x̂_{i+1}ᵀ
         W_j   += (M_j)_ii Ω_D,i + 2 (M_j)_{i+1,i} Ω_B,iᵀ
-        lik_g += ⟨A_g,iᵀA_g,i, Ωᶜ_D,i⟩ + 2 ⟨A_g,tip,iᵀA_g,i, Ωᶜ_C,i⟩ + ḡ_f x̂_iᵀA_g,iᵀy_g,i
+        lik_g += ⟨A_g,iᵀA_g,i, Ωᶜ_D,i⟩ + 2 ⟨A_g,tip,iᵀA_g,i, Ωᶜ_C,i⟩ + ḡ_f x̂_iᵀA_g,iᵀỹ_g,i
 
-    with Ωᶜ = ḡ_c Σᶜ − ½ ḡ_f x̂x̂ᵀ (:func:`_accumulate`).  Ω_B,iᵀ may replace Ω_B,i
-    because the generators K_j are symmetric (Q_p is), so only the symmetric part of
-    W_j is ever paired with them.  The residuals ‖y_g − A_g x̂‖² are never formed
+    with Ωᶜ = ḡ_c Σᶜ − ½ ḡ_f x̃x̃ᵀ, x̃ = x̂ − (0, β₀), ỹ = y − A_tip β₀
+    (:func:`_accumulate`).  Ω_B,iᵀ may replace Ω_B,i because the generators K_j are
+    symmetric (Q_p is), so only the symmetric part of W_j is ever paired with them.
+    The residuals ‖y_g − A_g x̂‖² are never formed
     (:func:`_pull_back`).
     """
     g_p, g_c, g_f = cts
