@@ -2,6 +2,7 @@
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/kernels.py --quick     # < 1 minute
     OPENBLAS_NUM_THREADS=1 python benchmarks/kernels.py             # full sizes
+    python benchmarks/kernels.py --paper --only gradient             # the paper's sizes (GPU)
 
 Prints one JSON object per case on stdout.
 
@@ -477,6 +478,11 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--only", choices=["factor", "gradient", "coregional"], default=None)
+    p.add_argument(
+        "--paper",
+        action="store_true",
+        help="gradient cases at the paper's GST-S/M/C2/C3 sizes (METHOD.md §14.1; for GPUs)",
+    )
     args = p.parse_args(argv)
 
     global MIN_TOTAL
@@ -486,6 +492,11 @@ def main(argv=None) -> None:
         factor_sizes = [(200, 10, 5), (400, 8, 5)]
         grad_cases = [("GST-S-like", 23, 4, 5, 6, 10.0), ("GST-M-like-small", 10, 10, 20, 6, 2.0)]
         coreg_cases = [("GST-C2-like-small", 2, 6, 6, 12, 2), ("GST-C3-like-small", 3, 6, 6, 8, 2)]
+    elif args.paper:  # ns = 92, 812, 361 (paper: 354), observations as in the paper's data sets
+        rep = args.repeats or 3
+        factor_sizes = [(500, 50, 5), (1000, 50, 5), (2000, 20, 5)]
+        grad_cases = [("GST-S", 23, 4, 5, 6, 10.0), ("GST-M", 28, 29, 100, 6, 2.0)]
+        coreg_cases = [("GST-C2", 2, 19, 19, 12, 2), ("GST-C3", 3, 19, 19, 8, 3)]
     else:
         rep = args.repeats or 3
         factor_sizes = [(500, 50, 5), (1000, 50, 5), (2000, 20, 5)]
