@@ -134,15 +134,12 @@ Generators = Callable[[jax.Array, Any], "LinearGenerators"]
 class GaussianBTAData(NamedTuple):
     """θ-independent data of the Gaussian BTA model (a pytree; build it with
     :func:`make_gaussian_data`).  The per-group AᵀA, Aᵀy, yᵀy are precomputed once
-    per data set; G (the leading axis of ``n_obs``) is the number of likelihood groups."""
+    per data set and are all the core reads of A and y; G (the leading axis of
+    ``n_obs``) is the number of likelihood groups."""
 
     m_diag: jax.Array  # (J, nt)    (M_j)_ii
     m_lower: jax.Array  # (J, nt-1)  (M_j)_{i+1,i}
     tip_prec: jax.Array  # (a,)       fixed diagonal prior precision of the tip
-    A_blocks: jax.Array  # (nt, m_t, b)
-    A_tip: jax.Array  # (nt, m_t, a)
-    y: jax.Array  # (nt, m_t)   zero on padded rows
-    groups: jax.Array  # (nt, m_t, G) one-hot group of each row, zero on padded rows
     n_obs: jax.Array  # (G,)        m_g, number of real observations per group
     AtA_diag: jax.Array  # (G, nt, b, b)  A_g,iᵀ A_g,i
     AtA_arrow: jax.Array  # (G, nt, a, b)  A_g,tip,iᵀ A_g,i
@@ -222,10 +219,6 @@ def make_gaussian_data(
         m_diag=m_diag,
         m_lower=m_lower,
         tip_prec=tip_prec,
-        A_blocks=A_blocks,
-        A_tip=A_tip,
-        y=y,
-        groups=onehot,
         n_obs=jnp.sum(onehot, axis=(0, 1)),
         AtA_diag=AtA_diag,
         AtA_arrow=jnp.einsum("tmg,tma,tmb->gtab", onehot, A_tip, A_blocks),
@@ -587,9 +580,7 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
     gen = generators(theta_st, data.gen_data)
     nt, b, a = _dims(data)
     dt = saved.Gp.dtype
-    ST = gram_upper(saved.GT)  # Σ_T of Q_c
-    xT = saved.GT @ saved.zT  # β̂ = L_T⁻ᵀ z_T
-    dT = xT - data.beta0  # tip of x̃ = x̂ − (0, β₀)
+    ST, xT, dT = _tip_solution(saved.GT, saved.zT, data)
 
     def block(c: _BwdCarry, i, last: bool) -> _BwdCarry:
         """Block i of the back substitution, both selected inversions, contractions."""
@@ -617,6 +608,14 @@ def _backward(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _Sa
     )
     c = sweep(block, init, nt, reverse=True)
     return _pull_back(generators, theta_st, theta_lik, data, c.acc, g_f)
+
+
+def _tip_solution(GT, zT, data: GaussianBTAData):
+    """What both backward sweeps start from, given GT = L_T⁻ᵀ and z_T of the forward:
+    Σ_T = GT GTᵀ (the tip block of Q_c⁻¹), β̂ = GT z_T and dT = β̂ − β₀, the tip of
+    x̃ = x̂ − (0, β₀) (:func:`_pull_back`)."""
+    xT = GT @ zT
+    return gram_upper(GT), xT, xT - data.beta0
 
 
 def _omega(gen: LinearGenerators, sigmas, g_f, x, x_next) -> jax.Array:
@@ -819,9 +818,7 @@ def _backward_c(generators, theta_st, theta_lik, data: GaussianBTAData, saved: _
     gen = generators(theta_st, data.gen_data)  # only its basis is used in the sweep
     nt, b, a = _dims(data)
     dt = saved.H.dtype
-    ST = gram_upper(saved.GT)
-    xT = saved.GT @ saved.zT
-    dT = xT - data.beta0  # tip of x̃ = x̂ − (0, β₀)
+    ST, xT, dT = _tip_solution(saved.GT, saved.zT, data)
 
     def block(c: _BwdCarryC, i, last: bool) -> _BwdCarryC:
         H, WC = saved.H[i], saved.WC[i]

@@ -394,7 +394,7 @@ def test_sparse_and_dense_contractions_agree(k, monkeypatch):
     give the same value and gradient as the dense ones; data built under ``jit``
     (traced: no pattern) take the dense route."""
     monkeypatch.setattr(bta_gradient, "_SPARSE_FRACTION", 1.0)  # patterns even when dense
-    gens, data, theta, _ = make_coregional(k, nt=3)
+    gens, data, theta, (A, A_tip, y, mask, group) = make_coregional(k, nt=3)
     assert data.AtA_pattern is not None and data.gen_data.pattern is not None
     dense_data = data._replace(
         AtA_pattern=None, gen_data=data.gen_data._replace(pattern=None)
@@ -407,10 +407,10 @@ def test_sparse_and_dense_contractions_agree(k, monkeypatch):
     traced = jax.jit(
         lambda y: make_gaussian_data(
             m_diag=data.m_diag, m_lower=data.m_lower, tip_prec=data.tip_prec,
-            A_blocks=data.A_blocks, A_tip=data.A_tip, y=y, group=jnp.argmax(data.groups, -1),
+            A_blocks=A, A_tip=A_tip, y=y, mask=mask, group=group,
             n_groups=k, gen_data=data.gen_data,
         ).AtA_pattern
-    )(data.y)
+    )(y)
     assert traced is None
 
 
