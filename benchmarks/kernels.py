@@ -486,20 +486,17 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     global MIN_TOTAL
+    rep = args.repeats or 3
+    factor_sizes = [(500, 50, 5), (1000, 50, 5), (2000, 20, 5)]
     if args.quick:
         MIN_TOTAL = 0.2
-        rep = args.repeats or 3
         factor_sizes = [(200, 10, 5), (400, 8, 5)]
         grad_cases = [("GST-S-like", 23, 4, 5, 6, 10.0), ("GST-M-like-small", 10, 10, 20, 6, 2.0)]
         coreg_cases = [("GST-C2-like-small", 2, 6, 6, 12, 2), ("GST-C3-like-small", 3, 6, 6, 8, 2)]
     elif args.paper:  # ns = 92, 812, 361 (paper: 354), observations as in the paper's data sets
-        rep = args.repeats or 3
-        factor_sizes = [(500, 50, 5), (1000, 50, 5), (2000, 20, 5)]
         grad_cases = [("GST-S", 23, 4, 5, 6, 10.0), ("GST-M", 28, 29, 100, 6, 2.0)]
         coreg_cases = [("GST-C2", 2, 19, 19, 12, 2), ("GST-C3", 3, 19, 19, 8, 3)]
     else:
-        rep = args.repeats or 3
-        factor_sizes = [(500, 50, 5), (1000, 50, 5), (2000, 20, 5)]
         grad_cases = [("GST-S-like", 23, 4, 5, 6, 10.0), ("GST-M-like", 20, 20, 50, 6, 2.0)]
         coreg_cases = [("GST-C2-like", 2, 12, 12, 12, 2), ("GST-C3-like", 3, 12, 12, 8, 2)]
 

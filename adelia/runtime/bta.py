@@ -65,7 +65,7 @@ __all__ = [
 
 # Recursion thresholds of the blocked dense-block kernels (CPU-tuned, see
 # benchmarks/kernels.py): blocks up to this size call LAPACK / one plain product.
-_TRI_INV_BASE = 64  # tri_inv: LAPACK trsm against the identity (64 vs 128: 5–15 % faster at n = 92–1000)
+_TRI_INV_BASE = 64  # tri_inv: LAPACK trsm against the identity (vs 128: 5–15 % faster, n = 92–1000)
 _LAUUM_BASE = 256  # gram_upper: one product U Uᵀ
 _SYRK_BASE = 512  # syrk: one product X Xᵀ
 

@@ -35,10 +35,11 @@ All fields share the time grid, so Q_p keeps J = 3 generators whatever k:
 
     K_l = Σ_m c_{m,l} (W_m ⊗ q_{m,l}),   W_m = E_m,:ᵀ E_m,:   (k x k),   l = 1..3,
 
-so sub-block (p, q) of K_l is Σ_m W_m[p, q] c_{m,l} q_{m,l}: weights on the same basis.  θ_st = [θ_field,0; …; θ_field,k−1; λ] (3k + k(k−1)/2
-entries), λ = (λ_01) for k = 2 and (λ_01, λ_02, λ_12) for k = 3.  With one
-Gaussian likelihood precision per response the model has d = 4k + k(k−1)/2
-hyperparameters: 9 (k = 2) and 15 (k = 3), as GST-C2 / GST-C3 (METHOD.md §14).
+so sub-block (p, q) of K_l is Σ_m W_m[p, q] c_{m,l} q_{m,l}: weights on the same basis.
+θ_st = [θ_field,0; …; θ_field,k−1; λ] (3k + k(k−1)/2 entries), λ = (λ_01) for k = 2
+and (λ_01, λ_02, λ_12) for k = 3.  With one Gaussian likelihood precision per response
+the model has d = 4k + k(k−1)/2 hyperparameters: 9 (k = 2) and 15 (k = 3), as
+GST-C2 / GST-C3 (METHOD.md §14).
 
 **Prior log-determinants without factorisation.** Q_p's log-determinant (Phase C of
 METHOD.md §6.3) needs no BT factorisation for these models: the DEMF generators are
@@ -214,7 +215,8 @@ def coregional_prior_logdet(theta_st, data):
 
 def demf_generators(theta_st, gen_data: FemPowers) -> LinearGenerators:
     """Univariate DEMF(1,2,1) generator map, θ_st = (log r_s, log r_t, log σ)."""
-    return LinearGenerators(demf_field(theta_st)[:, None, None, :], gen_data.basis, gen_data.pattern)
+    weights = demf_field(theta_st)[:, None, None, :]  # (3, 1, 1, 4)
+    return LinearGenerators(weights, gen_data.basis, gen_data.pattern)
 
 
 def n_fields(n_theta_st: int) -> int:
