@@ -356,6 +356,19 @@ def _block(gen: LinearGenerators, m: jax.Array) -> jax.Array:
     return jnp.concatenate([jnp.concatenate(r, axis=1) for r in rows], axis=0)
 
 
+def _blocks(gen: LinearGenerators, m: jax.Array) -> jax.Array:
+    """The stack (n, b, b) of the blocks Σ_j m_jk K_j, k = 1..n, for temporal weights
+    m (J, n): :func:`_block` over the columns of m, written as one fused weighted sum
+    of the basis into the (n, P, ns, P, ns) layout of the stack (no sub-block copies)."""
+    w = jnp.einsum("jn,jpql->npql", m, gen.weights)  # (n, P, P, L)
+    n, P = w.shape[:2]
+    F = gen.basis[:, None, None, :, None, :]  # (L, 1, 1, ns, 1, ns)
+    out = w[:, :, None, :, None, 0] * F[0]
+    for k in range(1, F.shape[0]):
+        out = out + w[:, :, None, :, None, k] * F[k]
+    return out.reshape(n, P * gen.basis.shape[-1], -1)
+
+
 def _contract(gen: LinearGenerators, X: jax.Array) -> jax.Array:
     """(⟨X_pq, F_l⟩)_{p,q,l} (P, P, L) for a b x b matrix X: a gather of the
     pattern's entries, or without a pattern one matrix-vector product against the
@@ -724,7 +737,11 @@ def _forward_c(generators, theta_st, theta_lik, data: GaussianBTAData, keep: boo
     (``keep=True``) the step forms what the selected inversion needs instead,
     H = Gt Gtᵀ and WBt = H Bᵀ, and gets the Schur carry as S' = B WBt — the same
     number of b x b products plus one ``lauum``, and no recomputation later: the
-    backward sweep is two products per block (:func:`_backward_c`).
+    backward sweep is two products per block (:func:`_backward_c`).  The H and WBt
+    stacks start out holding D_i and B_i, generated for all i in one fused pass
+    (:func:`_blocks`), and each step overwrites the slot it has just read: XLA:CPU has
+    no uninitialised buffers, so zero-filling the stacks instead cost a full extra
+    pass over (2nt − 1)·b² (3 % of the gradient at b = 400, nt = 50).
     """
     gen = generators(theta_st, data.gen_data)
     tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
@@ -732,8 +749,12 @@ def _forward_c(generators, theta_st, theta_lik, data: GaussianBTAData, keep: boo
     dt = gen.basis.dtype
 
     def block(c: _FwdCarryC, i, last: bool) -> _FwdCarryC:
-        D = _block(gen, data.m_diag[:, i])
-        B = None if last else _block(gen, data.m_lower[:, i])
+        if keep:  # D_i, B_i were generated into the slots that H_i, WBt_i overwrite
+            D = c.saved.H[i]
+            B = None if last else c.saved.WBt[i]
+        else:
+            D = _block(gen, data.m_diag[:, i])
+            B = None if last else _block(gen, data.m_lower[:, i])
         AtA, AtA_arrow, Aty = _likelihood_parts(tau, data, i)
         C = AtA_arrow - c.R
         saved = c.saved
@@ -778,8 +799,8 @@ def _forward_c(generators, theta_st, theta_lik, data: GaussianBTAData, keep: boo
     saved0 = None
     if keep:
         saved0 = _SavedC(
-            H=jnp.zeros((nt, b, b), dt),
-            WBt=jnp.zeros((max(nt - 1, 1), b, b), dt),
+            H=_blocks(gen, data.m_diag),
+            WBt=_blocks(gen, data.m_lower) if nt > 1 else jnp.zeros((1, b, b), dt),
             WC=jnp.zeros((nt, a, b), dt),
             u=jnp.zeros((nt, b), dt),
             GT=jnp.zeros((a, a), dt),
