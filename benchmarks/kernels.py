@@ -31,7 +31,9 @@ Prints one JSON object per case on stdout.
   Q_c goes through the BTA sweeps — the way to run these models), then
   ``"factorised"`` with Q_p factorised and selected-inverted by the generic core.
 
-Times are the minimum over repeats after a warm-up call (JIT compilation excluded).
+Times are the minimum over repeats after a warm-up call (JIT compilation excluded);
+a gradient case times its objective, AD and FD gradients in alternating rounds, so
+their ratios are not skewed by the machine speeding up or slowing down between them.
 Peak memory = temp + output bytes of the compiled executable
 (``jax.jit(f).lower(...).compile().memory_analysis()`` of the executable timed).
 """
@@ -135,6 +137,33 @@ def best_time(fn, *args, repeats: int = 3, min_total: float | None = None) -> fl
         if len(everything) >= 3 * repeats and sum(everything) >= min_total:
             break
     return min(clean or everything)
+
+
+def best_times_interleaved(fns, *args, repeats: int = 3, min_total: float | None = None):
+    """Min wall times of several ``fn(*args)`` timed in alternating rounds (one run of
+    each per round), so that drift in the machine's speed (a shared VM) hits all of
+    them alike and their ratios stay comparable.  Rounds continue until every
+    function has ``repeats`` clean runs (as in :func:`best_time`) and the rounds took
+    ``min_total`` seconds per function, for at most 2000 rounds."""
+    min_total = MIN_TOTAL if min_total is None else min_total
+    for fn in fns:
+        jax.block_until_ready(fn(*args))
+    clean = [[] for _ in fns]
+    everything = [[] for _ in fns]
+    for _ in range(2000):
+        for k, fn in enumerate(fns):
+            busy0, own0 = _cpu_ticks()
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            dt = time.perf_counter() - t0
+            busy1, own1 = _cpu_ticks()
+            everything[k].append(dt)
+            if (busy1 - busy0) - (own1 - own0) <= 1 + 10 * dt:
+                clean[k].append(dt)
+        spent = sum(sum(e) for e in everything)
+        if spent >= min_total * len(fns) and all(len(c) >= repeats for c in clean):
+            break
+    return [min(c or e) for c, e in zip(clean, everything)]
 
 
 def compiled(fn, *args):
@@ -412,9 +441,6 @@ def gradient_case(name, gens, data, theta, repeats, naive=True, prior_logdet=Non
     f_naive = partial(gaussian_objective_naive, gens, prior_logdet=prior_logdet)
     obj = compiled(f, theta, data)
     vg = compiled(jax.value_and_grad(f), theta, data)
-    t_objective = best_time(obj, theta, data, repeats=repeats)
-    t_grad_ad = best_time(vg, theta, data, repeats=repeats)
-
     h = 1e-4
     shifts = [jnp.zeros(d)] + [s * h * jnp.eye(d)[k] for k in range(d) for s in (1.0, -1.0)]
 
@@ -423,7 +449,9 @@ def gradient_case(name, gens, data, theta, repeats, naive=True, prior_logdet=Non
         vals = [float(v) for v in vals]
         return np.array([(vals[2 * k + 1] - vals[2 * k + 2]) / (2 * h) for k in range(d)])
 
-    t_grad_fd = best_time(fd_gradient, theta, data, repeats=repeats)
+    t_objective, t_grad_ad, t_grad_fd = best_times_interleaved(
+        [obj, vg, fd_gradient], theta, data, repeats=repeats
+    )
     val, g_ad = vg(theta, data)
     g_fd = fd_gradient(theta, data)
 
