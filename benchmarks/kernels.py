@@ -119,38 +119,23 @@ def best_time(fn, *args, repeats: int = 3, min_total: float | None = None) -> fl
     seconds were spent (at most 200 runs).  On a shared machine a run during which
     other processes used more than one clock tick per 0.1 s of CPU is not counted as
     clean; if no clean run is left the plain minimum is returned."""
-    min_total = MIN_TOTAL if min_total is None else min_total
-    jax.block_until_ready(fn(*args))
-    clean, everything = [], []
-    max_tries = max(3 * repeats, 200)
-    while len(everything) < max_tries:
-        busy0, own0 = _cpu_ticks()
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        dt = time.perf_counter() - t0
-        busy1, own1 = _cpu_ticks()
-        everything.append(dt)
-        if (busy1 - busy0) - (own1 - own0) <= 1 + 10 * dt:
-            clean.append(dt)
-        if len(clean) >= repeats and sum(everything) >= min_total:
-            break
-        if len(everything) >= 3 * repeats and sum(everything) >= min_total:
-            break
-    return min(clean or everything)
+    max_rounds = max(3 * repeats, 200)
+    return best_times([fn], *args, repeats=repeats, min_total=min_total, max_rounds=max_rounds)[0]
 
 
-def best_times_interleaved(fns, *args, repeats: int = 3, min_total: float | None = None):
+def best_times(fns, *args, repeats: int = 3, min_total: float | None = None, max_rounds=2000):
     """Min wall times of several ``fn(*args)`` timed in alternating rounds (one run of
     each per round), so that drift in the machine's speed (a shared VM) hits all of
     them alike and their ratios stay comparable.  Rounds continue until every
-    function has ``repeats`` clean runs (as in :func:`best_time`) and the rounds took
-    ``min_total`` seconds per function, for at most 2000 rounds."""
+    function has ``repeats`` clean runs (see :func:`best_time`) and the rounds took
+    ``min_total`` seconds per function — or, on a busy machine, until 3·``repeats``
+    rounds took that long — for at most ``max_rounds`` rounds."""
     min_total = MIN_TOTAL if min_total is None else min_total
     for fn in fns:
         jax.block_until_ready(fn(*args))
     clean = [[] for _ in fns]
     everything = [[] for _ in fns]
-    for _ in range(2000):
+    for rounds in range(1, max_rounds + 1):
         for k, fn in enumerate(fns):
             busy0, own0 = _cpu_ticks()
             t0 = time.perf_counter()
@@ -160,9 +145,9 @@ def best_times_interleaved(fns, *args, repeats: int = 3, min_total: float | None
             everything[k].append(dt)
             if (busy1 - busy0) - (own1 - own0) <= 1 + 10 * dt:
                 clean[k].append(dt)
-        spent = sum(sum(e) for e in everything)
-        if spent >= min_total * len(fns) and all(len(c) >= repeats for c in clean):
-            break
+        if sum(sum(e) for e in everything) >= min_total * len(fns):
+            if all(len(c) >= repeats for c in clean) or rounds >= 3 * repeats:
+                break
     return [min(c or e) for c, e in zip(clean, everything)]
 
 
@@ -449,7 +434,7 @@ def gradient_case(name, gens, data, theta, repeats, naive=True, prior_logdet=Non
         vals = [float(v) for v in vals]
         return np.array([(vals[2 * k + 1] - vals[2 * k + 2]) / (2 * h) for k in range(d)])
 
-    t_objective, t_grad_ad, t_grad_fd = best_times_interleaved(
+    t_objective, t_grad_ad, t_grad_fd = best_times(
         [obj, vg, fd_gradient], theta, data, repeats=repeats
     )
     val, g_ad = vg(theta, data)
