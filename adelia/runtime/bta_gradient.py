@@ -360,12 +360,9 @@ def _blocks(gen: LinearGenerators, m: jax.Array) -> jax.Array:
     """The stack (n, b, b) of the blocks Σ_j m_jk K_j, k = 1..n, for temporal weights
     m (J, n): :func:`_block` over the columns of m, written as one fused weighted sum
     of the basis into the (n, P, ns, P, ns) layout of the stack (no sub-block copies)."""
-    w = jnp.einsum("jn,jpql->npql", m, gen.weights)  # (n, P, P, L)
-    n, P = w.shape[:2]
-    F = gen.basis[:, None, None, :, None, :]  # (L, 1, 1, ns, 1, ns)
-    out = w[:, :, None, :, None, 0] * F[0]
-    for k in range(1, F.shape[0]):
-        out = out + w[:, :, None, :, None, k] * F[k]
+    w = jnp.einsum("jn,jpql->lnpq", m, gen.weights)  # (L, n, P, P)
+    n, P = w.shape[1:3]
+    out = _weighted_sum(w[:, :, :, None, :, None], gen.basis[:, None, None, :, None, :])
     return out.reshape(n, P * gen.basis.shape[-1], -1)
 
 

@@ -154,7 +154,6 @@ def numpy_marginal_objective(gens, theta, data, raw):
     """Independent oracle: f(θ) = −log N(y; 0, Ã Q_p⁻¹ Ãᵀ + τ⁻¹I) − (m/2) log 2π on
     the observed rows, Ã = [A_blocks (block-diagonal in time), A_tip], τ⁻¹ of each
     row's likelihood group (METHOD.md §2.1)."""
-    A, A_tip, y, mask, group = raw
     Qp, _, _ = assemble_precisions(gens, theta, data)
     Qp = np.asarray(bta_to_dense(Qp))
     At, yo, go = dense_observations(raw)
