@@ -290,6 +290,11 @@ def _group_traces(S: jax.Array, x: jax.Array, g_c, g_f, data: "GaussianBTAData",
         return jnp.sum((g_c * S - (0.5 * g_f) * (x[:, None] * x[None, :])) * AtA[g, i])
 
     if G == 1:
+        # XLA:CPU schedules the copy of AᵀA's block at the top of the loop body, where
+        # it holds a b x b buffer through the whole Takahashi step; tying it to S
+        # delays it until S exists, so it reuses a dead product buffer (peak −b²).
+        # G > 1 takes its blocks inside the fori_loop, after S, already.
+        S, AtA = lax.optimization_barrier((S, AtA))
         return trace(0)[None]
 
     def one(g, acc):
