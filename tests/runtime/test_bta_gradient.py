@@ -12,6 +12,8 @@ from functools import partial  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from adelia.runtime import bta_gradient  # noqa: E402
 from adelia.runtime.bta import BTA, bta_to_dense  # noqa: E402
@@ -385,6 +387,33 @@ def test_several_groups_value_gradient_and_fd():
     assert abs(float(value) - want) / abs(want) < 1e-10
     assert rel(grad, grad_d) < 1e-10
     assert rel(grad, central_differences(value_and_grad("adelia", gens), theta, data)) < 1e-6
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    lead=st.lists(st.integers(1, 3), max_size=2),
+    n=st.integers(1, 9),
+    nnz=st.integers(0, 12),
+    seed=st.integers(0, 2**16),
+)
+def test_take_is_fancy_indexing_on_the_last_axis(lead, n, nnz, seed):
+    """bta_gradient._take (a bare XLA gather, no index normalisation) equals x[..., idx]."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(*lead, n))
+    idx = rng.integers(0, n, size=nnz).astype(np.int32)
+    got = jax.jit(bta_gradient._take)(jnp.asarray(x), jnp.asarray(idx))
+    np.testing.assert_array_equal(np.asarray(got), x[..., idx])
+
+
+def test_sparse_pattern_indices():
+    """rows, cols, flat = rows·n + cols (int32) address the union pattern's entries."""
+    rng = np.random.default_rng(0)
+    mats = rng.normal(size=(2, 6, 6)) * (rng.random((2, 6, 6)) < 0.1)
+    pat = bta_gradient.sparse_pattern(mats)
+    assert pat.rows.dtype == pat.cols.dtype == pat.flat.dtype == jnp.int32
+    np.testing.assert_array_equal(np.asarray(pat.vals), mats[:, pat.rows, pat.cols])
+    np.testing.assert_array_equal(mats.reshape(2, -1)[:, pat.flat], mats[:, pat.rows, pat.cols])
+    assert np.all(np.any(mats != 0, axis=0)[pat.rows, pat.cols])
 
 
 @pytest.mark.parametrize("k", [1, 2])
