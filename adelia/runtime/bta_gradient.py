@@ -73,7 +73,8 @@ WBt_i = H_i B_iᵀ (exactly the factor's storage, (2nt − 1)·b²) and forms th
 carry as B_i WBt_i, so the backward sweep is the Takahashi step on stored blocks: two
 b x b products per block, no Cholesky, no B_i.  Measured (benchmarks/kernels.py, this
 2-core CPU): objective 0.6x and gradient 0.5x the two-matrix core's, gradient ≈ 1.9x
-the objective at b = 288–432, peak memory 1.1–1.4x the factor's at nt = 8–50.
+the objective at b = 288–432, peak memory 1.04–1.3x the factor's at nt = 8–50 and
+1.5x at nt = 5.
 
 References: Boudaoud et al., arXiv:2605.06392 (ADELIA), METHOD.md §2.2, §4–7;
 Takahashi et al. (1973) for the selected inverse; Rue, Martino & Chopin (2009).
@@ -777,7 +778,9 @@ def _forward_c(generators, theta_st, theta_lik, data: GaussianBTAData, keep: boo
     B_i — copied out of its slot for the products, as XLA:CPU does for any dynamic
     slice that feeds a dot — is read behind a barrier on H: XLA would otherwise copy
     it at the top of the step and keep it through potrf and the inverse (GST-S,
-    b = 92, nt = 5: gradient peak 1.65 → 1.54 x the factor).
+    b = 92, nt = 5: gradient peak 1.65 → 1.54 x the factor).  Every later use of H
+    takes the barrier's output, so the H stack write and the products with H can
+    still run beside the copy on another core (serialising them cost 4 % at b = 400).
     """
     gen = generators(theta_st, data.gen_data)
     tau = jnp.exp(jnp.reshape(theta_lik, (-1,)))
@@ -792,6 +795,9 @@ def _forward_c(generators, theta_st, theta_lik, data: GaussianBTAData, keep: boo
             LD = _chol(saved.H[i] + AtA - c.S)
             Gt = tri_inv(LD, transpose=True)
             H = gram_upper(Gt)
+            if not last:
+                H, stack = lax.optimization_barrier((H, saved.WBt))  # B_i read after H
+                B = stack[i]
             v = Aty - c.w
             u = H @ v  # L_D⁻ᵀ L_D⁻¹ (r_i − w) = Gt z
             zz = v @ u  # ‖z‖²,  z = L_D⁻¹ (r_i − w)
@@ -804,8 +810,6 @@ def _forward_c(generators, theta_st, theta_lik, data: GaussianBTAData, keep: boo
             if last:
                 S, R, w = c.S, c.R, c.w
             else:
-                H, stack = lax.optimization_barrier((H, saved.WBt))  # B_i read after H
-                B = stack[i]
                 WBt = H @ _mT(B)
                 saved = saved._replace(WBt=stack.at[i].set(WBt))
                 S, R, w = B @ WBt, C @ WBt, B @ u
