@@ -354,6 +354,24 @@ def grid_fem(nx: int, ny: int, h: float = 1.0):
     return c0, g1
 
 
+def grid_projection(nx: int, ny: int, u: np.ndarray):
+    """Nodes (..., 3) and barycentric weights (..., 3) of points u (..., 2) in the unit
+    square on the nx x ny grid, each square split into two triangles along its diagonal:
+    the projection matrix rows of point observations on a mesh (as in the paper's GST
+    data), three neighbouring nodes per row; node (x, y) is y·nx + x."""
+    p = u * np.array([nx - 1, ny - 1])
+    cell = np.minimum(np.floor(p).astype(int), np.array([nx - 2, ny - 2]))
+    fx, fy = (p - cell)[..., 0], (p - cell)[..., 1]
+    x0, y0 = cell[..., 0], cell[..., 1]
+    lower = fx >= fy  # triangle (x0, y0), (x0 + 1, y0), (x0 + 1, y0 + 1), else the upper one
+    mid = np.where(lower, y0 * nx + x0 + 1, (y0 + 1) * nx + x0)
+    nodes = np.stack([y0 * nx + x0, mid, (y0 + 1) * nx + x0 + 1], axis=-1)
+    w = np.stack(
+        [1 - np.maximum(fx, fy), np.abs(fx - fy), np.minimum(fx, fy)], axis=-1
+    )
+    return nodes, w
+
+
 def demf_problem(nx: int, ny: int, nt: int, a: int, obs_per_node: float, seed: int = 0):
     """Synthetic data set simulated from the model at θ_true."""
     rng = np.random.default_rng(seed)
@@ -362,10 +380,8 @@ def demf_problem(nx: int, ny: int, nt: int, a: int, obs_per_node: float, seed: i
     c0, g1 = grid_fem(nx, ny)
     gen_data = fem_powers(c0, g1)
     m_diag, m_lower = demf_temporal(nt)
-    # observation rows: 3 random nodes with barycentric-like weights
     A = np.zeros((nt, m_t, b))
-    nodes = rng.integers(0, b, (nt, m_t, 3))
-    w = rng.dirichlet(np.ones(3), (nt, m_t))
+    nodes, w = grid_projection(nx, ny, rng.uniform(0, 1, (nt, m_t, 2)))
     for k in range(3):
         np.add.at(A, (np.arange(nt)[:, None], np.arange(m_t)[None, :], nodes[..., k]), w[..., k])
     A_tip = np.concatenate([np.ones((nt, m_t, 1)), rng.standard_normal((nt, m_t, a - 1))], axis=-1)
