@@ -19,7 +19,9 @@ Prints one JSON object per case on stdout.
   SciPy loop fresh allocations too (1.25 GB at b = 2000, nt = 20), so the two pairs
   are the like-for-like comparisons.
 * ``gradient`` cases: a DEMF(1,2,1)-like space-time model (METHOD.md §9) on a
-  regular grid (c0 = h²I, g1 = 5-point stiffness), Gaussian likelihood, a = 6 fixed
+  regular grid (c0 = h²I, g1 = 5-point stiffness), Gaussian likelihood with point
+  observations projected through the grid's triangles (:func:`grid_projection`: three
+  neighbouring nodes per row, so AᵀA is sparse as for a mesh projection), a = 6 fixed
   effects, d = 4 (θ = log τ, log r_s, log r_t, log σ); and coregional (LMC) models
   (METHOD.md §10) with k = 2, 3 such fields per time block (b = k·ns), one Gaussian
   precision per response, nb = 2 fixed effects per response, d = 9 and 15 (shaped
