@@ -192,7 +192,7 @@ def demf_logdet(theta_field, gen_data: FemPowers, m_diag, m_lower):
 
     nt = diag.shape[0]
     # checkpointed step: reverse mode keeps only the (nt − 1, ns) carries, not every
-    # intermediate of the step (they sat in the gradient's peak memory, 0.3 b² at GST-S)
+    # intermediate of the step (they sat in the gradient's peak memory, 0.2 b² at GST-S)
     acc = jnp.log(diag[0])
     if nt > 1:
         (_, acc), _ = jax.lax.scan(jax.checkpoint(step), (diag[0], acc), jnp.arange(1, nt))
