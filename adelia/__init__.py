@@ -5,9 +5,7 @@
 >>> adelia.summary(dt)                              # doctest: +SKIP
 """
 
-import jax as _jax
-
-_jax.config.update("jax_enable_x64", True)   # float32 breaks the log-determinants
+from adelia import config  # noqa: F401  (float64, persistent compilation cache)
 
 __version__ = "0.1.0"
 
@@ -17,9 +15,10 @@ from adelia.dsl.parser import parse_formula  # noqa: E402
 from adelia.dsl.adl import parse_model  # noqa: E402
 from adelia.api import fit, compile_formula  # noqa: E402
 from adelia.results import summary, to_datatree  # noqa: E402
+from adelia.config import set_compilation_cache  # noqa: E402
 
 __all__ = [
-    "fit", "summary", "parse_formula", "parse_model", "compile_formula", "to_datatree",
+    "fit", "summary", "set_compilation_cache", "parse_formula", "parse_model", "compile_formula", "to_datatree",
     "AdeliaError", "FormulaSyntaxError", "ModelError", "UnknownNameError", "DataError", "FitError",
     "__version__",
 ]

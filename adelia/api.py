@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = ["fit", "compile_formula"]
 
+import json
+import time
 from typing import Any, Mapping
 
 import xarray as xr
@@ -68,11 +70,20 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
     options = InferenceOptions(int_strategy=int_strategy, strategy=strategy, solver=solver, dz=dz, diff_logdens=diff_logdens,
                                n_samples=int(n_samples), seed=int(seed), quantiles=tuple(quantiles),
                                progress=progress)
+    t0 = time.perf_counter()
     ir = parse_formula(formula)
+    t1 = time.perf_counter()
     model = compile_model(ir, data, family, objects=objects, E=E, Ntrials=Ntrials, offset=offset, scale=scale,
                           control_family=control_family, control_fixed=control_fixed)
     _check_objects_used(ir, objects)
-    return to_datatree(run_inla(model, options))
+    t2 = time.perf_counter()
+    result = run_inla(model, options)
+    result.timings = {"parse": t1 - t0, "compile": t2 - t1, **result.timings}
+    t3 = time.perf_counter()
+    dt = to_datatree(result)
+    dt["inla"].attrs["timings"] = json.dumps({**result.timings, "results": time.perf_counter() - t3,
+                                              "total": time.perf_counter() - t0})
+    return dt
 
 
 def _check_objects_used(ir, objects: Mapping[str, Any]) -> None:

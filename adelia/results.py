@@ -92,6 +92,7 @@ def to_datatree(res: FitResult) -> xr.DataTree:
         "int_strategy": res.strategy, "solver": res.solver, "n_theta_points": len(res.points),
         "optimizer_iterations": res.mode_info.n_iter, "optimizer_evaluations": res.mode_info.n_eval,
         "timings": json.dumps(res.timings),
+        **{k: int(v) for k, v in res.evaluations.items()},
         **{k: float(v) for k, v in crit.items() if np.isscalar(v)},
     })
     if "log_cpo" in crit:

@@ -141,3 +141,21 @@ def test_fixed_hyperparameter_on_the_natural_scale():
     dt = adelia.fit('y ~ 1 + f(g, model = "iid", hyper = list(prec = fixed(2.5)))', d, n_samples=10)
     assert "Precision for g" not in adelia.summary(dt).index
     assert float(dt["inla"]["theta_mode"].sel(theta="Log precision for g")) == pytest.approx(np.log(2.5), abs=1e-9)
+
+
+def test_stage_timings_and_evaluation_counts(fitted):
+    import json
+
+    attrs = fitted["inla"].attrs
+    timings = json.loads(attrs["timings"])
+    stages = ("parse", "compile", "setup", "mode", "hessian", "integration", "marginals", "criteria", "sampling",
+              "results")
+    assert set(stages) | {"jit", "total"} == set(timings)
+    assert all(timings[s] >= 0 for s in timings)
+    assert sum(timings[s] for s in stages) <= timings["total"] * (1 + 1e-9)
+    assert timings["jit"] <= timings["total"]
+    # θ-mode search, 2d Hessian gradients, then the integration points (each at least once)
+    d = 1
+    assert attrs["n_gradient"] >= attrs["optimizer_evaluations"] + 2 * d
+    assert attrs["n_objective"] >= attrs["n_gradient"]
+    assert attrs["n_objective"] >= attrs["optimizer_evaluations"] + 2 * d + attrs["n_theta_points"] - 1

@@ -95,7 +95,32 @@ class FitResult:
     draws_loglik: np.ndarray | None = None    # (S, m_obs)
     draws_eta: np.ndarray | None = None       # (S, m)
     timings: dict[str, float] = field(default_factory=dict)
+    evaluations: dict[str, int] = field(default_factory=dict)   # n_objective, n_gradient
     solver: str = ""                      # the linear-algebra path used (dense, sparse, bta)
+
+
+class Program:
+    """A jitted function compiled ahead of time on its first call for each argument signature.
+
+    Compilation is timed (:attr:`compile_seconds`) so a fit can report its JIT cost apart from
+    its run time, and the executable is kept, so later calls skip JAX's dispatch-time checks.
+    """
+
+    def __init__(self, fn: Callable, static_argnums: tuple[int, ...] = ()):
+        self._jit = jax.jit(fn, static_argnums=static_argnums)
+        self._static = frozenset(static_argnums)
+        self._executables: dict = {}
+        self.compile_seconds = 0.0
+
+    def __call__(self, *args):
+        key = tuple(a if i in self._static else (jnp.shape(a), jnp.result_type(a)) for i, a in enumerate(args))
+        exe = self._executables.get(key)
+        if exe is None:
+            t = time.perf_counter()
+            exe = self._jit.lower(*args).compile()
+            self.compile_seconds += time.perf_counter() - t
+            self._executables[key] = exe
+        return exe(*(a for i, a in enumerate(args) if i not in self._static))
 
 
 class CompiledProblem:
@@ -103,7 +128,9 @@ class CompiledProblem:
 
     Built once per content fingerprint (see :func:`compiled`), so refitting a model pays no
     compilation (JIT of the Newton loop, the Laplace objective and its gradient costs seconds;
-    one evaluation costs microseconds to milliseconds).
+    one evaluation costs microseconds to milliseconds). Every function takes the start ``x0`` of
+    the inner Newton iteration: the mode at a nearby θ, so most evaluations need one or two
+    Newton steps instead of a full solve from zero.
     """
 
     def __init__(self, model: Model, solver: str = "dense"):
@@ -125,23 +152,100 @@ class CompiledProblem:
         def full(th_free):
             return initial.at[free].set(th_free) if len(self.free) else initial
 
-        self.value_and_grad = jax.jit(jax.value_and_grad(lambda tf: -prob.log_posterior(full(tf))))
-        self._batch_f = jax.jit(jax.vmap(lambda th: -prob.log_posterior(th)))
-        self.gaussian = jax.jit(jax.vmap(prob.gaussian))
-        self.loglik_grid = jax.jit(jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)), in_axes=(0, 0)))
-        self.loglik_draws = jax.jit(jax.vmap(prob.loglik_terms))
-        self.eta_draws = jax.jit(jax.vmap(prob.eta))
-        self.sampler = jax.jit(jax.vmap(prob.sample_latent, in_axes=(0, 0, None)), static_argnums=2)
+        def neg_and_mode(theta, x0):
+            value, x = prob.log_posterior_and_mode(theta, x0)
+            return -value, x
 
-    def f_batch(self, thetas_free: np.ndarray) -> np.ndarray:
-        """f at a batch of free-θ rows, padded to a power of two (few shapes, few compilations)."""
-        n = len(thetas_free)
-        size = max(8, 1 << int(np.ceil(np.log2(max(n, 1)))))
-        rows = np.repeat(self.initial[None, :], size, axis=0)
-        rows[:n, self.free] = thetas_free
-        if n:
-            rows[n:, self.free] = thetas_free[0]
-        return np.asarray(self._batch_f(jnp.asarray(rows)))[:n]
+        #: ((f, x̂), ∇f) at free θ
+        self.value_and_grad = Program(jax.value_and_grad(lambda tf, x0: neg_and_mode(full(tf), x0), has_aux=True))
+        #: (f, x̂) at a full θ
+        self.value = Program(neg_and_mode)
+        self.value_batch = Program(jax.vmap(neg_and_mode))
+        self.gaussian = Program(jax.vmap(prob.gaussian))
+        self.loglik_grid = Program(jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)), in_axes=(0, 0)))
+        self.loglik_draws = Program(jax.vmap(prob.loglik_terms))
+        self.eta_draws = Program(jax.vmap(prob.eta))
+        self.sampler = Program(jax.vmap(prob.sample_latent, in_axes=(0, 0, None, 0)), static_argnums=(2,))
+        self.programs = (self.value_and_grad, self.value, self.value_batch, self.gaussian, self.loglik_grid,
+                         self.loglik_draws, self.eta_draws, self.sampler)
+
+    @property
+    def compile_seconds(self) -> float:
+        return sum(p.compile_seconds for p in self.programs)
+
+
+class Evaluations:
+    """f(θ) = −log π̃(θ|y) and its gradient for one fit, counted, memoised, warm-started.
+
+    Each Newton iteration starts from the latest mode (value and gradient calls, which walk the
+    θ-mode search) or from the mode at θ* (points of the integration design). Values at a batch
+    of points run one after the other on a CPU — one factorisation at a time uses the BLAS
+    best there, and ``vmap`` over factorisations is slower than a loop (PERFORMANCE.md §6) — and
+    as one vmapped batch on an accelerator. On the dense path the value comes from the
+    value-and-gradient program (its gradient costs less than compiling a second program).
+    """
+
+    def __init__(self, cp: CompiledProblem):
+        self.cp = cp
+        self.x = cp.prob.x_feasible
+        self.x_mode = None
+        self.n_objective = 0
+        self.n_gradient = 0
+        self._memo: dict[bytes, tuple[float, jax.Array]] = {}
+        self._batched = jax.default_backend() != "cpu"
+
+    def value_and_grad(self, theta_free) -> tuple[float, np.ndarray]:
+        (f, x), g = self.cp.value_and_grad(jnp.asarray(theta_free, dtype=float), self.x)
+        self.n_objective += 1
+        self.n_gradient += 1
+        f = float(f)
+        if np.isfinite(f):
+            self.x = x
+        return f, np.asarray(g)
+
+    def at_mode(self, theta_free, f: float) -> None:
+        """Record θ* (where the mode search ended, so ``self.x`` is its x̂): later Newton
+        iterations start there, and the designs' centre point is not evaluated again."""
+        self.x_mode = self.x
+        self._memo[np.round(np.asarray(theta_free, dtype=float), 12).tobytes()] = (f, self.x)
+
+    def gradient(self, theta_free) -> np.ndarray:
+        return self.value_and_grad(theta_free)[1]
+
+    def _full(self, theta_free: np.ndarray) -> np.ndarray:
+        rows = np.repeat(self.cp.initial[None, :], len(theta_free), axis=0)
+        rows[:, self.cp.free] = theta_free
+        return rows
+
+    def values(self, thetas_free) -> np.ndarray:
+        """f at each row of free θ (memoised: the grid's axes and its product share points)."""
+        thetas_free = np.atleast_2d(np.asarray(thetas_free, dtype=float))
+        keys = [np.round(t, 12).tobytes() for t in thetas_free]
+        todo = [i for i, k in enumerate(keys) if k not in self._memo]
+        if todo:
+            for i, (f, x) in zip(todo, self._evaluate(thetas_free[todo])):
+                self._memo[keys[i]] = (f, x)
+        return np.array([self._memo[k][0] for k in keys])
+
+    def modes(self, thetas_free) -> jax.Array:
+        """x̂ at rows already evaluated by :meth:`values`."""
+        return jnp.stack([self._memo[np.round(t, 12).tobytes()][1] for t in np.atleast_2d(thetas_free)])
+
+    def _evaluate(self, thetas_free: np.ndarray):
+        x0 = self.x if self.x_mode is None else self.x_mode
+        self.n_objective += len(thetas_free)
+        if self._batched:
+            n = len(thetas_free)
+            size = max(8, 1 << int(np.ceil(np.log2(max(n, 1)))))   # few shapes, few compilations
+            rows = np.concatenate([thetas_free, np.repeat(thetas_free[:1], size - n, axis=0)])
+            f, x = self.cp.value_batch(jnp.asarray(self._full(rows)), jnp.repeat(x0[None, :], size, axis=0))
+            return [(float(f[i]), x[i]) for i in range(n)]
+        if self.cp.solver == "dense":
+            self.n_gradient += len(thetas_free)
+            out = [self.cp.value_and_grad(jnp.asarray(t), x0)[0] for t in thetas_free]
+        else:
+            out = [self.cp.value(jnp.asarray(t), x0) for t in self._full(thetas_free)]
+        return [(float(f), x) for f, x in out]
 
 
 _CACHE: OrderedDict[str, CompiledProblem] = OrderedDict()
@@ -232,11 +336,13 @@ def compiled(model: Model, solver: str = "dense", *, key: str | None = None) -> 
 
 def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> FitResult:
     say = options.progress or (lambda msg: None)
-    t0 = time.perf_counter()
+    clock = _Clock()
     key = fingerprint(model)  # hashes every array once per fit
     cp = compiled(model, choose_solver(model, options.solver, key=key), key=key)
+    compile_before = cp.compile_seconds
+    clock.lap("setup")
     prob, initial, free = cp.prob, cp.initial, cp.free
-    vg, f_batch = cp.value_and_grad, cp.f_batch
+    ev = Evaluations(cp)
 
     # ---- θ mode ----
     say("optimising θ")
@@ -246,29 +352,31 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
         iters[0] += 1
         say(f"optimising θ: iteration {iters[0]}")
 
-    mode = find_mode(lambda th: vg(jnp.asarray(th)), initial[free], callback=callback)
-    t_mode = time.perf_counter()
+    mode = find_mode(ev.value_and_grad, initial[free], callback=callback)
+    ev.at_mode(mode.theta, mode.f)
+    clock.lap("mode")
 
     # ---- Hessian and integration design ----
-    H = hessian_at(lambda th: vg(jnp.asarray(th))[1], mode.theta, options.h) if len(free) else np.zeros((0, 0))
+    H = hessian_at(ev.gradient, mode.theta, options.h) if len(free) else np.zeros((0, 0))
+    clock.lap("hessian")
     nfree = len(free)
     strategy = options.int_strategy
     if strategy == "auto":
         strategy = "grid" if nfree <= 2 else "ccd"
     if nfree == 0:
         strategy = "eb"
-    frame = standardise(mode.theta, H, f_batch, mode.f, skewness=strategy != "eb") if nfree else None
+    frame = standardise(mode.theta, H, ev.values, mode.f, skewness=strategy != "eb") if nfree else None
     say(f"integrating θ ({strategy})")
     if strategy == "eb":
         Z = np.zeros((1, nfree))
         fz = np.array([mode.f])
         log_w = np.zeros(1)
     elif strategy == "grid":
-        Z, fz = grid_design(frame, f_batch, mode.f, options.dz, options.diff_logdens)
+        Z, fz = grid_design(frame, ev.values, mode.f, options.dz, options.diff_logdens)
         log_w = -(fz - mode.f) + frame.log_volume(Z)
     else:
         Z, wccd = ccd_design(nfree)
-        fz = f_batch(frame.theta(Z))
+        fz = ev.values(frame.theta(Z))
         ok = np.isfinite(fz)
         Z, fz, wccd = Z[ok], fz[ok], wccd[ok]
         log_w = np.log(np.maximum(wccd, 1e-300)) - (fz - mode.f)
@@ -276,7 +384,8 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
     points = np.repeat(initial[None, :], len(Z), axis=0)
     if nfree:
         points[:, free] = frame.theta(Z)
-    t_int = time.perf_counter()
+    x_points = ev.modes(points[:, free]) if nfree and strategy != "eb" else ev.x_mode[None, :]
+    clock.lap("integration")
 
     # ---- marginal likelihood ----
     logdetH = np.linalg.slogdet(H)[1] if nfree else 0.0
@@ -292,7 +401,7 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
 
     # ---- latent marginals at each point ----
     say(f"latent marginals at {len(points)} θ points")
-    gauss = cp.gaussian(jnp.asarray(points))
+    gauss = cp.gaussian(jnp.asarray(points), x_points)
     means, sds = np.asarray(gauss.mode), np.asarray(gauss.sd)
     eta_m, eta_s = np.asarray(gauss.eta_mean), np.asarray(gauss.eta_sd)
     if not (np.all(np.isfinite(means)) and np.all(np.isfinite(sds))):
@@ -324,22 +433,39 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
             grid_t, lp = theta_marginal_ccd(frame, j_free)
         hyper[t.label] = density_summary(grid_t, lp, lambda v, t=t: np.asarray(t.to_natural(jnp.asarray(v))),
                                          options.quantiles)
-    t_marg = time.perf_counter()
+    clock.lap("marginals")
 
     result = FitResult(model, options, _full_np(initial, free, mode.theta),
                        free, mode, H, strategy, points, -fz, weights, latent, linpred, hyper,
                        {"integration": float(mlik_int), "gaussian": float(mlik_gauss)})
     result.criteria = criteria.compute(cp, result, eta_m, eta_s)
     result.solver = cp.solver
+    clock.lap("criteria")
 
     # ---- posterior draws ----
     if options.n_samples:
         say(f"drawing {options.n_samples} posterior samples")
-        _draw(cp, result, options)
-    t_end = time.perf_counter()
-    result.timings = {"mode": t_mode - t0, "integration": t_int - t_mode, "marginals": t_marg - t_int,
-                      "sampling": t_end - t_marg, "total": t_end - t0}
+        _draw(cp, result, options, x_points)
+    clock.lap("sampling")
+    result.timings = {**clock.laps, "jit": cp.compile_seconds - compile_before, "total": clock.total()}
+    result.evaluations = {"n_objective": ev.n_objective, "n_gradient": ev.n_gradient}
     return result
+
+
+class _Clock:
+    """Wall time of consecutive stages (each includes the JIT compilation it triggered)."""
+
+    def __init__(self):
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self.last
+        self.last = now
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
 
 
 def _full_np(initial, free, theta_free):
@@ -348,7 +474,7 @@ def _full_np(initial, free, theta_free):
     return out
 
 
-def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions) -> None:
+def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions, x_points: jax.Array) -> None:
     """θ from the integration points with their weights (as inla.posterior.sample), then x | θ."""
     rng = np.random.default_rng(options.seed)
     S = options.n_samples
@@ -357,7 +483,7 @@ def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions) -> Non
     n_pad = 1 << int(np.ceil(np.log2(counts.max())))     # few distinct shapes -> few compilations
     used = np.flatnonzero(counts)
     keys = jax.random.split(jax.random.PRNGKey(options.seed), len(used))
-    per_point = np.asarray(cp.sampler(jnp.asarray(res.points[used]), keys, n_pad))   # (K_used, n_pad, N)
+    per_point = np.asarray(cp.sampler(jnp.asarray(res.points[used]), keys, n_pad, x_points[used]))  # (K_used, n_pad, N)
     slot = np.searchsorted(used, which)
     rank = np.zeros(S, dtype=int)
     for k in range(len(used)):

@@ -116,7 +116,7 @@ class LaplaceProblem:
         self._setup_matrices(model)
         k = model.C.shape[0]
         self.const = self._constant(model, k)
-        self.mode = self._make_mode()
+        self._mode = self._make_mode()
 
     def _setup_matrices(self, model: Model) -> None:
         """Dense A, Q_p pieces and CᵀC (adding CᵀC leaves the density on {C x = e} unchanged but
@@ -258,14 +258,15 @@ class LaplaceProblem:
         return x, it, delta <= NEWTON_TOL
 
     def _make_mode(self):
-        """x̂(θ) with the implicit-function-theorem VJP."""
+        """x̂(θ) from the start x0, with the implicit-function-theorem VJP (x̂ does not depend on
+        x0, so x0 gets a zero cotangent)."""
 
         @jax.custom_vjp
-        def mode(theta):
-            return self.newton(theta)[0]
+        def mode(theta, x0):
+            return self.newton(theta, x0)[0]
 
-        def fwd(theta):
-            x = self.newton(theta)[0]
+        def fwd(theta, x0):
+            x = self.newton(theta, x0)[0]
             return x, (x, theta)
 
         def bwd(res, v):
@@ -274,23 +275,33 @@ class LaplaceProblem:
             F = self.factor_qc(self._derivs(self.eta(x, theta), theta)[1], theta, self.Qp(theta))
             u = krige(F, self.C, F.solve(v))
             _, vjp = jax.vjp(lambda th: jax.grad(self.g)(x, th), theta)
-            return vjp(u)
+            return (*vjp(u), jnp.zeros_like(x))
 
         mode.defvjp(fwd, bwd)
         return mode
 
+    def mode(self, theta: jax.Array, x0: jax.Array | None = None) -> jax.Array:
+        """The constrained latent mode x̂(θ), Newton's method started at ``x0`` (a feasible point
+        by default; the mode at a nearby θ saves most iterations)."""
+        return self._mode(theta, self.x_feasible if x0 is None else x0)
+
     # ---- the objective ----
-    def log_posterior(self, theta: jax.Array) -> jax.Array:
+    def log_posterior(self, theta: jax.Array, x0: jax.Array | None = None) -> jax.Array:
         """log π̃(θ | y) including every constant (so its integral is the marginal likelihood)."""
-        x = self.mode(theta)
+        return self.log_posterior_and_mode(theta, x0)[0]
+
+    def log_posterior_and_mode(self, theta: jax.Array, x0: jax.Array | None = None):
+        """(log π̃(θ | y), x̂(θ)); ``x0`` starts the inner Newton iteration."""
+        x = self.mode(theta, x0)
         Qp = self.Qp(theta)
         F = self.factor_qc(self._derivs(self.eta(x, theta), theta)[1], theta, Qp)
-        return (self.log_prior_theta(theta) + self.g(x, theta, Qp) + self.log_prior_normaliser(theta)
-                - 0.5 * F.logdet() - 0.5 * constraint_logdet(F, self.C) + self.const)
+        value = (self.log_prior_theta(theta) + self.g(x, theta, Qp) + self.log_prior_normaliser(theta)
+                 - 0.5 * F.logdet() - 0.5 * constraint_logdet(F, self.C) + self.const)
+        return value, jax.lax.stop_gradient(x)
 
-    def gaussian(self, theta: jax.Array) -> GaussianApprox:
+    def gaussian(self, theta: jax.Array, x0: jax.Array | None = None) -> GaussianApprox:
         """Mode and marginal sds of the constrained Gaussian approximation, and of η."""
-        x = self.mode(theta)
+        x = self.mode(theta, x0)
         L = dense.factor(self.Qc(x, theta))
         Sigma = dense.inverse(L)
         V = None
@@ -328,9 +339,9 @@ class LaplaceProblem:
         second = lambda e: jax.jvp(jax.grad(f), (e,), (ones,))[1]
         return jax.jvp(second, (eta,), (ones,))[1]
 
-    def sample_latent(self, theta: jax.Array, key: jax.Array, n: int) -> jax.Array:
+    def sample_latent(self, theta: jax.Array, key: jax.Array, n: int, x0: jax.Array | None = None) -> jax.Array:
         """n draws of x from the constrained Gaussian approximation at θ, shape (n, N)."""
-        x = self.mode(theta)
+        x = self.mode(theta, x0)
         F = self.factor_qc(self._derivs(self.eta(x, theta), theta)[1], theta, self.Qp(theta))
         z = jax.random.normal(key, (self.model.N, n))
         draws = krige(F, self.C, F.sample_standard(z))      # columns: constrained zero-mean draws

@@ -1,0 +1,70 @@
+"""Process-wide JAX settings adelia relies on: float64, and the persistent compilation cache.
+
+A fit JIT-compiles a handful of XLA programs (the Laplace objective with its gradient, the
+Gaussian approximation at the integration points, the sampler). Compiling them costs seconds
+while running them on a small model costs milliseconds, so every new Python process would pay
+the compilation again. JAX's persistent compilation cache
+(https://docs.jax.dev/en/latest/persistent_compilation_cache.html) stores the compiled
+executables on disk, keyed by the program text, the JAX/XLA version and the device, so a later
+process fitting the same model (or any model that lowers to the same program) loads them
+instead of compiling.
+
+The cache is on by default, in ``$XDG_CACHE_HOME/adelia/jax`` (``~/.cache/adelia/jax``).
+``ADELIA_COMPILATION_CACHE`` overrides it: a directory, or ``off`` (also ``0``, ``false``,
+``none``) to disable it. :func:`set_compilation_cache` does the same from Python.
+"""
+
+from __future__ import annotations
+
+__all__ = ["set_compilation_cache", "compilation_cache_dir", "default_cache_dir"]
+
+import os
+from pathlib import Path
+
+import jax
+
+ENV = "ADELIA_COMPILATION_CACHE"
+_OFF = {"off", "0", "false", "no", "none", ""}
+
+jax.config.update("jax_enable_x64", True)   # float32 breaks the log-determinants (PERFORMANCE §5)
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "adelia" / "jax"
+
+
+def set_compilation_cache(path: str | os.PathLike | None) -> Path | None:
+    """Store compiled XLA programs in ``path`` (``None``: no persistent cache). Returns the
+    directory in use. An unwritable directory disables the cache rather than failing fits."""
+    if path is None:
+        jax.config.update("jax_compilation_cache_dir", None)
+        return None
+    directory = Path(path).expanduser()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        jax.config.update("jax_compilation_cache_dir", None)
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    # JAX's defaults keep only programs that took ≥ 1 s to compile; adelia's take 0.05–1 s each
+    # and a fresh process pays all of them, so keep every program worth more than a disk read
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.02)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return directory
+
+
+def compilation_cache_dir() -> Path | None:
+    value = jax.config.jax_compilation_cache_dir
+    return Path(value) if value else None
+
+
+def _from_environment() -> None:
+    value = os.environ.get(ENV)
+    if value is not None and value.strip().lower() in _OFF:
+        set_compilation_cache(None)
+    else:
+        set_compilation_cache(value if value else default_cache_dir())
+
+
+_from_environment()
