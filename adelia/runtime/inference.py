@@ -228,8 +228,10 @@ class Evaluations:
         return np.array([self._memo[k][0] for k in keys])
 
     def modes(self, thetas_free) -> jax.Array:
-        """x̂ at rows already evaluated by :meth:`values`."""
-        return jnp.stack([self._memo[np.round(t, 12).tobytes()][1] for t in np.atleast_2d(thetas_free)])
+        """x̂ at each row (evaluated by :meth:`values` unless it already was)."""
+        thetas_free = np.atleast_2d(np.asarray(thetas_free, dtype=float))
+        self.values(thetas_free)
+        return jnp.stack([self._memo[np.round(t, 12).tobytes()][1] for t in thetas_free])
 
     def _evaluate(self, thetas_free: np.ndarray):
         x0 = self.x if self.x_mode is None else self.x_mode

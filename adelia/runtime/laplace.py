@@ -299,9 +299,10 @@ class LaplaceProblem:
                  - 0.5 * F.logdet() - 0.5 * constraint_logdet(F, self.C) + self.const)
         return value, jax.lax.stop_gradient(x)
 
-    def gaussian(self, theta: jax.Array, x0: jax.Array | None = None) -> GaussianApprox:
-        """Mode and marginal sds of the constrained Gaussian approximation, and of η."""
-        x = self.mode(theta, x0)
+    def gaussian(self, theta: jax.Array, x_mode: jax.Array | None = None) -> GaussianApprox:
+        """Mode and marginal sds of the constrained Gaussian approximation, and of η
+        (``x_mode``: x̂(θ) when already known, e.g. from the objective's evaluation at θ)."""
+        x = self.mode(theta) if x_mode is None else x_mode
         L = dense.factor(self.Qc(x, theta))
         Sigma = dense.inverse(L)
         V = None
@@ -339,9 +340,10 @@ class LaplaceProblem:
         second = lambda e: jax.jvp(jax.grad(f), (e,), (ones,))[1]
         return jax.jvp(second, (eta,), (ones,))[1]
 
-    def sample_latent(self, theta: jax.Array, key: jax.Array, n: int, x0: jax.Array | None = None) -> jax.Array:
-        """n draws of x from the constrained Gaussian approximation at θ, shape (n, N)."""
-        x = self.mode(theta, x0)
+    def sample_latent(self, theta: jax.Array, key: jax.Array, n: int, x_mode: jax.Array | None = None) -> jax.Array:
+        """n draws of x from the constrained Gaussian approximation at θ, shape (n, N)
+        (``x_mode``: x̂(θ) when already known)."""
+        x = self.mode(theta) if x_mode is None else x_mode
         F = self.factor_qc(self._derivs(self.eta(x, theta), theta)[1], theta, self.Qp(theta))
         z = jax.random.normal(key, (self.model.N, n))
         draws = krige(F, self.C, F.sample_standard(z))      # columns: constrained zero-mean draws

@@ -179,8 +179,8 @@ class SparseLaplaceProblem(LaplaceProblem):
         raise NotImplementedError("the sparse path never forms Q_c densely")
 
     # ---- marginals ----
-    def gaussian(self, theta, x0=None):
-        x = self.mode(theta, x0)
+    def gaussian(self, theta, x_mode=None):
+        x = self.mode(theta) if x_mode is None else x_mode
         eta = self.eta(x, theta)
         w = self._derivs(eta, theta)[1]
         F = self.factor_qc(w, theta, self.Qp(theta))
