@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["Model", "Component", "Theta", "compile_model"]
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -24,6 +25,7 @@ from adelia.compiler.likelihoods import FAMILIES, Family, HyperSpec
 from adelia.compiler.priors import Prior, make_prior
 from adelia.compiler.resolve import Resolver
 from adelia.dsl import ir
+from adelia.runtime import problem as rt
 from adelia.errors import DataError, ModelError, Span
 
 #: f() keywords every latent model accepts (R spelling; snake_case accepted too).
@@ -112,6 +114,28 @@ class Model:
     @property
     def observed(self) -> np.ndarray:
         return ~np.isnan(self.y)
+
+    @functools.cached_property
+    def problem(self) -> rt.Problem:
+        """The lowering into the runtime's problem type (arrays and pure functions only)."""
+        return rt.Problem(
+            y=self.y, A=self.A, offset=self.offset, extra=self.extra, family_index=self.family_index,
+            families=tuple(rt.Likelihood(f.name, tuple(f.extras), f.loglik) for f in self.families),
+            lik_theta=self.lik_theta,
+            components=tuple(_lower_component(c) for c in self.components),
+            thetas=tuple(rt.Hyperparameter(t.label, t.internal_label, float(t.initial), bool(t.fixed),
+                                           t.prior.logpdf, t.to_natural, t.prior.describe())
+                         for t in self.thetas),
+            fixed_offset=self.fixed_offset, fixed_prec=self.fixed_prec, fixed_mean=self.fixed_mean,
+            C=self.C, e=self.e,
+            copies=tuple(rt.CopyTerm(c.name, c.src_offset, c.B, c.theta_index) for c in self.copies),
+            key=repr((self.formula.source, [f.name for f in self.families])), options=self.options)
+
+
+def _lower_component(c: Component) -> rt.LatentBlock:
+    s = c.structure
+    return rt.LatentBlock(c.name, c.offset, s.n, c.theta_index, s.matrices, s.coefs, s.rank_def, s.logdet_star,
+                          s.logdet, s.constraints, s.constraint_rhs, s.extra_constraints, s.blocks)
 
 
 def _as_frame(data) -> pd.DataFrame:

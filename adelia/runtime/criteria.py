@@ -23,7 +23,7 @@ GH_NODES = 40
 
 def compute(cp, res, eta_mean: np.ndarray, eta_sd: np.ndarray) -> dict:
     """``cp``: the model's CompiledProblem (its jitted log-likelihood functions)."""
-    obs = res.model.observed
+    obs = res.problem.observed
     if not obs.any():
         return {}
     t, wq = np.polynomial.hermite.hermgauss(GH_NODES)

@@ -14,7 +14,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,6 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import logsumexp
 
-from adelia.compiler.model import Model
 from adelia.errors import FitError, ModelError
 from adelia.runtime import criteria
 from adelia.runtime.integrate import ThetaFrame, ccd_design, grid_design, standardise
@@ -30,6 +29,7 @@ from adelia.runtime.laplace import LaplaceProblem
 from adelia.runtime.marginals import (QUANTILES, density_summary, mixture_summary, skew_mixture_summary,
                                       skew_normal_from_sla, theta_marginal_ccd, theta_marginal_grid)
 from adelia.runtime.optimize import ModeResult, find_mode, hessian_at
+from adelia.runtime.problem import Problem, as_problem
 
 from adelia.options import INT_STRATEGIES, SOLVERS, STRATEGIES  # noqa: E402
 #: "auto" uses the general sparse path (CHOLMOD) above this latent size, when it is installed
@@ -75,7 +75,8 @@ class InferenceOptions:
 
 @dataclass
 class FitResult:
-    model: Model
+    model: Any                           # what run_inla was given (the front end's model, for results)
+    problem: Problem
     options: InferenceOptions
     theta_mode: np.ndarray               # full internal θ at the mode
     free: np.ndarray                     # indices of estimated (not fixed) θ
@@ -133,7 +134,7 @@ class CompiledProblem:
     Newton steps instead of a full solve from zero.
     """
 
-    def __init__(self, model: Model, solver: str = "dense"):
+    def __init__(self, model: Problem, solver: str = "dense"):
         if solver == "sparse":
             from adelia.runtime.laplace_sparse import SparseLaplaceProblem
 
@@ -255,7 +256,7 @@ _CHOICE: OrderedDict[tuple, str] = OrderedDict()  # solver = "auto" decisions
 _CACHE_SIZE = 8
 
 
-def fingerprint(model: Model) -> str:
+def fingerprint(model: Problem) -> str:
     """A hash of everything the compiled functions depend on: arrays, structure, priors."""
     h = hashlib.sha256()
     A = model.A.tocsr()
@@ -264,21 +265,21 @@ def fingerprint(model: Model) -> str:
                 *(model.extra[k] for k in sorted(model.extra))):
         h.update(np.ascontiguousarray(arr, dtype=float).tobytes())
         h.update(str(arr.shape).encode())
-    h.update(repr((model.formula.source, [f.name for f in model.families], sorted(model.extra),
-                   [(t.label, t.prior.describe(), t.initial, t.fixed) for t in model.thetas])).encode())
+    h.update(repr((model.key, [f.name for f in model.families], sorted(model.extra),
+                   [(t.label, t.prior_key, t.initial, t.fixed) for t in model.thetas])).encode())
     for cp_ in model.copies:
         h.update(repr((cp_.name, cp_.src_offset, cp_.theta_index)).encode() + np.ascontiguousarray(cp_.B).tobytes())
     for comp in model.components:
-        s = comp.structure
-        h.update(repr((comp.name, comp.model, comp.offset, s.n, s.rank_def, s.logdet_star, comp.theta_index)).encode())
-        for K in s.matrices:
+        h.update(repr((comp.name, comp.offset, comp.n, comp.rank_def, comp.logdet_star, comp.theta_index,
+                       comp.blocks)).encode())
+        for K in comp.matrices:
             K = sp.csr_matrix(K)
             for part in (K.data, K.indices, K.indptr):
                 h.update(np.ascontiguousarray(part).tobytes())
     return h.hexdigest()
 
 
-def choose_solver(model: Model, solver: str = "auto", *, key: str | None = None) -> str:
+def choose_solver(model, solver: str = "auto", *, key: str | None = None) -> str:
     """The linear-algebra path for this model (``key``: its :func:`fingerprint`, if known).
 
     ``"auto"``: dense up to :data:`DENSE_MAX_LATENT` latent nodes (the path with simplified-Laplace
@@ -290,6 +291,7 @@ def choose_solver(model: Model, solver: str = "auto", *, key: str | None = None)
     """
     from adelia.runtime import sparse
 
+    model = as_problem(model)
     if solver == "auto":
         if model.N <= DENSE_MAX_LATENT or model.copies:
             return "dense"
@@ -306,7 +308,7 @@ def choose_solver(model: Model, solver: str = "auto", *, key: str | None = None)
     return solver
 
 
-def _choose_large(model: Model, have_cholmod: bool) -> str:
+def _choose_large(model: Problem, have_cholmod: bool) -> str:
     from adelia.runtime import sparse
     from adelia.runtime.laplace_bta import _PatternIndex, bta_layout
     from adelia.runtime.laplace_sparse import qc_pattern
@@ -322,7 +324,7 @@ def _choose_large(model: Model, have_cholmod: bool) -> str:
     return "bta" if flops is not None and BTA_FLOP_COST * layout.flops() <= flops else "sparse"
 
 
-def compiled(model: Model, solver: str = "dense", *, key: str | None = None) -> CompiledProblem:
+def compiled(model: Problem, solver: str = "dense", *, key: str | None = None) -> CompiledProblem:
     """The :class:`CompiledProblem` of ``model`` on ``solver``, cached by content
     (``key``: the model's :func:`fingerprint`, if already computed)."""
     key = (key or fingerprint(model)) + solver
@@ -336,7 +338,9 @@ def compiled(model: Model, solver: str = "dense", *, key: str | None = None) -> 
     return cp
 
 
-def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> FitResult:
+def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult:
+    """INLA for ``model`` (a :class:`Problem`, or the front end's model that lowers to one)."""
+    source, model = model, as_problem(model)
     say = options.progress or (lambda msg: None)
     clock = _Clock()
     key = fingerprint(model)  # hashes every array once per fit
@@ -437,7 +441,7 @@ def run_inla(model: Model, options: InferenceOptions = InferenceOptions()) -> Fi
                                          options.quantiles)
     clock.lap("marginals")
 
-    result = FitResult(model, options, _full_np(initial, free, mode.theta),
+    result = FitResult(source, model, options, _full_np(initial, free, mode.theta),
                        free, mode, H, strategy, points, -fz, weights, latent, linpred, hyper,
                        {"integration": float(mlik_int), "gaussian": float(mlik_gauss)})
     result.criteria = criteria.compute(cp, result, eta_m, eta_s)
@@ -493,9 +497,9 @@ def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions, x_poin
         rank[rows] = np.arange(len(rows))
     xs = per_point[slot, rank]
     thetas = res.points[which]
-    eta = np.asarray(cp.eta_draws(jnp.asarray(xs), jnp.asarray(thetas))) if res.model.copies else \
-        (res.model.A @ xs.T).T + res.model.offset
-    obs = res.model.observed
+    eta = np.asarray(cp.eta_draws(jnp.asarray(xs), jnp.asarray(thetas))) if res.problem.copies else \
+        (res.problem.A @ xs.T).T + res.problem.offset
+    obs = res.problem.observed
     loglik = cp.loglik_draws(jnp.asarray(eta), jnp.asarray(thetas))
     res.draws_theta, res.draws_x, res.draws_eta = thetas, xs, eta
     res.draws_loglik = np.asarray(loglik)[:, obs]

@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from adelia.compiler.model import Model
 from adelia.runtime import dense
+from adelia.runtime.problem import Problem, as_problem
 
 NEWTON_TOL = 1e-11
 NEWTON_MAX_ITER = 200
@@ -82,7 +82,7 @@ def constraint_logdet(F, C: jax.Array) -> jax.Array:
 
 
 class LaplaceProblem:
-    """JAX functions of θ (the full internal vector) for one compiled :class:`Model`.
+    """JAX functions of θ (the full internal vector) for one :class:`~adelia.runtime.problem.Problem`.
 
     Linear algebra goes through :meth:`factor_qc` (a factor handle: :class:`DenseFactor` here,
     CHOLMOD in :class:`adelia.runtime.laplace_sparse.SparseLaplaceProblem`).
@@ -91,8 +91,8 @@ class LaplaceProblem:
     #: simplified-Laplace coefficients need Σ's columns: only the dense path provides them
     supports_sla = True
 
-    def __init__(self, model: Model):
-        self.model = model
+    def __init__(self, model: Problem):
+        self.model = model = as_problem(model)
         obs = model.observed
         self.y = jnp.asarray(np.where(obs, model.y, 0.0))
         self.mask = jnp.asarray(obs.astype(float))
@@ -118,7 +118,7 @@ class LaplaceProblem:
         self.const = self._constant(model, k)
         self._mode = self._make_mode()
 
-    def _setup_matrices(self, model: Model) -> None:
+    def _setup_matrices(self, model: Problem) -> None:
         """Dense A, Q_p pieces and CᵀC (adding CᵀC leaves the density on {C x = e} unchanged but
         keeps Q_c invertible when the data cannot separate a constrained direction, e.g. an
         intercept and an intrinsic model)."""
@@ -126,17 +126,16 @@ class LaplaceProblem:
         self.CtC = jnp.asarray(model.C.T @ model.C)
         self.fixed_diag = jnp.asarray(self.fixed_diag_np)
         self.pieces = [(c.offset, jnp.asarray(K.toarray()), coef, jnp.asarray(c.theta_index, dtype=int))
-                       for c in model.components for K, coef in zip(c.structure.matrices, c.structure.coefs)]
+                       for c in model.components for K, coef in zip(c.matrices, c.coefs)]
 
     # ---- model pieces ----
     @staticmethod
-    def _constant(model: Model, k: int) -> float:
+    def _constant(model: Problem, k: int) -> float:
         """θ-free part of log π̃(θ|y): prior normalisers' constants, ½log|CCᵀ|, (N−k)/2 log 2π."""
         c = 0.5 * (model.N - k) * math.log(2 * math.pi)
         if k:
             c += 0.5 * np.linalg.slogdet(model.C @ model.C.T)[1]
-        for comp in model.components:
-            s = comp.structure
+        for s in model.components:
             if _proper_constrained(s) or s.extra_constraints:   # density on {C_c x = e_c}: n − k dims
                 c -= 0.5 * (s.n - s.constraints.shape[0]) * math.log(2 * math.pi)
             else:
@@ -162,9 +161,8 @@ class LaplaceProblem:
         Intrinsic components' constraints remove their null space: ½ log|Q_c|*.
         """
         total = jnp.zeros((), theta.dtype)
-        for comp in self.model.components:
-            s = comp.structure
-            th = theta[jnp.asarray(comp.theta_index)]
+        for s in self.model.components:
+            th = theta[jnp.asarray(s.theta_index)]
             if _proper_constrained(s) or s.extra_constraints:
                 total = total + _affine_normaliser(s, th)
             elif s.logdet is not None:
@@ -176,7 +174,7 @@ class LaplaceProblem:
 
     def log_prior_theta(self, theta: jax.Array) -> jax.Array:
         """Σ log π(θ_k) over the estimated hyperparameters (a fixed one has no prior, as in R-INLA)."""
-        return sum((t.prior.logpdf(theta[i]) for i, t in enumerate(self.model.thetas) if not t.fixed),
+        return sum((t.log_prior(theta[i]) for i, t in enumerate(self.model.thetas) if not t.fixed),
                    jnp.zeros(()))
 
     def loglik_terms(self, eta: jax.Array, theta: jax.Array) -> jax.Array:

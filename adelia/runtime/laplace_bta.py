@@ -36,8 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from adelia.compiler.model import Model
 from adelia.errors import ModelError
+from adelia.runtime.problem import Problem, as_problem
 from adelia.runtime.bta import (
     BTA,
     bta_cholesky,
@@ -96,7 +96,7 @@ class BTALayout:
         return 7.0 / 3.0 * nt * b ** 3 + 2.0 * nt * a * b ** 2 + a ** 3 / 3.0
 
 
-def time_blocks(model: Model) -> tuple[int, list[np.ndarray]] | None:
+def time_blocks(model: Problem) -> tuple[int, list[np.ndarray]] | None:
     """(nt, nodes of each time block) from the components with a time-block structure.
 
     The number of blocks is the one that covers the most nodes; every component with that many
@@ -104,23 +104,24 @@ def time_blocks(model: Model) -> tuple[int, list[np.ndarray]] | None:
     """
     cover: dict[int, int] = {}
     for c in model.components:
-        if c.structure.blocks >= MIN_BLOCKS:
-            cover[c.structure.blocks] = cover.get(c.structure.blocks, 0) + c.structure.n
+        if c.blocks >= MIN_BLOCKS:
+            cover[c.blocks] = cover.get(c.blocks, 0) + c.n
     if not cover:
         return None
     nt = max(cover, key=lambda k: (cover[k], k))
     parts = []
     for t in range(nt):
-        nodes = [c.offset + t * (c.structure.n // nt) + np.arange(c.structure.n // nt)
-                 for c in model.components if c.structure.blocks == nt]
+        nodes = [c.offset + t * (c.n // nt) + np.arange(c.n // nt)
+                 for c in model.components if c.blocks == nt]
         parts.append(np.concatenate(nodes))
     return nt, parts
 
 
-def bta_layout(model: Model, rows: np.ndarray, cols: np.ndarray) -> BTALayout | None:
+def bta_layout(model: Problem, rows: np.ndarray, cols: np.ndarray) -> BTALayout | None:
     """The BTA layout of a symmetric pattern (entries ``rows[e], cols[e]`` over the model's
     nodes), or None when the model has no time blocks, the arrow would exceed :data:`ARROW_MAX`
     nodes, or an entry couples time blocks further apart than neighbours."""
+    model = as_problem(model)
     tb = time_blocks(model)
     if tb is None:
         return None

@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from adelia.compiler.model import Model
 from adelia.errors import ModelError
+from adelia.runtime.problem import Problem, as_problem
 from adelia.runtime import sparse
 from adelia.runtime.laplace import GaussianApprox, LaplaceProblem
 
@@ -112,7 +112,7 @@ class SparseFactor:
 class SparseLaplaceProblem(LaplaceProblem):
     supports_sla = False
 
-    def _setup_matrices(self, model: Model) -> None:
+    def _setup_matrices(self, model: Problem) -> None:
         if model.copies:
             raise ModelError("copy with an estimated beta is not supported on the sparse path yet",
                              hint="use solver = \"dense\" or fix beta")
@@ -135,7 +135,7 @@ class SparseLaplaceProblem(LaplaceProblem):
         self.fixed_vals = jnp.zeros(self.nnz).at[jnp.asarray(pos)].add(jnp.asarray(val))
         self.sparse_pieces = []
         for c in model.components:
-            for K, coef in zip(c.structure.matrices, c.structure.coefs):
+            for K, coef in zip(c.matrices, c.coefs):
                 p, v = positions(_embed(K, c.offset, N))
                 self.sparse_pieces.append((jnp.asarray(p), jnp.asarray(v), coef, jnp.asarray(c.theta_index, dtype=int)))
         p, v = positions(ctc) if self.use_ctc else (np.zeros(0, dtype=np.int64), np.zeros(0))
@@ -197,14 +197,15 @@ class SparseLaplaceProblem(LaplaceProblem):
         return GaussianApprox(x, jnp.sqrt(jnp.clip(var, 0.0)), eta, jnp.sqrt(jnp.clip(eta_var, 0.0)), zeros, zeros)
 
 
-def qc_pattern(model: Model, A: sp.spmatrix | None = None) -> tuple[sp.csc_matrix, sp.csr_matrix | None]:
+def qc_pattern(model: Problem, A: sp.spmatrix | None = None) -> tuple[sp.csc_matrix, sp.csr_matrix | None]:
     """The pattern of Q_c + CᵀC (Q_p's blocks ∪ |A|ᵀ|A| ∪ CᵀC ∪ the diagonal; values 1) and CᵀC,
     None when it has more than :data:`CTC_MAX_NNZ` entries (then left out)."""
+    model = as_problem(model)
     N = model.N
     A = sp.csr_matrix(model.A if A is None else A)
     blocks = [sp.diags(np.ones(N))]
     for c in model.components:
-        for K in c.structure.matrices:
+        for K in c.matrices:
             blocks.append(_embed(K, c.offset, N))
     ctc = sp.csr_matrix(model.C.T @ model.C) if model.C.shape[0] else sp.csr_matrix((N, N))
     use_ctc = ctc.nnz <= CTC_MAX_NNZ
