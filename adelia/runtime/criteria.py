@@ -41,7 +41,7 @@ def compute(cp, res, eta_mean: np.ndarray, eta_sd: np.ndarray) -> dict:
 
     eta_bar = res.linear_predictor["mean"]
     theta_bar = res.weights @ res.points
-    ll_at_mean = np.asarray(cp.prob.loglik_terms(jnp.asarray(eta_bar), jnp.asarray(theta_bar)))[obs]
+    ll_at_mean = np.asarray(cp.loglik_draws(jnp.asarray(eta_bar[None, :]), jnp.asarray(theta_bar[None, :])))[0, obs]
     dbar = -2.0 * mean_ll.sum()
     p_d = dbar - (-2.0 * ll_at_mean.sum())
     return {

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 __all__ = ["InferenceOptions", "FitResult", "run_inla"]
 
+import functools
 import hashlib
 import math
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import jax
@@ -105,11 +108,19 @@ class Program:
 
     Compilation is timed (:attr:`compile_seconds`) so a fit can report its JIT cost apart from
     its run time, and the executable is kept, so later calls skip JAX's dispatch-time checks.
+
+    With ``export_key`` and a persistent compilation cache configured, the lowered program is
+    also serialised there (``jax.export``, keyed by the model's fingerprint, the program and its
+    argument signature): a new process fitting the same model deserialises it instead of tracing
+    and lowering the Python code again, and JAX's cache then supplies the compiled executable.
+    Programs that cannot be exported (host callbacks: the CHOLMOD path) are traced as usual.
     """
 
-    def __init__(self, fn: Callable, static_argnums: tuple[int, ...] = ()):
+    def __init__(self, fn: Callable, static_argnums: tuple[int, ...] = (), *, export_key: str | None = None):
+        self._fn = fn
         self._jit = jax.jit(fn, static_argnums=static_argnums)
         self._static = frozenset(static_argnums)
+        self._export_key = export_key
         self._executables: dict = {}
         self.compile_seconds = 0.0
 
@@ -118,10 +129,55 @@ class Program:
         exe = self._executables.get(key)
         if exe is None:
             t = time.perf_counter()
-            exe = self._jit.lower(*args).compile()
+            exe = self._compile(key, args)
             self.compile_seconds += time.perf_counter() - t
             self._executables[key] = exe
         return exe(*(a for i, a in enumerate(args) if i not in self._static))
+
+    def _compile(self, key, args):
+        path = self._export_path(key)
+        if path is not None:
+            dynamic = [a for i, a in enumerate(args) if i not in self._static]
+            try:
+                exported = jax.export.deserialize(bytearray(path.read_bytes())) if path.is_file() else None
+            except Exception:  # noqa: BLE001 - a stale or corrupt file: export it again
+                exported = None
+            if exported is None:
+                try:
+                    exported = jax.export.export(self._jit)(*args)
+                    _write_atomically(path, exported.serialize())
+                except Exception:  # noqa: BLE001 - not exportable (host callbacks): trace as usual
+                    exported = None
+            if exported is not None:
+                return jax.jit(exported.call).lower(*dynamic).compile()
+        return self._jit.lower(*args).compile()
+
+    def _export_path(self, key):
+        cache = jax.config.jax_compilation_cache_dir
+        if self._export_key is None or not cache:
+            return None
+        digest = hashlib.sha256(repr((self._export_key, key, _code_version(), jax.__version__,
+                                      jax.default_backend())).encode())
+        return Path(cache) / "adelia-exported" / f"{digest.hexdigest()[:32]}.jaxexport"
+
+
+@functools.lru_cache(maxsize=1)
+def _code_version() -> str:
+    """A hash of adelia's own source: an exported program is stale once the code that traced it
+    has changed, whatever the model."""
+    h = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 class CompiledProblem:
@@ -134,7 +190,7 @@ class CompiledProblem:
     Newton steps instead of a full solve from zero.
     """
 
-    def __init__(self, model: Problem, solver: str = "dense"):
+    def __init__(self, model: Problem, solver: str = "dense", key: str | None = None):
         if solver == "sparse":
             from adelia.runtime.laplace_sparse import SparseLaplaceProblem
 
@@ -157,16 +213,21 @@ class CompiledProblem:
             value, x = prob.log_posterior_and_mode(theta, x0)
             return -value, x
 
+        def program(name, fn, static_argnums=()):
+            return Program(fn, static_argnums, export_key=None if key is None else (key, solver, name))
+
         #: ((f, x̂), ∇f) at free θ
-        self.value_and_grad = Program(jax.value_and_grad(lambda tf, x0: neg_and_mode(full(tf), x0), has_aux=True))
+        self.value_and_grad = program("value_and_grad",
+                                      jax.value_and_grad(lambda tf, x0: neg_and_mode(full(tf), x0), has_aux=True))
         #: (f, x̂) at a full θ
-        self.value = Program(neg_and_mode)
-        self.value_batch = Program(jax.vmap(neg_and_mode))
-        self.gaussian = Program(jax.vmap(prob.gaussian))
-        self.loglik_grid = Program(jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)), in_axes=(0, 0)))
-        self.loglik_draws = Program(jax.vmap(prob.loglik_terms))
-        self.eta_draws = Program(jax.vmap(prob.eta))
-        self.sampler = Program(jax.vmap(prob.sample_latent, in_axes=(0, 0, None, 0)), static_argnums=(2,))
+        self.value = program("value", neg_and_mode)
+        self.value_batch = program("value_batch", jax.vmap(neg_and_mode))
+        self.gaussian = program("gaussian", jax.vmap(prob.gaussian))
+        self.loglik_grid = program("loglik_grid", jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)),
+                                                           in_axes=(0, 0)))
+        self.loglik_draws = program("loglik_draws", jax.vmap(prob.loglik_terms))
+        self.eta_draws = program("eta_draws", jax.vmap(prob.eta))
+        self.sampler = program("sampler", jax.vmap(prob.sample_latent, in_axes=(0, 0, None, 0)), (2,))
         self.programs = (self.value_and_grad, self.value, self.value_batch, self.gaussian, self.loglik_grid,
                          self.loglik_draws, self.eta_draws, self.sampler)
 
@@ -331,7 +392,7 @@ def compiled(model: Problem, solver: str = "dense", *, key: str | None = None) -
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    cp = CompiledProblem(model, solver)
+    cp = CompiledProblem(model, solver, key)
     _CACHE[key] = cp
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -488,8 +549,10 @@ def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions, x_poin
     counts = np.bincount(which, minlength=len(res.points))
     n_pad = 1 << int(np.ceil(np.log2(counts.max())))     # few distinct shapes -> few compilations
     used = np.flatnonzero(counts)
-    keys = jax.random.split(jax.random.PRNGKey(options.seed), len(used))
-    per_point = np.asarray(cp.sampler(jnp.asarray(res.points[used]), keys, n_pad, x_points[used]))  # (K_used, n_pad, N)
+    # threefry keys made on the host: jax.random.split would compile a program of its own
+    keys = jnp.asarray(rng.integers(0, 2 ** 32, size=(len(used), 2), dtype=np.uint32))
+    per_point = np.asarray(cp.sampler(jnp.asarray(res.points[used]), keys, n_pad,
+                                      jnp.asarray(np.asarray(x_points)[used])))  # (K_used, n_pad, N)
     slot = np.searchsorted(used, which)
     rank = np.zeros(S, dtype=int)
     for k in range(len(used)):

@@ -55,6 +55,10 @@ class GaussianApprox(NamedTuple):
     gamma3: jax.Array
 
 
+# exported programs (see adelia.runtime.inference.Program) return it: jax.export must know its fields
+jax.export.register_namedtuple_serialization(GaussianApprox, serialized_name="adelia.runtime.GaussianApprox")
+
+
 class DenseFactor:
     """Q_c factorised densely: the solver seam (solve, logdet, constraints, sampling)."""
 
