@@ -123,6 +123,7 @@ class Program:
         self._export_key = export_key
         self._executables: dict = {}
         self.compile_seconds = 0.0
+        self.sources: list[str] = []     # per compilation: "exported", "loaded" or "traced"
 
     def __call__(self, *args):
         key = tuple(a if i in self._static else (jnp.shape(a), jnp.result_type(a)) for i, a in enumerate(args))
@@ -138,18 +139,22 @@ class Program:
         path = self._export_path(key)
         if path is not None:
             dynamic = [a for i, a in enumerate(args) if i not in self._static]
+            source = "loaded"
             try:
                 exported = jax.export.deserialize(bytearray(path.read_bytes())) if path.is_file() else None
             except Exception:  # noqa: BLE001 - a stale or corrupt file: export it again
                 exported = None
             if exported is None:
+                source = "exported"
                 try:
                     exported = jax.export.export(self._jit)(*args)
                     _write_atomically(path, exported.serialize())
                 except Exception:  # noqa: BLE001 - not exportable (host callbacks): trace as usual
                     exported = None
             if exported is not None:
+                self.sources.append(source)
                 return jax.jit(exported.call).lower(*dynamic).compile()
+        self.sources.append("traced")
         return self._jit.lower(*args).compile()
 
     def _export_path(self, key):

@@ -1,0 +1,46 @@
+"""Compiled programs reused across processes: exported into the compilation cache directory by
+the first process, loaded (not traced again) by the next, with identical results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+CHILD = r"""
+import json, sys
+import numpy as np, pandas as pd
+import adelia
+from adelia.runtime import inference
+rng = np.random.default_rng(3)
+m = 25
+df = pd.DataFrame({"g": np.arange(1, m + 1), "x": rng.normal(size=m)})
+df["y"] = rng.poisson(np.exp(0.3 + 0.5 * df["x"] + 0.3 * rng.normal(size=m)))
+dt = adelia.fit('y ~ 1 + x + f(g, model = "iid")', df, family="poisson", n_samples=50)
+sources = sorted({s for cp in inference._CACHE.values() for p in cp.programs for s in p.sources})
+print(json.dumps({"sources": sources, "summary": adelia.summary(dt)["mean"].tolist(),
+                  "mlik": dt["inla"].attrs["mlik_integration"],
+                  "draws": float(dt["posterior"]["x"].values.sum())}))
+"""
+
+
+def _run(cache_dir) -> dict:
+    env = {**os.environ, "ADELIA_COMPILATION_CACHE": str(cache_dir)}
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_second_process_loads_the_exported_programs(tmp_path):
+    first = _run(tmp_path)
+    second = _run(tmp_path)
+    assert first["sources"] == ["exported"]
+    assert second["sources"] == ["loaded"]
+    assert list((tmp_path / "adelia-exported").glob("*.jaxexport"))
+    assert second["summary"] == first["summary"]
+    assert second["mlik"] == first["mlik"]
+    assert second["draws"] == first["draws"]
+
+
+def test_without_a_cache_nothing_is_exported(tmp_path):
+    assert _run("off")["sources"] == ["traced"]
