@@ -198,8 +198,8 @@ class SparseLaplaceProblem(LaplaceProblem):
 
 
 def qc_pattern(model: Problem, A: sp.spmatrix | None = None) -> tuple[sp.csc_matrix, sp.csr_matrix | None]:
-    """The pattern of Q_c + CᵀC (Q_p's blocks ∪ |A|ᵀ|A| ∪ CᵀC ∪ the diagonal; values 1) and CᵀC,
-    None when it has more than :data:`CTC_MAX_NNZ` entries (then left out)."""
+    """The pattern of Q_c (+ CᵀC) (Q_p's blocks ∪ |A|ᵀ|A| ∪ the diagonal, ∪ CᵀC where needed;
+    values 1) and CᵀC, None when it is not needed or has more than :data:`CTC_MAX_NNZ` entries."""
     model = as_problem(model)
     N = model.N
     A = sp.csr_matrix(model.A if A is None else A)
@@ -208,12 +208,45 @@ def qc_pattern(model: Problem, A: sp.spmatrix | None = None) -> tuple[sp.csc_mat
         for K in c.matrices:
             blocks.append(_embed(K, c.offset, N))
     ctc = sp.csr_matrix(model.C.T @ model.C) if model.C.shape[0] else sp.csr_matrix((N, N))
-    use_ctc = ctc.nnz <= CTC_MAX_NNZ
+    use_ctc = ctc.nnz <= CTC_MAX_NNZ and ctc.nnz > 0 and not _definite_without_ctc(model, A)
     parts = blocks + [abs(A).T @ abs(A)] + ([ctc] if use_ctc else [])
     # the union of structures: |·| so that entries of different parts never cancel
     pattern = sp.csc_matrix(sum((abs(sp.csc_matrix(p)) for p in parts[1:]), abs(sp.csc_matrix(parts[0]))))
     pattern.data[:] = 1.0
     return pattern, (ctc if use_ctc else None)
+
+
+def _definite_without_ctc(model: Problem, A: sp.csr_matrix) -> bool:
+    """Whether Q_c = Q_p + AᵀWA is positive definite without CᵀC, so CᵀC — a dense block over
+    every component with a sum-to-zero constraint — can stay out of the factorisation.
+
+    Q_c is singular exactly when a direction of Q_p's null space (an intrinsic model's constant
+    or trend, a flat fixed effect) leaves η unchanged: null(Q_p) ∩ null(A_obs) ≠ {0} for any
+    weights W > 0 (e.g. a flat intercept beside a sum-to-zero field). That does not depend on θ
+    or W, so it is checked once on M = Q_p(θ₀) + A_obsᵀA_obs: a factorisation that fails, or
+    whose round trip M⁻¹(M r) misses a random r (an exactly singular M factorises with a pivot
+    of rounding size, which a solve then amplifies), means CᵀC is kept.
+    """
+    from adelia.runtime import sparse
+
+    if not sparse.available():
+        return False
+    N = model.N
+    theta0 = np.array([t.initial for t in model.thetas], dtype=float)
+    M = sp.diags(np.zeros(N)).tocsr() + sp.diags(np.concatenate([np.zeros(model.fixed_offset), model.fixed_prec]))
+    for c in model.components:
+        th = jnp.asarray(theta0[list(c.theta_index)])
+        for K, coef in zip(c.matrices, c.coefs):
+            M = M + float(coef(th)) * _embed(K, c.offset, N)
+    rows = A[np.flatnonzero(model.observed)]
+    M = sp.csc_matrix(M + rows.T @ rows)
+    try:
+        F = sparse.factor(sparse.analyse(M), M)
+        r = np.random.default_rng(0).normal(size=N)
+        back = np.asarray(sparse.solve(F, M @ r))
+    except Exception:  # noqa: BLE001 - not positive definite (or not factorisable): keep CᵀC
+        return False
+    return bool(np.all(np.isfinite(back)) and np.linalg.norm(back - r) <= 1e-6 * np.linalg.norm(r))
 
 
 def _embed(K: sp.spmatrix, offset: int, N: int) -> sp.coo_matrix:

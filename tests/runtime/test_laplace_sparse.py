@@ -58,3 +58,23 @@ def test_fit_with_sparse_solver_matches_dense():
     a = adelia.summary(adelia.fit(f, d, family="poisson", W=W, solver="sparse", n_samples=20))
     b = adelia.summary(adelia.fit(f, d, family="poisson", W=W, solver="dense", strategy="gaussian", n_samples=20))
     pd.testing.assert_frame_equal(a, b, rtol=1e-5)
+
+
+@pytest.mark.parametrize("formula,needed", [
+    # a flat intercept and a sum-to-zero besag share a direction that η cannot see: CᵀC stays
+    ('y ~ 1 + x + f(region, model = "besag", graph = W)', True),
+    # without the intercept the besag's constant is seen by the data: Q_c is definite on its own
+    ('y ~ -1 + x + f(region, model = "besag", graph = W)', False),
+    ('y ~ 1 + x + f(idx, model = "iid", constr = TRUE)', False),
+])
+def test_ctc_only_where_q_c_is_singular(formula, needed):
+    from adelia.runtime.laplace_sparse import qc_pattern
+
+    d, W = _data()
+    model = compile_model(parse_formula(formula), d, "poisson", objects={"W": W})
+    _, ctc = qc_pattern(model)
+    assert (ctc is not None) == needed
+    # both ways give the dense path's objective
+    th = jnp.asarray([t.initial for t in model.thetas])
+    assert float(SparseLaplaceProblem(model).log_posterior(th)) == pytest.approx(
+        float(LaplaceProblem(model).log_posterior(th)), rel=1e-10)
