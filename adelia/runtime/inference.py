@@ -227,13 +227,16 @@ class CompiledProblem:
         #: (f, x̂) at a full θ
         self.value = program("value", neg_and_mode)
         self.value_batch = program("value_batch", jax.vmap(neg_and_mode))
-        self.gaussian = program("gaussian", jax.vmap(prob.gaussian))
+        # one point at a time (lax.map): the covariance the simplified-Laplace coefficients need
+        # is N × N per point
+        self.gaussian = {sla: program(f"gaussian_{sla}", lambda pts, xs, sla=sla: jax.lax.map(
+            lambda a: prob.gaussian(a[0], a[1], sla=sla), (pts, xs))) for sla in (False, True)}
         self.loglik_grid = program("loglik_grid", jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)),
                                                            in_axes=(0, 0)))
         self.loglik_draws = program("loglik_draws", jax.vmap(prob.loglik_terms))
         self.eta_draws = program("eta_draws", jax.vmap(prob.eta))
         self.sampler = program("sampler", jax.vmap(prob.sample_latent, in_axes=(0, 0, None, 0)), (2,))
-        self.programs = (self.value_and_grad, self.value, self.value_batch, self.gaussian, self.loglik_grid,
+        self.programs = (self.value_and_grad, self.value, self.value_batch, *self.gaussian.values(), self.loglik_grid,
                          self.loglik_draws, self.eta_draws, self.sampler)
 
     @property
@@ -473,18 +476,18 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
 
     # ---- latent marginals at each point ----
     say(f"latent marginals at {len(points)} θ points")
-    gauss = cp.gaussian(jnp.asarray(points), x_points)
+    strategy_x = options.strategy
+    if strategy_x == "auto":
+        strategy_x = "simplified.laplace" if model.N < SLA_MAX_LATENT and prob.supports_sla else "gaussian"
+    if strategy_x == "simplified.laplace" and not prob.supports_sla:
+        raise ModelError(f"strategy = \"simplified.laplace\" is not available on the {cp.solver} path for "
+                         f"{model.N} latent nodes", hint="use solver = \"dense\" or strategy = \"gaussian\"")
+    gauss = cp.gaussian[strategy_x == "simplified.laplace"](jnp.asarray(points), x_points)
     means, sds = np.asarray(gauss.mode), np.asarray(gauss.sd)
     eta_m, eta_s = np.asarray(gauss.eta_mean), np.asarray(gauss.eta_sd)
     if not (np.all(np.isfinite(means)) and np.all(np.isfinite(sds))):
         raise FitError("the Gaussian approximation of the latent field is not finite at some θ points",
                        hint="the inner Newton iteration failed; check the data and priors")
-    strategy_x = options.strategy
-    if strategy_x == "auto":
-        strategy_x = "simplified.laplace" if model.N < SLA_MAX_LATENT and prob.supports_sla else "gaussian"
-    if strategy_x == "simplified.laplace" and not prob.supports_sla:
-        raise ModelError("strategy = \"simplified.laplace\" needs the dense solver",
-                         hint="use solver = \"dense\" or strategy = \"gaussian\"")
     if strategy_x == "simplified.laplace":
         # skew-normal marginals x_j = x̂_j + σ_j s; η keeps the Gaussian shape, shifted by A·(mean shift)
         xi, omega, alpha = skew_normal_from_sla(np.asarray(gauss.gamma1), np.asarray(gauss.gamma3))

@@ -71,6 +71,9 @@ class DenseFactor:
     def logdet(self):
         return dense.logdet(self.L)
 
+    def inverse(self):
+        return dense.inverse(self.L)
+
     def sample_standard(self, z):
         return dense.sample_standard(self.L, z)
 
@@ -301,12 +304,18 @@ class LaplaceProblem:
                  - 0.5 * F.logdet() - 0.5 * constraint_logdet(F, self.C) + self.const)
         return value, jax.lax.stop_gradient(x)
 
-    def gaussian(self, theta: jax.Array, x_mode: jax.Array | None = None) -> GaussianApprox:
-        """Mode and marginal sds of the constrained Gaussian approximation, and of η
-        (``x_mode``: x̂(θ) when already known, e.g. from the objective's evaluation at θ)."""
+    def gaussian(self, theta: jax.Array, x_mode: jax.Array | None = None, sla: bool = True) -> GaussianApprox:
+        """Mode and marginal sds of the constrained Gaussian approximation, and of η, with the
+        simplified-Laplace coefficients (``x_mode``: x̂(θ) when already known, e.g. from the
+        objective's evaluation at θ; ``sla``: whether the caller needs the coefficients — this
+        path computes them either way, from the full covariance it forms anyway)."""
         x = self.mode(theta) if x_mode is None else x_mode
-        L = dense.factor(self.Qc(x, theta))
-        Sigma = dense.inverse(L)
+        F = self.factor_qc(self._derivs(self.eta(x, theta), theta)[1], theta, self.Qp(theta))
+        return self._gaussian_from_covariance(theta, x, F.inverse())
+
+    def _gaussian_from_covariance(self, theta, x, Sigma) -> GaussianApprox:
+        """The Gaussian approximation and simplified-Laplace coefficients from the whole of
+        (Q_c + CᵀC)⁻¹ (constrained by kriging here)."""
         V = None
         if self.C.shape[0]:
             V = Sigma @ self.C.T
@@ -315,7 +324,7 @@ class LaplaceProblem:
         A = self.A_of(theta)
         eta = self.eta(x, theta)
         ASigma = A @ Sigma
-        eta_var = jnp.clip(jnp.sum(ASigma * A, axis=1), 0.0)
+        eta_var = jnp.clip(A.rowwise_dot(ASigma) if hasattr(A, "rowwise_dot") else jnp.sum(ASigma * A, axis=1), 0.0)
         # Simplified Laplace (Rue, Martino & Chopin 2009 §3.2.3; METHOD.md §13.2): with
         # b_ij = Cov(η_i, x_j)/σ_j, v_i = Var η_i and d3_i = ∂³log p/∂η³ at η̂,
         #   γ1_j = ½ Σ_i d3_i (v_i b_ij − b_ij³),   γ3_j = Σ_i d3_i b_ij³.

@@ -240,6 +240,10 @@ class BTAFactor:
     def logdet(self):
         return _logdet(self.Q, self.L)
 
+    def inverse(self):
+        """The whole of Q⁻¹ (N solves: for simplified-Laplace coefficients of moderate N)."""
+        return self.solve(jnp.eye(len(self._perm)))
+
     def sample_standard(self, z):
         """L⁻ᵀ z ~ N(0, Q⁻¹) in the BTA order, returned in the model's order."""
         return bta_solve_upper(self.L, z)[self._iperm]

@@ -34,6 +34,9 @@ from adelia.runtime.laplace import GaussianApprox, LaplaceProblem
 
 #: CᵀC makes dense blocks over constrained components; above this many entries it is left out
 CTC_MAX_NNZ = 4_000_000
+#: the largest latent size for which simplified-Laplace coefficients are computed on this path
+#: (R-INLA's own rule switches them off at 5000 latent nodes, RINLA.md §6.2)
+SLA_COVARIANCE_MAX = 5000
 
 
 class PatternMatrix:
@@ -60,6 +63,10 @@ class RowSparse:
         if x.ndim == 1:
             return jax.ops.segment_sum(self.vals * x[self.cols], self.rows, num_segments=self.shape[0])
         return jax.ops.segment_sum(self.vals[:, None] * x[self.cols], self.rows, num_segments=self.shape[0])
+
+    def rowwise_dot(self, M):
+        """Σ_j A_ij M_ij for each row i (M dense, m × N)."""
+        return jax.ops.segment_sum(self.vals * M[self.rows, self.cols], self.rows, num_segments=self.shape[0])
 
     @property
     def T(self):
@@ -99,6 +106,10 @@ class SparseFactor:
     def logdet(self):
         return sparse.sparse_logdet(self.values, self.analysis)
 
+    def inverse(self):
+        """The whole of Q⁻¹ (N solves: for simplified-Laplace coefficients of moderate N)."""
+        return self.solve(jnp.eye(self.analysis.n))
+
     def sample_standard(self, z):
         return jax.pure_callback(partial(_sample_host, self.analysis), jax.ShapeDtypeStruct(z.shape, jnp.float64),
                                  self.values, z, vmap_method="sequential")
@@ -110,7 +121,11 @@ class SparseFactor:
 
 
 class SparseLaplaceProblem(LaplaceProblem):
-    supports_sla = False
+    @property
+    def supports_sla(self) -> bool:
+        """Simplified-Laplace coefficients need Cov(η, x_j) for every j: the whole of Q_c⁻¹,
+        N solves with the sparse factor and N² numbers, affordable below this size."""
+        return self.model.N <= SLA_COVARIANCE_MAX
 
     def _setup_matrices(self, model: Problem) -> None:
         if model.copies:
@@ -179,7 +194,11 @@ class SparseLaplaceProblem(LaplaceProblem):
         raise NotImplementedError("the sparse path never forms Q_c densely")
 
     # ---- marginals ----
-    def gaussian(self, theta, x_mode=None):
+    def gaussian(self, theta, x_mode=None, sla=False):
+        """Gaussian marginals from the selected inverse; with ``sla`` also the simplified-Laplace
+        coefficients, from the whole covariance (see :attr:`supports_sla`)."""
+        if sla:
+            return super().gaussian(theta, x_mode)
         x = self.mode(theta) if x_mode is None else x_mode
         eta = self.eta(x, theta)
         w = self._derivs(eta, theta)[1]

@@ -130,11 +130,12 @@ def test_pattern_index_is_csc_order():
     np.testing.assert_array_equal(ix.cols, [0, 0, 1, 1, 1, 2, 2])
 
 
-def test_fit_with_bta_solver_matches_dense():
+@pytest.mark.parametrize("strategy", ["gaussian", "simplified.laplace"])
+def test_fit_with_bta_solver_matches_dense(strategy):
     d, W = _data(2)
     f = f"y ~ 1 + x + {ST}"
-    fa = adelia.fit(f, d, family="poisson", W=W, solver="bta", n_samples=20)
-    fb = adelia.fit(f, d, family="poisson", W=W, solver="dense", strategy="gaussian", n_samples=20)
+    fa = adelia.fit(f, d, family="poisson", W=W, solver="bta", strategy=strategy, n_samples=20)
+    fb = adelia.fit(f, d, family="poisson", W=W, solver="dense", strategy=strategy, n_samples=20)
     assert (fa["inla"].attrs["solver"], fb["inla"].attrs["solver"]) == ("bta", "dense")
     pd.testing.assert_frame_equal(adelia.summary(fa), adelia.summary(fb), rtol=1e-5)
 

@@ -50,13 +50,19 @@ def test_objective_and_gradient_match_dense(family, formula):
         gs, gd = sparse_p.gaussian(th), dense_p.gaussian(th)
         np.testing.assert_allclose(np.asarray(gs.sd), np.asarray(gd.sd), rtol=1e-8)
         np.testing.assert_allclose(np.asarray(gs.eta_sd), np.asarray(gd.eta_sd), rtol=1e-8)
+        # simplified-Laplace coefficients from the sparse factor's whole covariance
+        gs = sparse_p.gaussian(th, sla=True)
+        for field in ("sd", "eta_sd", "gamma1", "gamma3"):
+            np.testing.assert_allclose(np.asarray(getattr(gs, field)), np.asarray(getattr(gd, field)),
+                                       rtol=1e-7, atol=1e-10, err_msg=field)
 
 
-def test_fit_with_sparse_solver_matches_dense():
+@pytest.mark.parametrize("strategy", ["gaussian", "simplified.laplace"])
+def test_fit_with_sparse_solver_matches_dense(strategy):
     d, W = _data(1)
     f = 'y ~ 1 + x + f(region, model = "besag", graph = W)'
-    a = adelia.summary(adelia.fit(f, d, family="poisson", W=W, solver="sparse", n_samples=20))
-    b = adelia.summary(adelia.fit(f, d, family="poisson", W=W, solver="dense", strategy="gaussian", n_samples=20))
+    a = adelia.summary(adelia.fit(f, d, family="poisson", W=W, solver="sparse", strategy=strategy, n_samples=20))
+    b = adelia.summary(adelia.fit(f, d, family="poisson", W=W, solver="dense", strategy=strategy, n_samples=20))
     pd.testing.assert_frame_equal(a, b, rtol=1e-5)
 
 
