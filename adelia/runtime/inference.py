@@ -35,13 +35,17 @@ from adelia.runtime.optimize import ModeResult, find_mode, hessian_at
 from adelia.runtime.problem import Problem, as_problem
 
 from adelia.options import INT_STRATEGIES, SOLVERS, STRATEGIES  # noqa: E402
-#: "auto" uses the general sparse path (CHOLMOD) above this latent size, when it is installed
-DENSE_MAX_LATENT = 2000
+#: "auto" uses the general sparse path (CHOLMOD) above this latent size: a dense factorisation
+#: costs N³/3 flops whatever the graph, so already at N = 366 (S5, a cyclic rw2) a fit took 0.9 s
+#: dense against 0.3 s sparse; below it the dense path's few small BLAS calls beat the callbacks
+DENSE_MAX_LATENT = 200
 #: On CPU a BTA flop (JAX scan over dense blocks, selected inversion for the gradient) costs about
 #: this many CHOLMOD flops (supernodal factor + our supernodal selected inversion): gradient-time
 #: ratio over flop ratio 0.5–1.04 for SPDE ⊗ AR1 at b = 80–611, nt = 10–100 (benchmarks/solvers.py,
 #: quiet 2-core CPU); with 1.0 the rule picks the faster path in all six cases measured
 BTA_FLOP_COST = 1.0
+#: dense models up to this latent size compile without XLA's backend optimisation (see CompiledProblem)
+FAST_COMPILE_DENSE_MAX = 128
 #: R-INLA's rule: "auto" means simplified.laplace below this latent size.
 SLA_MAX_LATENT = 5000
 
@@ -116,9 +120,10 @@ class Program:
     Programs that cannot be exported (host callbacks: the CHOLMOD path) are traced as usual.
     """
 
-    def __init__(self, fn: Callable, static_argnums: tuple[int, ...] = (), *, export_key: str | None = None):
-        self._fn = fn
+    def __init__(self, fn: Callable, static_argnums: tuple[int, ...] = (), *, export_key: str | None = None,
+                 compiler_options: dict | None = None):
         self._jit = jax.jit(fn, static_argnums=static_argnums)
+        self._options = dict(compiler_options or {})
         self._static = frozenset(static_argnums)
         self._export_key = export_key
         self._executables: dict = {}
@@ -153,15 +158,15 @@ class Program:
                     exported = None
             if exported is not None:
                 self.sources.append(source)
-                return jax.jit(exported.call).lower(*dynamic).compile()
+                return jax.jit(exported.call).lower(*dynamic).compile(self._options)
         self.sources.append("traced")
-        return self._jit.lower(*args).compile()
+        return self._jit.lower(*args).compile(self._options)
 
     def _export_path(self, key):
         cache = jax.config.jax_compilation_cache_dir
         if self._export_key is None or not cache:
             return None
-        digest = hashlib.sha256(repr((self._export_key, key, _code_version(), jax.__version__,
+        digest = hashlib.sha256(repr((self._export_key, key, sorted(self._options.items()), _code_version(), jax.__version__,
                                       jax.default_backend())).encode())
         return Path(cache) / "adelia-exported" / f"{digest.hexdigest()[:32]}.jaxexport"
 
@@ -218,8 +223,15 @@ class CompiledProblem:
             value, x = prob.log_posterior_and_mode(theta, x0)
             return -value, x
 
+        # XLA's backend optimisation halves compile times and gains nothing where the work is in
+        # library calls (CHOLMOD callbacks) or the matrices are tiny; dense and BTA kernels of
+        # real size keep it (at N = 366 the dense objective ran 3-4x slower without it)
+        fast_compile = solver == "sparse" or (solver == "dense" and model.N <= FAST_COMPILE_DENSE_MAX)
+        options = {"xla_backend_optimization_level": 0} if fast_compile else None
+
         def program(name, fn, static_argnums=()):
-            return Program(fn, static_argnums, export_key=None if key is None else (key, solver, name))
+            return Program(fn, static_argnums, export_key=None if key is None else (key, solver, name),
+                           compiler_options=options)
 
         #: ((f, x̂), ∇f) at free θ
         self.value_and_grad = program("value_and_grad",
@@ -351,8 +363,8 @@ def fingerprint(model: Problem) -> str:
 def choose_solver(model, solver: str = "auto", *, key: str | None = None) -> str:
     """The linear-algebra path for this model (``key``: its :func:`fingerprint`, if known).
 
-    ``"auto"``: dense up to :data:`DENSE_MAX_LATENT` latent nodes (the path with simplified-Laplace
-    marginals) and for copies with an estimated β. Larger models take the BTA path when their
+    ``"auto"``: dense up to :data:`DENSE_MAX_LATENT` latent nodes and for copies with an
+    estimated β. Larger models take the BTA path when their
     precision has a BTA layout (space–time fields; :func:`adelia.runtime.laplace_bta.bta_layout`)
     and either CHOLMOD is missing, JAX runs on an accelerator, or its flop count times
     :data:`BTA_FLOP_COST` is below CHOLMOD's for the same pattern; else the general sparse path
