@@ -223,24 +223,21 @@ class CompiledProblem:
             value, x = prob.log_posterior_and_mode(theta, x0)
             return -value, x
 
-        # XLA's backend optimisation halves compile times and gains nothing where the work is in
-        # library calls or the matrices are tiny: the objective's programs on the sparse path
-        # (O(nnz) around the CHOLMOD callbacks) and every program of a small dense model. The
-        # rest keep it: the dense objective at N = 366 ran 3-4x slower without it, and the
-        # marginals' and sampler's N x N passes on the sparse path 1.5x slower.
-        small = solver == "dense" and model.N <= FAST_COMPILE_DENSE_MAX
+        # XLA's backend optimisation halves compile times and gains nothing where the matrices
+        # are tiny; larger models keep it (the dense objective at N = 366 ran 3-4x slower without
+        # it, the sparse path's scatters over Q_c's pattern 1.4x slower on S2)
+        fast = solver == "dense" and model.N <= FAST_COMPILE_DENSE_MAX
 
-        def program(name, fn, static_argnums=(), objective=False):
-            fast = small or (objective and solver == "sparse")
+        def program(name, fn, static_argnums=()):
             return Program(fn, static_argnums, export_key=None if key is None else (key, solver, name),
                            compiler_options={"xla_backend_optimization_level": 0} if fast else None)
 
         #: ((f, x̂), ∇f) at free θ
         self.value_and_grad = program("value_and_grad", jax.value_and_grad(
-            lambda tf, x0: neg_and_mode(full(tf), x0), has_aux=True), objective=True)
+            lambda tf, x0: neg_and_mode(full(tf), x0), has_aux=True))
         #: (f, x̂) at a full θ
-        self.value = program("value", neg_and_mode, objective=True)
-        self.value_batch = program("value_batch", jax.vmap(neg_and_mode), objective=True)
+        self.value = program("value", neg_and_mode)
+        self.value_batch = program("value_batch", jax.vmap(neg_and_mode))
         # one point at a time (lax.map): the covariance the simplified-Laplace coefficients need
         # is N × N per point
         self.gaussian = {sla: program(f"gaussian_{sla}", lambda pts, xs, sla=sla: jax.lax.map(
