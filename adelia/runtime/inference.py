@@ -393,7 +393,7 @@ def _choose_large(model: Problem, have_cholmod: bool) -> str:
     from adelia.runtime.laplace_bta import _PatternIndex, bta_layout
     from adelia.runtime.laplace_sparse import qc_pattern
 
-    pattern, _ = qc_pattern(model)
+    pattern = qc_pattern(model).pattern
     index = _PatternIndex(pattern)
     layout = bta_layout(model, index.rows, index.cols)
     if layout is None:

@@ -356,7 +356,7 @@ class LaplaceProblem:
         (``x_mode``: x̂(θ) when already known)."""
         x = self.mode(theta) if x_mode is None else x_mode
         F = self.factor_qc(self._derivs(self.eta(x, theta), theta)[1], theta, self.Qp(theta))
-        z = jax.random.normal(key, (self.model.N, n))
+        z = jax.random.normal(key, (self.model.N + getattr(F, "extra_normals", 0), n))
         draws = krige(F, self.C, F.sample_standard(z))      # columns: constrained zero-mean draws
         return (x[:, None] + draws).T
 

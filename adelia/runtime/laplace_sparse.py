@@ -18,9 +18,10 @@ Latent marginals are Gaussian here (simplified Laplace needs Σ's columns: dense
 
 from __future__ import annotations
 
-__all__ = ["SparseLaplaceProblem", "PatternMatrix", "RowSparse", "qc_pattern"]
+__all__ = ["SparseLaplaceProblem", "PatternMatrix", "RowSparse", "QcPattern", "qc_pattern"]
 
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +32,7 @@ from adelia.errors import ModelError
 from adelia.runtime.problem import Problem, as_problem
 from adelia.runtime import sparse
 from adelia.runtime.laplace import GaussianApprox, LaplaceProblem
+from adelia.runtime.lowrank import LowRankCorrected
 
 #: CᵀC makes dense blocks over constrained components; above this many entries it is left out
 CTC_MAX_NNZ = 4_000_000
@@ -134,8 +136,9 @@ class SparseLaplaceProblem(LaplaceProblem):
         N = model.N
         A = sp.csr_matrix(model.A)
         self.A = RowSparse(A)
-        pattern, ctc = qc_pattern(model, A)
+        pattern, ctc, J = qc_pattern(model, A)
         self.use_ctc = ctc is not None
+        self.J = None if J is None else jnp.asarray(J)
         self.analysis = an = self._analyse(pattern)
         self.nnz = an.nnz
         self.prow, self.pcol = jnp.asarray(an.rows), jnp.asarray(an.cols)
@@ -171,6 +174,9 @@ class SparseLaplaceProblem(LaplaceProblem):
         self.pair_pos = jnp.asarray(np.searchsorted(key, np.concatenate(pair_pos)) if rows else np.zeros(0, dtype=np.int64))
         self.pair_val = jnp.asarray(np.concatenate(pair_val) if rows else np.zeros(0))
         self.diag_pos = jnp.asarray(np.searchsorted(key, np.arange(N) * N + np.arange(N)))
+        if J is not None:
+            self.J_pos = self.diag_pos[self.J]
+            self.J_support = float(np.max(np.sum(model.C != 0, axis=1)))
 
     def _analyse(self, pattern: sp.csc_matrix):
         """The solver's view of the pattern (rows, cols and nnz in its value order): CHOLMOD's analysis."""
@@ -185,7 +191,13 @@ class SparseLaplaceProblem(LaplaceProblem):
 
     def factor_qc(self, w, theta, Qp):
         awa = jax.ops.segment_sum(w[self.pair_row] * self.pair_val, self.pair_pos, num_segments=self.nnz)
-        return self._make_factor(Qp.values + self.ctc_vals + awa)
+        values = Qp.values + self.ctc_vals + awa
+        if self.J is None:
+            return self._make_factor(values)
+        # Q_c is singular: factor S = Q_c + γ F_J F_Jᵀ and correct (adelia.runtime.lowrank)
+        gamma = jnp.mean(values[self.diag_pos]) * self.J_support
+        base = self._make_factor(values.at[self.J_pos].add(jax.lax.stop_gradient(gamma)))
+        return LowRankCorrected(base, self.C, self.J, gamma, self.prow, self.pcol)
 
     def _make_factor(self, values):
         return SparseFactor(values, self.analysis)
@@ -216,9 +228,21 @@ class SparseLaplaceProblem(LaplaceProblem):
         return GaussianApprox(x, jnp.sqrt(jnp.clip(var, 0.0)), eta, jnp.sqrt(jnp.clip(eta_var, 0.0)), zeros, zeros)
 
 
-def qc_pattern(model: Problem, A: sp.spmatrix | None = None) -> tuple[sp.csc_matrix, sp.csr_matrix | None]:
-    """The pattern of Q_c (+ CᵀC) (Q_p's blocks ∪ |A|ᵀ|A| ∪ the diagonal, ∪ CᵀC where needed;
-    values 1) and CᵀC, None when it is not needed or has more than :data:`CTC_MAX_NNZ` entries."""
+class QcPattern(NamedTuple):
+    """What the sparse paths factorise: Q_c's pattern, and how its singular directions (if any)
+    are handled — ``ctc`` (CᵀC added) or ``J`` (one node per constraint row for the low-rank
+    correction of :mod:`adelia.runtime.lowrank`), both None when Q_c is definite on its own."""
+
+    pattern: sp.csc_matrix
+    ctc: sp.csr_matrix | None
+    J: np.ndarray | None
+
+
+def qc_pattern(model: Problem, A: sp.spmatrix | None = None) -> QcPattern:
+    """The pattern of Q_c (Q_p's blocks ∪ |A|ᵀ|A| ∪ the diagonal; values 1), and what makes it
+    invertible: nothing when Q_c is definite; else the low-rank correction on nodes J when
+    S = Q_c + γ F_J F_Jᵀ is definite; else CᵀC (added to the pattern; left out above
+    :data:`CTC_MAX_NNZ` entries)."""
     model = as_problem(model)
     N = model.N
     A = sp.csr_matrix(model.A if A is None else A)
@@ -226,44 +250,71 @@ def qc_pattern(model: Problem, A: sp.spmatrix | None = None) -> tuple[sp.csc_mat
     for c in model.components:
         for K in c.matrices:
             blocks.append(_embed(K, c.offset, N))
-    ctc = sp.csr_matrix(model.C.T @ model.C) if model.C.shape[0] else sp.csr_matrix((N, N))
-    use_ctc = ctc.nnz <= CTC_MAX_NNZ and ctc.nnz > 0 and not _definite_without_ctc(model, A)
-    parts = blocks + [abs(A).T @ abs(A)] + ([ctc] if use_ctc else [])
+    parts = blocks + [abs(A).T @ abs(A)]
+    ctc, J = None, None
+    if model.C.shape[0]:
+        M0 = _q_c0(model, A)
+        if not _definite(M0):
+            J = correction_nodes(model.C)
+            S0 = M0 + sp.csc_matrix((np.full(len(J), correction_scale(M0.diagonal(), model.C)), (J, J)), shape=(N, N))
+            if not _definite(S0):
+                J = None
+                ctc = sp.csr_matrix(model.C.T @ model.C)
+                if ctc.nnz > CTC_MAX_NNZ:
+                    ctc = None
+                else:
+                    parts.append(ctc)
     # the union of structures: |·| so that entries of different parts never cancel
     pattern = sp.csc_matrix(sum((abs(sp.csc_matrix(p)) for p in parts[1:]), abs(sp.csc_matrix(parts[0]))))
     pattern.data[:] = 1.0
-    return pattern, (ctc if use_ctc else None)
+    return QcPattern(pattern, ctc, J)
 
 
-def _definite_without_ctc(model: Problem, A: sp.csr_matrix) -> bool:
-    """Whether Q_c = Q_p + AᵀWA is positive definite without CᵀC, so CᵀC — a dense block over
-    every component with a sum-to-zero constraint — can stay out of the factorisation.
+def correction_nodes(C: np.ndarray) -> np.ndarray:
+    """One node per constraint row, where the row weighs most, all distinct."""
+    chosen: list[int] = []
+    for row in np.abs(np.asarray(C)):
+        order = np.argsort(-row, kind="stable")
+        chosen.append(int(next(j for j in order if j not in chosen)))
+    return np.asarray(chosen, dtype=np.int64)
 
-    Q_c is singular exactly when a direction of Q_p's null space (an intrinsic model's constant
-    or trend, a flat fixed effect) leaves η unchanged: null(Q_p) ∩ null(A_obs) ≠ {0} for any
-    weights W > 0 (e.g. a flat intercept beside a sum-to-zero field). That does not depend on θ
-    or W, so it is checked once on M = Q_p(θ₀) + A_obsᵀA_obs: a factorisation that fails, or
-    whose round trip M⁻¹(M r) misses a random r (an exactly singular M factorises with a pivot
-    of rounding size, which a solve then amplifies), means CᵀC is kept.
-    """
-    from adelia.runtime import sparse
 
-    if not sparse.available():
-        return False
+def correction_scale(diagonal, C) -> float:
+    """γ: Q_c's mean diagonal times the largest constraint's support, so that S's eigenvalue
+    along a null direction of Q_c spread over n nodes (γ/n) is of Q_c's own size."""
+    support = np.max(np.sum(np.asarray(C) != 0, axis=1))
+    return float(np.mean(diagonal)) * float(support)
+
+
+def _q_c0(model: Problem, A: sp.csr_matrix) -> sp.csc_matrix:
+    """Q_p(θ₀) + A_obsᵀA_obs: Q_c with unit weights, whose null space is every Q_c's (for W > 0)."""
     N = model.N
     theta0 = np.array([t.initial for t in model.thetas], dtype=float)
-    M = sp.diags(np.zeros(N)).tocsr() + sp.diags(np.concatenate([np.zeros(model.fixed_offset), model.fixed_prec]))
+    M = sp.csc_matrix(sp.diags(np.concatenate([np.zeros(model.fixed_offset), model.fixed_prec])))
     for c in model.components:
         th = jnp.asarray(theta0[list(c.theta_index)])
         for K, coef in zip(c.matrices, c.coefs):
             M = M + float(coef(th)) * _embed(K, c.offset, N)
     rows = A[np.flatnonzero(model.observed)]
-    M = sp.csc_matrix(M + rows.T @ rows)
+    return sp.csc_matrix(M + rows.T @ rows)
+
+
+def _definite(M: sp.csc_matrix) -> bool:
+    """Whether M is positive definite, numerically: Q_c is singular exactly when a direction of
+    Q_p's null space (an intrinsic model's constant or trend, a flat fixed effect) leaves η
+    unchanged — null(Q_p) ∩ null(A_obs) ≠ {0}, whatever θ and W > 0 (e.g. a flat intercept
+    beside a sum-to-zero field). An exactly singular M may still factorise, with a pivot of
+    rounding size that a solve then amplifies: so a failed factorisation, or a round trip
+    M⁻¹(M r) that misses a random r, means singular."""
+    from adelia.runtime import sparse
+
+    if not sparse.available():
+        return False
     try:
         F = sparse.factor(sparse.analyse(M), M)
-        r = np.random.default_rng(0).normal(size=N)
+        r = np.random.default_rng(0).normal(size=M.shape[0])
         back = np.asarray(sparse.solve(F, M @ r))
-    except Exception:  # noqa: BLE001 - not positive definite (or not factorisable): keep CᵀC
+    except Exception:  # noqa: BLE001 - not positive definite (or not factorisable)
         return False
     return bool(np.all(np.isfinite(back)) and np.linalg.norm(back - r) <= 1e-6 * np.linalg.norm(r))
 

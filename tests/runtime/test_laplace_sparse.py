@@ -66,21 +66,36 @@ def test_fit_with_sparse_solver_matches_dense(strategy):
     pd.testing.assert_frame_equal(a, b, rtol=1e-5)
 
 
-@pytest.mark.parametrize("formula,needed", [
-    # a flat intercept and a sum-to-zero besag share a direction that η cannot see: CᵀC stays
-    ('y ~ 1 + x + f(region, model = "besag", graph = W)', True),
+@pytest.mark.parametrize("formula,handling", [
+    # a flat intercept and a sum-to-zero besag share a direction that η cannot see: Q_c is
+    # singular, and the low-rank correction on one node per constraint makes it factorisable
+    ('y ~ 1 + x + f(region, model = "besag", graph = W)', "lowrank"),
     # without the intercept the besag's constant is seen by the data: Q_c is definite on its own
-    ('y ~ -1 + x + f(region, model = "besag", graph = W)', False),
-    ('y ~ 1 + x + f(idx, model = "iid", constr = TRUE)', False),
+    ('y ~ -1 + x + f(region, model = "besag", graph = W)', "none"),
+    ('y ~ 1 + x + f(idx, model = "iid", constr = TRUE)', "none"),
 ])
-def test_ctc_only_where_q_c_is_singular(formula, needed):
+def test_singular_q_c_handled_without_ctc(formula, handling):
     from adelia.runtime.laplace_sparse import qc_pattern
 
     d, W = _data()
     model = compile_model(parse_formula(formula), d, "poisson", objects={"W": W})
-    _, ctc = qc_pattern(model)
-    assert (ctc is not None) == needed
-    # both ways give the dense path's objective
+    q = qc_pattern(model)
+    assert q.ctc is None
+    assert (q.J is not None) == (handling == "lowrank")
+    # the objective, its gradient and the marginals equal the dense path's (which adds CᵀC)
+    sparse_p, dense_p = SparseLaplaceProblem(model), LaplaceProblem(model)
+    for th in (jnp.asarray([t.initial for t in model.thetas]), jnp.asarray([t.initial for t in model.thetas]) - 1.5):
+        assert float(sparse_p.log_posterior(th)) == pytest.approx(float(dense_p.log_posterior(th)), rel=1e-10)
+        np.testing.assert_allclose(np.asarray(jax.grad(sparse_p.log_posterior)(th)),
+                                   np.asarray(jax.grad(dense_p.log_posterior)(th)), rtol=1e-7, atol=1e-9)
+        for sla in (False, True):
+            gs, gd = sparse_p.gaussian(th, sla=sla), dense_p.gaussian(th)
+            for field in ("mode", "sd", "eta_sd") + (("gamma1", "gamma3") if sla else ()):
+                np.testing.assert_allclose(np.asarray(getattr(gs, field)), np.asarray(getattr(gd, field)),
+                                           rtol=1e-7, atol=1e-9, err_msg=field)
+    # draws: constrained, with the dense path's covariance (same key, different factorisations)
     th = jnp.asarray([t.initial for t in model.thetas])
-    assert float(SparseLaplaceProblem(model).log_posterior(th)) == pytest.approx(
-        float(LaplaceProblem(model).log_posterior(th)), rel=1e-10)
+    xs = np.asarray(sparse_p.sample_latent(th, jax.random.PRNGKey(1), 4000))
+    np.testing.assert_allclose(xs @ np.asarray(model.C).T, 0.0, atol=1e-8)
+    sd = np.asarray(dense_p.gaussian(th).sd)
+    np.testing.assert_allclose(xs.std(axis=0), sd, rtol=0.08)
