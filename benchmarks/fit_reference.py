@@ -196,7 +196,7 @@ FIELDS = ("name", "N", "m", "d", "solver", "mesh_nodes", "cold_s", "cold_again_s
 
 def measure(name, timeout):
     """The case's JSON row; when the second process fails, the cold numbers and the cold fit's stages."""
-    fn, needs, rinla = CASES[name]
+    _, needs, rinla = CASES[name]
     missing = [str(p) for p in needs if not p.exists()]
     if missing:
         return {"name": name, "skipped": f"absent: {', '.join(missing)}"}
