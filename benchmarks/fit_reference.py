@@ -114,7 +114,7 @@ CASES = {
     **{name: (fn, [REF / name / "results.json"], functools.partial(_reference, name)) for name, fn in [
         ("S1_gaussian_linear", s1), ("S2_germany_bym2_rw2", s2), ("S3_seeds_binomial_iid", s3),
         ("S4_spdetoy_spde", s4), ("S5_tokyo_rw2_cyclic", s5)]},
-    # no results.json for the next three: R-INLA's times as reported in the issue that asked for
+    # no results.json for the next three: R-INLA's times as reported in issue 14, which asked for
     # these cases (germany_spacetime: running 12.1 s, total 12.9 s; SPDE ⊗ AR1: 67 s at ~10k
     # latent nodes, unfinished after 810 s at ~37k)
     "germany_spacetime": (germany_spacetime, [PEER / "germany_spacetime" / "data.csv", GERMANY_GRAPH],

@@ -116,11 +116,17 @@ def test_no_layout_for_models_without_time_blocks():
         BTALaplaceProblem(model)
 
 
-def test_no_layout_when_constraints_span_all_times():
-    """An intrinsic group model's Σ-over-times constraints couple every time block."""
+def test_layout_when_constraints_span_all_times():
+    """An intrinsic group model's Σ-over-times constraints couple every time block through CᵀC;
+    with the low-rank correction (adelia.runtime.lowrank) CᵀC stays out of the factor, so the
+    model keeps its BTA layout, and its objective and gradient are the dense path's."""
     model = _model('yg ~ 1 + f(region, model = "iid", group = t, control.group = list(model = "rw1"))', "gaussian")
-    with pytest.raises(ModelError, match="block-tridiagonal-arrowhead"):
-        BTALaplaceProblem(model)
+    bta_p, dense_p = BTALaplaceProblem(model), LaplaceProblem(model)
+    assert bta_p.J is not None and not bta_p.use_ctc
+    th = jnp.asarray(np.linspace(0.5, 1.0, model.d))
+    assert float(bta_p.log_posterior(th)) == pytest.approx(float(dense_p.log_posterior(th)), rel=1e-10)
+    np.testing.assert_allclose(np.asarray(jax.grad(bta_p.log_posterior)(th)),
+                               np.asarray(jax.grad(dense_p.log_posterior)(th)), rtol=1e-7, atol=1e-9)
 
 
 def test_pattern_index_is_csc_order():
