@@ -13,8 +13,10 @@ taken over the supernodes from the root of the elimination tree down. Σ_RR is n
 R × R, and R ⊂ cols(P) ∪ R_P for the parent supernode P, so Σ_RR is a sub-matrix of the parent's
 dense "frontal inverse" F_P = Σ[cols(P) ∪ R_P, cols(P) ∪ R_P]: one dense gather per supernode
 through relative indices computed once per pattern (the selected-inversion mirror of the
-multifrontal extend-add). The gather copies blocks over runs of consecutive parent positions and
-only the lower triangle (Σ_RR enters through ``symm``). This is the block Takahashi recurrence of
+multifrontal extend-add). The gather copies blocks over runs of consecutive parent positions, or,
+below a column run that meets many short row runs (orders such as METIS_NodeND fragment the
+parent's positions), gathers the rows of that column slab in one indexed copy; only the lower
+triangle is gathered (Σ_RR enters through ``symm``). This is the block Takahashi recurrence of
 METHOD.md §5 on a general elimination tree, organised by supernodes with dense BLAS-3 per
 supernode as in SelInv. The flops are ≈ 2–3× those of the factorisation
 (2 r²s + 3 r s² + ⅔ s³ per supernode against r²s + r s² + ⅓ s³); measured 1.4–2× its time on
@@ -278,6 +280,10 @@ def _runs(S: Supernodes) -> tuple[np.ndarray, np.ndarray]:
     return starts, ptr
 
 
+# Below a column run, at most this many row runs are copied block by block; more are gathered at once.
+_PAIR_RUNS = 4
+
+
 def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """Σ = (L Lᵀ)⁻¹ on the pattern of L, in the supernodal layout of ``x`` (see module docstring).
 
@@ -288,7 +294,8 @@ def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = N
     Per supernode J (s columns, r rows below, parent P) — see the module docstring:
 
     * gather the lower triangle of Σ_RR from P's frontal inverse, as dense block copies over
-      runs of consecutive parent positions;
+      runs of consecutive parent positions (one indexed copy per column run when many row runs
+      lie below it);
     * L_JJ⁻¹ (trtri), Y = L_RJ L_JJ⁻¹ (trmm), Σ_RJ = −Σ_RR Y (symm, lower triangle of Σ_RR only),
       Σ_JJ = L_JJ⁻ᵀL_JJ⁻¹ (lauum) − Σ_RJᵀ Y (gemm);
     * J's frontal inverse is (its output block [Σ_JJ; Σ_RJ], which lives in ``out``, and Σ_RR),
@@ -328,25 +335,26 @@ def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = N
         else:
             P = parent[J]
             topP, SrrP, sP = front[P]
-            idx = rel[pi[J] + s:pi[J + 1]].tolist()
+            rel_J = rel[pi[J] + s:pi[J + 1]]
+            idx = rel_J.tolist()
             bounds = starts[rptr[J]:rptr[J + 1]].tolist()
             bounds.append(r)
             Srr = np.empty((r, r), order="F")
             k = len(bounds) - 1
             for b in range(k):
                 p, q = bounds[b], bounds[b + 1]
-                c0 = idx[p]
-                if c0 < sP:
-                    for a in range(b, k):
-                        pa, qa = bounds[a], bounds[a + 1]
-                        ra = idx[pa]
-                        Srr[pa:qa, p:q] = topP[ra:ra + qa - pa, c0:c0 + q - p]
-                else:
-                    c0 -= sP
-                    for a in range(b, k):
-                        pa, qa = bounds[a], bounds[a + 1]
-                        ra = idx[pa] - sP
-                        Srr[pa:qa, p:q] = SrrP[ra:ra + qa - pa, c0:c0 + q - p]
+                # columns p:q of Σ_RR are one run: in P's output block (rows: all of P's) or in Σ_RR of P
+                src, off = (topP, 0) if idx[p] < sP else (SrrP, sP)
+                c0 = idx[p] - off
+                if k - b > _PAIR_RUNS:
+                    # many short row runs below (typical of METIS_NodeND orders): one indexed
+                    # gather of the slab costs less than a Python-level copy per run
+                    Srr[p:, p:q] = src[rel_J[p:] - off, c0:c0 + q - p]
+                    continue
+                for a in range(b, k):
+                    pa, qa = bounds[a], bounds[a + 1]
+                    ra = idx[pa] - off
+                    Srr[pa:qa, p:q] = src[ra:ra + qa - pa, c0:c0 + q - p]
             nchild[P] -= 1
             if nchild[P] == 0:
                 del front[P]
