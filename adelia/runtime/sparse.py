@@ -19,24 +19,56 @@ pattern (a JAX array), run CHOLMOD in a ``jax.pure_callback``, and have ``custom
 (trace identity with the selected inverse; one extra solve) — never differentiating a
 factorisation.
 
-CHOLMOD comes from SuiteSparse through scikit-sparse 0.4.16 (``.ci/install_suitesparse.sh``);
-it is optional: :func:`available` says whether it imported, and every entry point raises an
-``ImportError`` with the install command when it did not. CHOLMOD's supernodal code is GPL-2+;
-adelia only links to it at run time through scikit-sparse and vendors none of it.
+**Backends.** CHOLMOD comes from one of two places, chosen by the environment variable
+``ADELIA_CHOLMOD`` (read when an analysis is made; :func:`backend` names the active one):
 
-scikit-sparse does not expose CHOLMOD's supernodal arrays (``Factor.L()`` converts to a
-simplicial copy, as slow as a factorisation). They are read in place through ``ctypes`` using the
-documented ``cholmod_factor`` struct layout (SuiteSparse ``cholmod_core.h``); the layout is
-verified against what scikit-sparse reports (n, permutation pointer, supernode consistency) and,
-should that ever fail, the slower ``Factor.L()`` route is used instead.
+* ``cvxopt`` (the default; core dependencies ``cvxopt`` and ``pymetis``): the cvxopt wheel bundles
+  CHOLMOD 3.0.6 (SuiteSparse 5.x) and OpenBLAS 0.3.15, so ``pip install adelia`` alone gives this
+  path. Interface: ``cvxopt.cholmod.symbolic(A, p, uplo='L')`` / ``numeric(A, F)`` /
+  ``solve(F, B, sys)`` / ``diag(F)`` / ``getfactor(F)`` and the ``cvxopt.cholmod.options``
+  dictionary (cvxopt user guide, "Sparse Linear Equations", and ``help(cvxopt.cholmod)``).
+  That CHOLMOD is built without METIS, so nested dissection is METIS_NodeND through ``pymetis``,
+  handed to CHOLMOD as a given permutation (``nmethods = 1``; CHOLMOD still post-orders it).
+* ``sksparse``: scikit-sparse 0.4.16 built against the system SuiteSparse (``.ci/install_suitesparse.sh``;
+  the ``sparse`` extra), with CHOLMOD's own NESDIS/METIS orderings.
 
-Threads: set ``OPENBLAS_NUM_THREADS=1`` (PERFORMANCE.md §8); CHOLMOD uses the system OpenBLAS.
+Measured (``benchmarks/sparse.py``, one thread): with the same AMD ordering the cvxopt build
+factors 1.4–2× faster than the system one and the selected inversions are equal; with the
+default ``"nesdis"`` the cvxopt factor is 1.2–2.4× faster, but METIS_NodeND leaves the rows of a
+supernode in more, shorter runs of its parent's positions than CHOLMOD's NESDIS (CAMD on the
+separator tree), so the selected inversion is 1.1–1.6× slower; log-det + gradient costs the same.
+
+Unset, the first of ``cvxopt``, ``sksparse`` that imports is used; :func:`available` says whether
+either does, and every entry point raises an ``ImportError`` with the install commands when none
+does. An unknown value raises :class:`CholmodBackendError`.
+
+Neither wrapper exposes CHOLMOD's supernodal arrays (scikit-sparse's ``Factor.L()`` and cvxopt's
+``getfactor`` convert to a simplicial copy, as slow as a factorisation). They are read in place
+through ``ctypes`` with the documented ``cholmod_factor`` struct layout (SuiteSparse
+``CHOLMOD/Include/cholmod_core.h``), one reader for both backends; the pointer comes from the
+scikit-sparse ``Factor`` object (verified against ``Factor.P()``'s array) or from cvxopt's
+``PyCapsule``. The reading is verified — for cvxopt when the backend loads, by a probe on a small
+matrix against ``solve(sys=7)`` (the permutation) and ``getfactor`` (every entry of L); for both,
+the supernode arrays against the analysis at every factor and Perm against the public permutation
+once per analysis — and, should a check fail, the slower simplicial-copy route is used instead.
+
+Licences: CHOLMOD's supernodal module is GPL-2+ (the rest of CHOLMOD LGPL-2.1+), cvxopt GPL-3+,
+METIS Apache-2.0, pymetis MIT. adelia vendors none of them: it declares them as dependencies and
+calls them at run time.
+
+Threads: set ``OPENBLAS_NUM_THREADS=1`` (PERFORMANCE.md §8); it also governs the OpenBLAS bundled
+with cvxopt and the system OpenBLAS that the system CHOLMOD uses.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "available",
+    "backend",
+    "backends",
+    "BACKENDS",
+    "ENV_VAR",
+    "CholmodBackendError",
     "SparseAnalysis",
     "Factor",
     "SelectedInverse",
@@ -55,8 +87,10 @@ __all__ = [
 ]
 
 import ctypes
+import os
 import threading
 import warnings
+from contextlib import contextmanager
 from functools import partial
 
 import jax
@@ -64,27 +98,23 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from adelia.errors import FitError
+from adelia.errors import AdeliaError, FitError
 from adelia.runtime import selinv as _si
 
-try:  # optional system dependency (libsuitesparse-dev + scikit-sparse 0.4.16)
-    from sksparse import cholmod as _cholmod
-except ImportError:  # pragma: no cover - depends on the machine
-    _cholmod = None
-
-INSTALL_HINT = ("install CHOLMOD: `bash .ci/install_suitesparse.sh .venv/bin/python` "
-                "(Debian: libsuitesparse-dev, scikit-sparse==0.4.16)")
+ENV_VAR = "ADELIA_CHOLMOD"
+BACKENDS = ("cvxopt", "sksparse")
+# cvxopt first: it installs from PyPI alone, and on the benchmark matrices its factor, solve and
+# selected inversion are as fast as or faster than the system SuiteSparse's (benchmarks/sparse.py).
+_PREFERENCE = ("cvxopt", "sksparse")
+INSTALL_HINT = ("install CHOLMOD: `pip install cvxopt pymetis` (adelia's own dependencies: wheels with "
+                "CHOLMOD, OpenBLAS and METIS), or scikit-sparse on the system SuiteSparse: "
+                "`bash .ci/install_suitesparse.sh .venv/bin/python` (Debian: libsuitesparse-dev, "
+                "scikit-sparse==0.4.16)")
 ORDERINGS = ("nesdis", "metis", "amd", "natural", "default", "best", "colamd")
 
 
-def available() -> bool:
-    """Whether scikit-sparse's CHOLMOD could be imported."""
-    return _cholmod is not None
-
-
-def _require() -> None:
-    if _cholmod is None:
-        raise ImportError("adelia.runtime.sparse needs scikit-sparse (CHOLMOD); " + INSTALL_HINT)
+class CholmodBackendError(AdeliaError):
+    """``ADELIA_CHOLMOD`` (or a ``backend=`` argument) names no known CHOLMOD backend."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,46 +141,8 @@ class _CholmodFactorStruct(ctypes.Structure):
 
 
 _CHOLMOD_INT, _CHOLMOD_LONG, _CHOLMOD_REAL, _CHOLMOD_DOUBLE = 0, 2, 1, 0
-
-
-def _sksparse_version() -> str:
-    try:
-        import sksparse
-
-        return str(getattr(sksparse, "__version__", ""))
-    except ImportError:
-        return ""
-
-
-# The Cython object layout read by _struct is that of scikit-sparse 0.4.x (a Common reference,
-# then the cholmod_factor pointer); other versions take the Factor.L() route.
-_LAYOUT_KNOWN = _cholmod is not None and _sksparse_version().startswith("0.4.")
-
-
-def _struct(f) -> _CholmodFactorStruct | None:
-    """The ``cholmod_factor`` behind a scikit-sparse ``Factor``, or None if it cannot be verified.
-
-    The Cython object holds (after the Python object header) a reference to its ``Common`` and
-    the ``cholmod_factor *``; the candidate pointer is accepted only if the struct it points to
-    reports the same n and the same permutation array as ``f.P()``.
-    """
-    if not _LAYOUT_KNOWN:
-        return None
-    try:
-        perm = f.P()
-    except Exception:  # noqa: BLE001 - anything unexpected means: not verifiable
-        return None
-    pptr = perm.__array_interface__["data"][0]
-    nwords = type(f).__basicsize__ // ctypes.sizeof(ctypes.c_void_p)   # read inside the object only
-    words = (ctypes.c_void_p * nwords).from_address(id(f))
-    for k in range(2, nwords):
-        w = words[k]
-        if not w:
-            continue
-        cand = _CholmodFactorStruct.from_address(w)
-        if cand.n == perm.shape[0] and cand.Perm == pptr:
-            return cand
-    return None
+# cholmod_factor.ordering codes (cholmod_core.h): the method CHOLMOD actually used
+_ORDERING_CODES = {0: "natural", 1: "given", 2: "amd", 3: "metis", 4: "nesdis", 5: "colamd", 6: "natural"}
 
 
 def _view(ptr: int, count: int, dtype) -> np.ndarray:
@@ -161,17 +153,19 @@ def _view(ptr: int, count: int, dtype) -> np.ndarray:
     return np.frombuffer(buf, dtype=dtype)
 
 
-def _supernodal_arrays(f, *, numeric: bool):
-    """(sup, pi, px, rows, x-or-None) views of a supernodal LLᵀ factor, or None."""
-    st = _struct(f)
+def _int_view(st: _CholmodFactorStruct, ptr: int, count: int) -> np.ndarray:
+    return _view(ptr, count, np.int32 if st.itype == _CHOLMOD_INT else np.int64)
+
+
+def _supernodal_arrays(st: _CholmodFactorStruct | None, *, numeric: bool):
+    """(sup, pi, px, rows, x-or-None) views of a supernodal LLᵀ factor's struct, or None."""
     if st is None or not st.is_super or st.dtype != _CHOLMOD_DOUBLE:
         return None
     if st.itype not in (_CHOLMOD_INT, _CHOLMOD_LONG):
         return None
-    it = np.int32 if st.itype == _CHOLMOD_INT else np.int64
     ns = int(st.nsuper)
-    arrays = (_view(st.super_, ns + 1, it), _view(st.pi, ns + 1, it), _view(st.px, ns + 1, it),
-              _view(st.s, int(st.ssize), it))
+    arrays = (_int_view(st, st.super_, ns + 1), _int_view(st, st.pi, ns + 1), _int_view(st, st.px, ns + 1),
+              _int_view(st, st.s, int(st.ssize)))
     if arrays[0][-1] != st.n or arrays[2][-1] != st.xsize:
         return None
     if not numeric:
@@ -179,6 +173,413 @@ def _supernodal_arrays(f, *, numeric: bool):
     if st.xtype != _CHOLMOD_REAL or not st.is_ll or not st.x:
         return None
     return (*arrays, _view(st.x, int(st.xsize), np.float64))
+
+
+class _NotPositiveDefinite(Exception):
+    """CHOLMOD stopped at ``column`` (of the permuted matrix): not positive definite."""
+
+    def __init__(self, column):
+        super().__init__(column)
+        self.column = column
+
+
+# --------------------------------------------------------------------------------------------
+# Backends: the same few operations on a CHOLMOD factor, from scikit-sparse or from cvxopt
+# --------------------------------------------------------------------------------------------
+
+
+class _SksparseBackend:
+    """scikit-sparse 0.4.16 on the system SuiteSparse. Factor handles are ``sksparse`` Factors."""
+
+    name = "sksparse"
+
+    def __init__(self):
+        import sksparse
+        from sksparse import cholmod
+
+        self._ch = cholmod
+        self.version = str(getattr(sksparse, "__version__", ""))
+        # The Cython object layout read by struct() is that of scikit-sparse 0.4.x (a Common
+        # reference, then the cholmod_factor pointer); other versions take the Factor.L() route.
+        self.layout_known = self.version.startswith("0.4.")
+
+    def analyse(self, A: sp.csc_matrix, ordering: str, rows, cols) -> dict:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            f = self._ch.analyze(A, mode="supernodal", ordering_method=ordering)
+        perm = np.array(f.P(), dtype=np.int64)
+        st = self.struct(f, A.shape[0])
+        used = _ORDERING_CODES.get(int(st.ordering), ordering) if st is not None else ordering
+        return {"symbolic": f, "perm": perm, "ordering_used": used, "struct": st}
+
+    def struct(self, f, n: int) -> _CholmodFactorStruct | None:
+        """The ``cholmod_factor`` behind a scikit-sparse ``Factor``, or None if it cannot be verified.
+
+        The Cython object holds (after the Python object header) a reference to its ``Common`` and
+        the ``cholmod_factor *``; the candidate pointer is accepted only if the struct it points to
+        reports the same n and the same permutation array as ``f.P()``.
+        """
+        if not self.layout_known:
+            return None
+        try:
+            perm = f.P()
+        except Exception:  # noqa: BLE001 - anything unexpected means: not verifiable
+            return None
+        pptr = perm.__array_interface__["data"][0]
+        nwords = type(f).__basicsize__ // ctypes.sizeof(ctypes.c_void_p)   # read inside the object only
+        words = (ctypes.c_void_p * nwords).from_address(id(f))
+        for k in range(2, nwords):
+            w = words[k]
+            if not w:
+                continue
+            cand = _CholmodFactorStruct.from_address(w)
+            if cand.n == perm.shape[0] == n and cand.Perm == pptr:
+                return cand
+        return None
+
+    def new_factor(self, sym, A: sp.csc_matrix):
+        try:
+            return sym.cholesky(A)                    # a copy of the symbolic factor, then numeric
+        except self._ch.CholmodNotPositiveDefiniteError as e:
+            raise _NotPositiveDefinite(getattr(e, "column", None)) from None
+
+    def refactor(self, sym, f, A: sp.csc_matrix):
+        try:
+            f.cholesky_inplace(A)
+        except self._ch.CholmodNotPositiveDefiniteError as e:
+            raise _NotPositiveDefinite(getattr(e, "column", None)) from None
+        return f
+
+    def logdet(self, f) -> float:
+        return float(f.logdet())
+
+    def solve(self, f, b: np.ndarray) -> np.ndarray:
+        return f.solve_A(b)
+
+    def solve_Lt(self, f, z: np.ndarray) -> np.ndarray:
+        return f.solve_Lt(z, use_LDLt_decomposition=False)
+
+    def perm_of(self, f, n: int) -> np.ndarray:
+        return np.array(f.P(), dtype=np.int64)
+
+    def L(self, sym, f) -> sp.csc_matrix:
+        return f.L()
+
+
+# Private prototypes (not ctypes.pythonapi's shared function objects, whose argtypes other code may set)
+_PyCapsule_GetName = ctypes.PYFUNCTYPE(ctypes.c_char_p, ctypes.py_object)(("PyCapsule_GetName", ctypes.pythonapi))
+_PyCapsule_GetPointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi))
+
+
+def _capsule_pointer(capsule) -> int:
+    """The pointer held by a ``PyCapsule`` (under whatever name it carries)."""
+    return int(_PyCapsule_GetPointer(capsule, _PyCapsule_GetName(capsule)) or 0)
+
+
+class _CvxoptFactor:
+    """A numeric cvxopt factor: the ``PyCapsule`` and the lower-triangle values it was built from
+    (kept for the simplicial-copy route, which refactors a second capsule)."""
+
+    __slots__ = ("capsule", "low")
+
+    def __init__(self, capsule, low: np.ndarray):
+        self.capsule = capsule
+        self.low = low
+
+
+class _CvxoptBackend:
+    """CHOLMOD as bundled in the cvxopt wheel; nested dissection from pymetis.
+
+    cvxopt keeps one global ``cholmod_common`` whose parameters are reset from the
+    ``cvxopt.cholmod.options`` dictionary at every call, so each call here runs under one lock
+    with exactly the options it needs (restored afterwards). cvxopt's ``numeric`` refactors a
+    capsule in place; a fresh factor takes the analysis's spare capsule (the symbolic one, or one
+    left by a failed factorisation) or a new symbolic factorisation with the analysis's final
+    permutation (no ordering, no post-ordering: the same supernodes).
+    """
+
+    name = "cvxopt"
+
+    def __init__(self):
+        import cvxopt
+        from cvxopt import cholmod
+
+        try:
+            import pymetis
+        except ImportError:  # nested dissection then falls back to AMD (with a warning)
+            pymetis = None
+        self._cvx = cvxopt
+        self._ch = cholmod
+        self._metis = pymetis
+        self.version = str(getattr(cvxopt, "__version__", ""))
+        self._lock = threading.RLock()
+        self.layout_known = True
+        self.layout_known = self._probe()
+
+    # -- cvxopt objects -------------------------------------------------------------------------
+    @contextmanager
+    def _options(self, **opts):
+        d = self._ch.options
+        with self._lock:
+            saved = dict(d)
+            d.clear()
+            d.update(opts)
+            try:
+                yield
+            finally:
+                d.clear()
+                d.update(saved)
+
+    def _int_matrix(self, a: np.ndarray):
+        M = self._cvx.matrix(0, (len(a), 1), "i")
+        np.asarray(M)[:, 0] = a
+        return M
+
+    def _dense(self, b: np.ndarray):
+        b2 = b.reshape(b.shape[0], -1)
+        B = self._cvx.matrix(0.0, b2.shape, "d")
+        np.asarray(B)[...] = b2             # cvxopt matrices are column-major buffers
+        return B
+
+    def _spmatrix(self, A: sp.csc_matrix):
+        n = A.shape[0]
+        cols = np.repeat(np.arange(n, dtype=np.int64), np.diff(A.indptr))
+        M = self._cvx.spmatrix(self._dense(np.asarray(A.data, dtype=np.float64)),
+                               self._int_matrix(A.indices), self._int_matrix(cols), (n, n))
+        colptr, rowind, _ = M.CCS
+        if not (np.array_equal(np.asarray(colptr).ravel(), A.indptr)
+                and np.array_equal(np.asarray(rowind).ravel(), A.indices)):
+            raise RuntimeError("cvxopt stored the pattern in another order than scipy's sorted CSC")
+        return M
+
+    # -- the operations ---------------------------------------------------------------------------
+    def _nested_dissection(self, n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """METIS_NodeND (pymetis) on the graph of the pattern; CHOLMOD's Perm convention (row k of
+        P Q Pᵀ is row perm[k] of Q)."""
+        off = rows != cols
+        r, c = rows[off], cols[off]
+        if len(r) == 0:
+            return np.arange(n, dtype=np.int64)
+        G = sp.csr_matrix((np.ones(2 * len(r), dtype=np.int8), (np.concatenate([r, c]), np.concatenate([c, r]))),
+                          shape=(n, n))
+        G.sum_duplicates()
+        adj = self._metis.CSRAdjacency(G.indptr.astype(np.int64), G.indices.astype(np.int64))
+        perm, _ = self._metis.nested_dissection(adjacency=adj)
+        return np.asarray(perm, dtype=np.int64)
+
+    def analyse(self, A: sp.csc_matrix, ordering: str, rows, cols) -> dict:
+        n = A.shape[0]
+        given = None
+        if ordering in ("nesdis", "metis", "best"):
+            if self._metis is None:
+                warnings.warn("pymetis is not installed: the cvxopt backend orders with AMD instead of "
+                              "nested dissection (pip install pymetis)", RuntimeWarning, stacklevel=4)
+            else:
+                given = self._nested_dissection(n, rows, cols)
+        elif ordering == "natural":
+            given = np.arange(n, dtype=np.int64)
+        if ordering == "default":
+            nmethods = 0                         # CHOLMOD's default strategy (AMD in this build)
+        elif given is None or ordering == "best":
+            nmethods = 2                         # the given order (if any) against AMD: fewest nnz(L)
+        else:
+            nmethods = 1                         # exactly the given order (then post-ordered)
+        Acvx = self._spmatrix(A)
+        p = self._int_matrix(given) if given is not None else None
+        with self._options(supernodal=2, nmethods=nmethods, postorder=True):
+            F = self._ch.symbolic(Acvx, uplo="L") if p is None else self._ch.symbolic(Acvx, p=p, uplo="L")
+        sym = {"A": Acvx, "values": self._dense(np.zeros(A.nnz)), "spare": F, "perm_matrix": None}
+        st = self.struct(F, n)
+        if st is not None:
+            perm = _int_view(st, st.Perm, n).astype(np.int64)
+            code = _ORDERING_CODES.get(int(st.ordering), ordering)
+            used = ("natural" if ordering == "natural" else "metis-nd") if code == "given" else code
+        else:
+            # the layout is not trusted: the permutation from a numeric factor (A is diagonally
+            # dominant) through the public solve(sys=7)
+            self._numeric(sym, F, np.asarray(A.data, dtype=np.float64))
+            perm = self.perm_of(_CvxoptFactor(F, None), n)
+            used = ordering
+        sym["perm"] = perm
+        sym["perm_matrix"] = self._int_matrix(perm)
+        return {"symbolic": sym, "perm": perm, "ordering_used": used, "struct": st}
+
+    def struct(self, f, n: int) -> _CholmodFactorStruct | None:
+        if not self.layout_known:
+            return None
+        capsule = f.capsule if isinstance(f, _CvxoptFactor) else f
+        ptr = _capsule_pointer(capsule)
+        if not ptr:
+            return None
+        st = _CholmodFactorStruct.from_address(ptr)
+        return st if st.n == n and st.Perm else None
+
+    def _symbolic_given(self, sym: dict):
+        with self._options(supernodal=2, nmethods=1, postorder=False):
+            return self._ch.symbolic(sym["A"], p=sym["perm_matrix"], uplo="L")
+
+    def _numeric(self, sym: dict, F, low: np.ndarray) -> None:
+        with self._options(supernodal=2):
+            np.asarray(sym["values"])[:, 0] = low
+            sym["A"].V = sym["values"]
+            try:
+                self._ch.numeric(sym["A"], F)
+            except ArithmeticError as e:
+                sym["spare"] = F                  # its memory serves the next fresh factor
+                raise _NotPositiveDefinite(e.args[0] if e.args else None) from None
+
+    def new_factor(self, sym: dict, A: sp.csc_matrix) -> _CvxoptFactor:
+        with self._lock:
+            F = sym["spare"]
+            sym["spare"] = None
+            if F is None:
+                F = self._symbolic_given(sym)
+            low = np.array(A.data, dtype=np.float64)
+            self._numeric(sym, F, low)
+            return _CvxoptFactor(F, low)
+
+    def refactor(self, sym: dict, f: _CvxoptFactor, A: sp.csc_matrix) -> _CvxoptFactor:
+        with self._lock:
+            low = np.array(A.data, dtype=np.float64)
+            self._numeric(sym, f.capsule, low)
+            f.low = low
+            return f
+
+    def logdet(self, f: _CvxoptFactor) -> float:
+        with self._lock:
+            d = np.asarray(self._ch.diag(f.capsule)).ravel()
+        return float(2.0 * np.sum(np.log(d)))
+
+    def _solve(self, f: _CvxoptFactor, b: np.ndarray, sys: int) -> np.ndarray:
+        b = np.asarray(b, dtype=np.float64)
+        B = self._dense(b)
+        with self._lock:
+            self._ch.solve(f.capsule, B, sys=sys)
+        return np.array(np.asarray(B)).reshape(b.shape)
+
+    def solve(self, f: _CvxoptFactor, b: np.ndarray) -> np.ndarray:
+        return self._solve(f, b, 0)                       # A x = b
+
+    def solve_Lt(self, f: _CvxoptFactor, z: np.ndarray) -> np.ndarray:
+        return self._solve(f, z, 5)                       # Lᵀ x = z
+
+    def perm_of(self, f: _CvxoptFactor, n: int) -> np.ndarray:
+        """CHOLMOD's Perm through the public API: sys=7 solves Pᵀx = b, i.e. x = P b = b[Perm]."""
+        return np.rint(self._solve(f, np.arange(n, dtype=np.float64), 7)).astype(np.int64)
+
+    def L(self, sym: dict, f: _CvxoptFactor) -> sp.csc_matrix:
+        """L (permuted ordering) as a simplicial CSC copy. ``getfactor`` turns the capsule it reads
+        into a symbolic simplicial factor, so a second capsule is factored for it."""
+        with self._lock:
+            F2 = self._symbolic_given(sym)
+            self._numeric(sym, F2, f.low)
+            Ls = self._ch.getfactor(F2)
+        colptr, rowind, vals = (np.asarray(a).ravel() for a in Ls.CCS)
+        n = len(colptr) - 1
+        return sp.csc_matrix((np.array(vals), np.array(rowind), np.array(colptr)), shape=(n, n))
+
+    def _probe(self) -> bool:
+        """Whether the struct read through the capsule agrees with the public API on a small matrix:
+        the permutation (solve sys=7) and every entry of L (getfactor)."""
+        m = 6
+        T = sp.diags([-np.ones(m - 1), 2.0 * np.ones(m), -np.ones(m - 1)], [-1, 0, 1])
+        Q = (sp.kron(T, sp.identity(m)) + sp.kron(sp.identity(m), T) + 0.3 * sp.identity(m * m)).tocsc()
+        A = sp.tril(Q, format="csc")
+        A.sort_indices()
+        n = Q.shape[0]
+        try:
+            out = self.analyse(A, "amd", None, None)
+            arr = _supernodal_arrays(out["struct"], numeric=False)
+            if arr is None:
+                return False
+            S = _si.supernodes_from_arrays(n, *arr[:4])
+            f = self.new_factor(out["symbolic"], A)
+            num = _supernodal_arrays(self.struct(f, n), numeric=True)
+            if num is None or not np.array_equal(self.perm_of(f, n), out["perm"]):
+                return False
+            mine = np.zeros((n, n))
+            for J in range(S.nsuper):
+                s0, s1 = int(S.sup[J]), int(S.sup[J + 1])
+                rows = S.rows[S.pi[J]:S.pi[J + 1]]
+                mine[np.ix_(rows, np.arange(s0, s1))] = num[4][S.px[J]:S.px[J + 1]].reshape(s1 - s0, -1).T
+            ref = self.L(out["symbolic"], f).toarray()
+            return bool(np.allclose(np.tril(mine), ref, rtol=1e-13, atol=1e-15))
+        except Exception:  # noqa: BLE001 - any failure means: do not trust the layout
+            return False
+
+
+_CLASSES = {"cvxopt": _CvxoptBackend, "sksparse": _SksparseBackend}
+_LOADED: dict = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def _load(name: str):
+    """The backend object for ``name`` (loaded once per process); ImportError if it cannot load."""
+    with _LOAD_LOCK:
+        got = _LOADED.get(name)
+        if got is None:
+            try:
+                got = _CLASSES[name]()
+            except ImportError as e:
+                got = e
+            _LOADED[name] = got
+    if isinstance(got, ImportError):
+        raise ImportError(f"the {name!r} CHOLMOD backend is not installed ({got}); {INSTALL_HINT}")
+    return got
+
+
+def _check_name(name: str, source: str) -> str:
+    key = name.strip().lower()
+    if key not in BACKENDS:
+        raise CholmodBackendError(f"{source} names an unknown CHOLMOD backend {name!r}",
+                                  expected=BACKENDS,
+                                  hint=f"set {ENV_VAR} to one of {', '.join(BACKENDS)}, or unset it "
+                                       f"for the default ({_PREFERENCE[0]}, else whichever imports)")
+    return key
+
+
+def _resolve(name: str | None = None):
+    """The backend an analysis made now uses: ``name``, else ``$ADELIA_CHOLMOD``, else the first
+    of :data:`_PREFERENCE` that loads."""
+    if name is not None:
+        return _load(_check_name(name, "backend="))
+    env = os.environ.get(ENV_VAR, "")
+    if env.strip():
+        return _load(_check_name(env, f"the environment variable {ENV_VAR}={env!r}"))
+    for nm in _PREFERENCE:
+        try:
+            return _load(nm)
+        except ImportError:
+            continue
+    raise ImportError("adelia.runtime.sparse needs CHOLMOD; " + INSTALL_HINT)
+
+
+def backend() -> str | None:
+    """Name of the backend a new analysis uses (``"cvxopt"`` or ``"sksparse"``), None when none
+    is installed. Raises :class:`CholmodBackendError` if ``ADELIA_CHOLMOD`` is set to an unknown name."""
+    try:
+        return _resolve().name
+    except ImportError:
+        return None
+
+
+def backends() -> tuple[str, ...]:
+    """The installed backends, in order of preference."""
+    out = []
+    for nm in _PREFERENCE:
+        try:
+            _load(nm)
+        except ImportError:
+            continue
+        out.append(nm)
+    return tuple(out)
+
+
+def available() -> bool:
+    """Whether CHOLMOD can be used: the backend selected by ``ADELIA_CHOLMOD`` (or, unset, either
+    backend) imports. Raises :class:`CholmodBackendError` if the variable names an unknown backend."""
+    return backend() is not None
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,8 +600,8 @@ class SparseAnalysis:
     in (i, j) — the convention of ``jnp.linalg.cholesky``).
     """
 
-    def __init__(self, pattern, *, triangle: str = "full", ordering: str = "nesdis"):
-        _require()
+    def __init__(self, pattern, *, triangle: str = "full", ordering: str = "nesdis", backend: str | None = None):
+        be = _resolve(backend)
         if triangle not in ("full", "lower"):
             raise ValueError(f"triangle must be 'full' or 'lower', got {triangle!r}")
         if ordering not in ORDERINGS:
@@ -243,23 +644,30 @@ class SparseAnalysis:
         lp = np.concatenate([[0], np.cumsum(np.bincount(lo_c, minlength=n))])
         self._low_indptr = lp.astype(np.int32)
         self._low_indices = lo_r.astype(np.int32)
+        # values of a diagonally dominant (so positive definite) matrix on the pattern
         A = self._lower_matrix(np.where(lo_r == lo_c, float(n), -1e-3))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._symbolic = _cholmod.analyze(A, mode="supernodal", ordering_method=ordering)
-        self.perm = np.array(self._symbolic.P(), dtype=np.int64)
-        self.iperm = np.empty(n, dtype=np.int64)
-        self.iperm[self.perm] = np.arange(n)
-        arr = _supernodal_arrays(self._symbolic, numeric=False)
+        out = be.analyse(A, ordering, lo_r, lo_c)
+        self._backend = be
+        self.backend: str = be.name
+        self._symbolic = out["symbolic"]
+        self.ordering_used: str = out["ordering_used"]
+        self._set_perm(out["perm"])
+        arr = _supernodal_arrays(out["struct"], numeric=False)
         self.supernodes: _si.Supernodes | None = None
         if arr is not None:
             self.supernodes = _si.supernodes_from_arrays(n, *arr[:4])
         self._direct = self.supernodes is not None
+        self._perm_checked = False
         self._cache_values: np.ndarray | None = None
         self._cache_factor: Factor | None = None
         self._lock = threading.Lock()  # JAX may run host callbacks from several threads
         self._pattern_pos: np.ndarray | None = None
         self._csc_maps: dict[str, tuple] = {}
+
+    def _set_perm(self, perm: np.ndarray) -> None:
+        self.perm = np.asarray(perm, dtype=np.int64)
+        self.iperm = np.empty(self.n, dtype=np.int64)
+        self.iperm[self.perm] = np.arange(self.n)
 
     # -- building CHOLMOD's input -------------------------------------------------------------
     def _lower_matrix(self, low_values: np.ndarray) -> sp.csc_matrix:
@@ -357,7 +765,8 @@ class SparseAnalysis:
 
     def __repr__(self) -> str:
         return (f"SparseAnalysis(n={self.n}, nnz={self.nnz}, triangle={self.triangle!r}, "
-                f"ordering={self.ordering!r}, nsuper={self.supernodes.nsuper if self.supernodes else '?'})")
+                f"ordering={self.ordering!r}, backend={self.backend!r}, "
+                f"nsuper={self.supernodes.nsuper if self.supernodes else '?'})")
 
 
 def _ragged(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -431,19 +840,19 @@ class Factor:
 
     def logdet(self) -> float:
         """log|Q| = 2 Σ log L_jj."""
-        return float(self._live.logdet())
+        return self.analysis._backend.logdet(self._live)
 
     def solve(self, b) -> np.ndarray:
         """Q⁻¹ b for a vector or a matrix of right-hand sides."""
         b = np.asarray(b, dtype=np.float64)
         if b.shape[0] != self.analysis.n:
             raise ValueError(f"right-hand side has {b.shape[0]} rows, expected {self.analysis.n}")
-        return self._live.solve_A(b)
+        return self.analysis._backend.solve(self._live, b)
 
     def sample_standard(self, z) -> np.ndarray:
         """Pᵀ L⁻ᵀ z ~ N(0, Q⁻¹) for z ~ N(0, I) (Rue & Held 2005, Alg. 2.4)."""
         z = np.asarray(z, dtype=np.float64)
-        y = self._live.solve_Lt(z, use_LDLt_decomposition=False)
+        y = self.analysis._backend.solve_Lt(self._live, z)
         x = np.empty_like(y)
         x[self.analysis.perm] = y
         return x
@@ -451,15 +860,22 @@ class Factor:
     def factor_values(self) -> tuple[_si.Supernodes, np.ndarray]:
         """(supernodes, L's values in their layout); a zero-copy view of CHOLMOD's memory if possible."""
         an = self.analysis
+        be = an._backend
         if an._direct:
-            arr = _supernodal_arrays(self._live, numeric=True)
-            if arr is not None and arr[4].shape[0] == an.supernodes.xsize and len(arr[0]) == an.supernodes.nsuper + 1:
-                return an.supernodes, arr[4]
+            S = an.supernodes
+            arr = _supernodal_arrays(be.struct(self._live, an.n), numeric=True)
+            ok = (arr is not None and arr[4].shape[0] == S.xsize and np.array_equal(arr[0], S.sup)
+                  and np.array_equal(arr[1], S.pi))
+            if ok and not an._perm_checked:     # once per analysis: Perm against the public API
+                ok = an._perm_checked = bool(np.array_equal(be.perm_of(self._live, an.n), an.perm))
+            if ok:
+                return S, arr[4]
             an._direct = False
             an.supernodes = None
             an._pattern_pos = None
             an._csc_maps.clear()
-        L = self._live.L()
+            an._set_perm(be.perm_of(self._live, an.n))
+        L = be.L(an._symbolic, self._live)
         if an.supernodes is None:
             an.supernodes = _si.supernodes_from_csc(L)
         return an.supernodes, _si.pack_csc(an.supernodes, L)
@@ -525,9 +941,17 @@ def _not_pd(e, *, what: str = "precision matrix") -> FitError:
 # --------------------------------------------------------------------------------------------
 
 
-def analyse(pattern, *, triangle: str = "full", ordering: str = "nesdis") -> SparseAnalysis:
-    """Fill-reducing ordering + supernodal symbolic factorisation of a pattern, once."""
-    return SparseAnalysis(pattern, triangle=triangle, ordering=ordering)
+def analyse(pattern, *, triangle: str = "full", ordering: str = "nesdis", backend: str | None = None) -> SparseAnalysis:
+    """Fill-reducing ordering + supernodal symbolic factorisation of a pattern, once.
+
+    ``backend``: ``"cvxopt"`` or ``"sksparse"``; None takes ``$ADELIA_CHOLMOD``, else the default.
+    ``ordering`` names CHOLMOD's methods; with cvxopt, ``"nesdis"`` and ``"metis"`` are
+    METIS_NodeND from pymetis, ``"colamd"`` is AMD (as CHOLMOD does for a symmetric matrix),
+    ``"best"`` the one of METIS_NodeND and AMD with fewer entries in L, and ``"default"``
+    CHOLMOD's default strategy (AMD in a build without METIS). ``SparseAnalysis.ordering_used``
+    records what was used.
+    """
+    return SparseAnalysis(pattern, triangle=triangle, ordering=ordering, backend=backend)
 
 
 def factor(analysis: SparseAnalysis, Q, *, reuse: Factor | None = None) -> Factor:
@@ -542,6 +966,7 @@ def factor(analysis: SparseAnalysis, Q, *, reuse: Factor | None = None) -> Facto
     if not np.all(np.isfinite(values)):
         raise FitError("the precision matrix has non-finite entries", hint="check θ for overflow")
     A = an._lower_matrix(an.lower_values(values))
+    be = an._backend
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -552,11 +977,11 @@ def factor(analysis: SparseAnalysis, Q, *, reuse: Factor | None = None) -> Facto
                 buf = reuse._sigma if reuse._sigma is not None else reuse._selinv_buffer
                 reuse._f = None
                 reuse._sigma = None
-                f.cholesky_inplace(A)
+                f = be.refactor(an._symbolic, f, A)
             else:
                 buf = None
-                f = an._symbolic.cholesky(A)
-    except _cholmod.CholmodNotPositiveDefiniteError as e:
+                f = be.new_factor(an._symbolic, A)
+    except _NotPositiveDefinite as e:
         raise _not_pd(e) from None
     F = Factor(an, f)
     F._selinv_buffer = buf

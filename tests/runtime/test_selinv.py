@@ -1,7 +1,8 @@
 """Supernodal selected inversion against the dense inverse, entry by entry on L's pattern.
 
 The pure-SciPy route (symbolic pattern + dense Cholesky) needs no CHOLMOD; the CHOLMOD route
-(relaxed supernodes with explicit zeros, nested-dissection orderings) is skipped without it.
+(relaxed supernodes with explicit zeros, nested-dissection orderings) runs on each CHOLMOD
+backend of ``adelia.runtime.sparse`` (cvxopt always; scikit-sparse when it is installed).
 """
 
 import numpy as np
@@ -145,24 +146,37 @@ def test_errors():
 # ---------------------------------------------------------------------------
 
 
+def _cholmod_backends():
+    from adelia.runtime import sparse
+
+    out = []
+    for name in sparse.BACKENDS:
+        optional = name != "cvxopt" and name not in sparse.backends()
+        marks = [pytest.mark.skip(reason=f"{name} is not installed")] if optional else []
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+@pytest.mark.parametrize("backend", _cholmod_backends())
 @pytest.mark.parametrize("name", ["spde_grid", "spacetime", "random", "arrowhead", "block_diagonal"])
 @pytest.mark.parametrize("ordering", ["nesdis", "amd"])
-def test_on_cholmod_supernodes(name, ordering):
-    pytest.importorskip("sksparse.cholmod", exc_type=ImportError)
+def test_on_cholmod_supernodes(backend, name, ordering):
     from adelia.runtime import sparse
 
     Q = CASES[name]()
-    an = sparse.analyse(Q, ordering=ordering)
+    an = sparse.analyse(Q, ordering=ordering, backend=backend)
     F = sparse.factor(an, Q)
     S, x = F.factor_values()
+    assert an._direct
     sigma = si.selected_inverse(S, x)
     p = an.perm
     Sd = np.linalg.inv(Q.toarray()[np.ix_(p, p)])
-    Lp = F._f.L().tocoo()  # CHOLMOD's own (simplicial) copy: same pattern
+    L = an._backend.L(an._symbolic, F._f)  # CHOLMOD's own (simplicial) copy: same pattern
+    Lp = L.tocoo()
     assert Lp.nnz == S.nnz
     check_on_pattern(S, sigma, Sd, Lp.row, Lp.col)
     # the fallback route (supernodes found from L's pattern) agrees
-    S2 = si.supernodes_from_csc(F._f.L())
-    sigma2 = si.selected_inverse(S2, si.pack_csc(S2, F._f.L()))
+    S2 = si.supernodes_from_csc(L)
+    sigma2 = si.selected_inverse(S2, si.pack_csc(S2, L))
     np.testing.assert_allclose(sigma2[si.positions(S2, Lp.row, Lp.col)], sigma[si.positions(S, Lp.row, Lp.col)],
                                rtol=1e-12, atol=1e-14)

@@ -1,4 +1,9 @@
-"""The CHOLMOD sparse path against dense references; the JAX wrappers against jax.grad and FD."""
+"""The CHOLMOD sparse path against dense references; the JAX wrappers against jax.grad and FD.
+
+Every test that takes the ``backend`` fixture runs once per CHOLMOD backend (selected through
+``ADELIA_CHOLMOD``): cvxopt is a core dependency and never skips; scikit-sparse on the system
+SuiteSparse skips when it is not installed.
+"""
 
 import jax
 
@@ -9,9 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-pytest.importorskip("sksparse.cholmod", exc_type=ImportError)  # CHOLMOD is an optional system dependency
-
-from adelia.errors import FitError  # noqa: E402
+from adelia.errors import AdeliaError, FitError  # noqa: E402
 from adelia.runtime import sparse  # noqa: E402
 
 # ---------------------------------------------------------------------------
@@ -35,6 +38,22 @@ CASES = {
 TOL = 1e-10
 
 
+def _backend_params():
+    out = []
+    for name in sparse.BACKENDS:
+        optional = name != "cvxopt" and name not in sparse.backends()
+        marks = [pytest.mark.skip(reason=f"{name} is not installed ({sparse.INSTALL_HINT})")] if optional else []
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+@pytest.fixture(params=_backend_params())
+def backend(request, monkeypatch):
+    """The backend under test, selected as a user would: through the environment variable."""
+    monkeypatch.setenv(sparse.ENV_VAR, request.param)
+    return request.param
+
+
 def dense_of(Q):
     return np.asarray(Q.toarray())
 
@@ -46,11 +65,12 @@ def dense_of(Q):
 
 @pytest.mark.parametrize("name", ["spde_grid", "spacetime", "random", "arrowhead", "block_diagonal", "dense"])
 @pytest.mark.parametrize("ordering", ["nesdis", "metis", "amd", "natural"])
-def test_seam_matches_dense(name, ordering):
+def test_seam_matches_dense(backend, name, ordering):
     Q = CASES[name]()
     Qd = dense_of(Q)
     n = Q.shape[0]
     an = sparse.analyse(Q, ordering=ordering)
+    assert an.backend == backend and sparse.backend() == backend
     F = sparse.factor(an, Q)
     assert sparse.logdet(F) == pytest.approx(np.linalg.slogdet(Qd)[1], rel=1e-12)
     rng = np.random.default_rng(0)
@@ -74,7 +94,7 @@ def test_seam_matches_dense(name, ordering):
     np.testing.assert_allclose(F.selinv().diagonal(), np.diag(Sd), rtol=0, atol=TOL)
 
 
-def test_trace_with():
+def test_trace_with(backend):
     Q = spacetime(4, 5)
     an = sparse.analyse(Q)
     F = sparse.factor(an, Q)
@@ -93,12 +113,19 @@ def test_trace_with():
     assert sparse.trace_with(Sl, anl.values_of(sp.tril(dQ))) == pytest.approx(expect, rel=1e-12)
 
 
-def test_refactor_in_place_and_values_order():
+def test_refactor_in_place_and_values_order(backend):
     Q = spde_grid(7)
     an = sparse.analyse(Q)
     F = sparse.factor(an, Q)
     S1 = F.selinv().pattern_values().copy()
     v = an.values_of(Q)
+    # several live factors of one analysis are independent (each has its own memory)
+    G = sparse.factor(an, 2.0 * v)
+    H = sparse.factor(an, 4.0 * v)
+    assert F.logdet() == pytest.approx(np.linalg.slogdet(dense_of(Q))[1], rel=1e-12)
+    assert G.logdet() == pytest.approx(F.logdet() + an.n * np.log(2.0), rel=1e-12)
+    np.testing.assert_allclose(H.selinv().pattern_values(), S1 / 4.0, rtol=1e-10)
+    np.testing.assert_allclose(G.selinv().pattern_values(), S1 / 2.0, rtol=1e-10)
     F2 = sparse.factor(an, 3.0 * v, reuse=F)
     assert F2.logdet() == pytest.approx(np.linalg.slogdet(3.0 * dense_of(Q))[1], rel=1e-12)
     np.testing.assert_allclose(F2.selinv().pattern_values(), S1 / 3.0, rtol=1e-10)
@@ -112,25 +139,43 @@ def test_refactor_in_place_and_values_order():
         sparse.factor(an, outside)
 
 
-def test_fallback_route_without_direct_access(monkeypatch):
+def test_fallback_route_without_direct_access(backend, monkeypatch):
     Q = arrowhead(60, 3)
     Sd = np.linalg.inv(dense_of(Q))
     an = sparse.analyse(Q)
-    an._direct = False  # the numeric factor's arrays could not be verified: Factor.L() route
+    an._direct = False  # the numeric factor's arrays could not be verified: simplicial-copy route
     F = sparse.factor(an, Q)
     C = sparse.selected_inverse(F).tocoo()
     np.testing.assert_allclose(C.data, Sd[C.row, C.col], rtol=0, atol=TOL)
-    monkeypatch.setattr(sparse, "_LAYOUT_KNOWN", False)  # unknown scikit-sparse object layout
+    # the struct layout is not trusted at all (unknown scikit-sparse object layout, failed cvxopt probe)
+    monkeypatch.setattr(sparse._load(backend), "layout_known", False)
     an = sparse.analyse(Q)
     assert an.supernodes is None
     F = sparse.factor(an, Q)
+    assert F.logdet() == pytest.approx(np.linalg.slogdet(dense_of(Q))[1], rel=1e-12)
     C = sparse.selected_inverse(F).tocoo()
     np.testing.assert_allclose(C.data, Sd[C.row, C.col], rtol=0, atol=TOL)
+    X = sparse.sample_standard(F, np.eye(an.n))
+    np.testing.assert_allclose(X @ X.T, Sd, rtol=0, atol=TOL)
     g = jax.grad(lambda v: sparse.sparse_logdet(v, an))(jnp.asarray(an.values_of(Q)))
     np.testing.assert_allclose(g, Sd[an.rows, an.cols], rtol=1e-10, atol=1e-13)
 
 
-def test_errors():
+def test_permutation_check_falls_back(backend, monkeypatch):
+    """A struct whose permutation disagrees with the backend's public one is not used."""
+    Q = spacetime(3, 4)
+    Sd = np.linalg.inv(dense_of(Q))
+    an = sparse.analyse(Q)
+    true_perm = an.perm.copy()
+    an._set_perm(np.roll(true_perm, 1))        # what a misread Perm would look like
+    F = sparse.factor(an, Q)
+    C = sparse.selected_inverse(F).tocoo()
+    assert not an._direct
+    np.testing.assert_array_equal(an.perm, true_perm)
+    np.testing.assert_allclose(C.data, Sd[C.row, C.col], rtol=0, atol=TOL)
+
+
+def test_errors(backend):
     Q = spde_grid(5)
     an = sparse.analyse(Q)
     with pytest.raises(FitError, match="not positive definite"):
@@ -170,7 +215,7 @@ def ref_solve(an, v, b):
 
 
 @pytest.fixture(params=["full", "lower"])
-def problem(request):
+def problem(request, backend):
     Q = spacetime(3, 4)
     if request.param == "lower":
         Q = sp.tril(Q, format="csc")
@@ -226,7 +271,7 @@ def test_sparse_solve_vjp(problem, ncols):
     assert jnp.allclose(jax.jit(sp_solve)(v, b), rf_solve(v, b), atol=1e-12)
 
 
-def test_gradient_of_a_theta_parametrised_gaussian_logdensity():
+def test_gradient_of_a_theta_parametrised_gaussian_logdensity(backend):
     """θ ↦ ½log|Q(θ)| − ½ yᵀQ(θ)y − ... with Q(θ) = e^θ₀ K² + e^θ₁ K on a grid (2 θ, one pattern)."""
     K = grid_K(6)
     K2 = (K @ K).tocsc()
@@ -270,7 +315,7 @@ def test_jax_wrappers_reject_float32(problem):
         sparse.sparse_logdet(v[:-1], an)
 
 
-def test_constraints_match_dense():
+def test_constraints_match_dense(backend):
     from adelia.runtime import dense
 
     Q = spde_grid(5)
@@ -286,3 +331,94 @@ def test_constraints_match_dense():
         float(dense.constrained_logdet_term(L, jnp.asarray(C))), rel=1e-10)
     assert np.allclose(C @ sparse.constrain(F, C, x), 0.0, atol=1e-10)
     assert sparse.constrained_logdet_term(F, np.zeros((0, an.n))) == 0.0
+
+
+# ---------------------------------------------------------------------------
+# Backend selection and agreement between backends
+# ---------------------------------------------------------------------------
+
+
+def test_default_backend_is_cvxopt(monkeypatch):
+    monkeypatch.delenv(sparse.ENV_VAR, raising=False)
+    assert sparse.available()
+    assert sparse.backend() == "cvxopt"
+    assert "cvxopt" in sparse.backends()
+    assert sparse.analyse(spde_grid(4)).backend == "cvxopt"
+
+
+@pytest.mark.parametrize("value", ["umfpack", "cvxopt,sksparse"])
+def test_unknown_backend_is_a_clear_error(monkeypatch, value):
+    monkeypatch.setenv(sparse.ENV_VAR, value)
+    for call in (sparse.available, sparse.backend, lambda: sparse.analyse(spde_grid(4))):
+        with pytest.raises(sparse.CholmodBackendError) as err:
+            call()
+        assert isinstance(err.value, AdeliaError)
+        text = str(err.value)
+        assert sparse.ENV_VAR in text and repr(value) in text
+        assert all(name in text for name in sparse.BACKENDS)
+    monkeypatch.delenv(sparse.ENV_VAR)
+    with pytest.raises(sparse.CholmodBackendError, match="backend="):
+        sparse.analyse(spde_grid(4), backend="pardiso")
+
+
+def test_missing_backends(monkeypatch):
+    """A selected backend that does not import: unavailable, ImportError naming it; unset, the
+    default falls back to whichever backend imports."""
+    monkeypatch.setitem(sparse._LOADED, "sksparse", ImportError("No module named 'sksparse'"))
+    monkeypatch.setenv(sparse.ENV_VAR, "sksparse")
+    assert not sparse.available() and sparse.backend() is None
+    with pytest.raises(ImportError, match="'sksparse' CHOLMOD backend is not installed"):
+        sparse.analyse(spde_grid(4))
+    monkeypatch.delenv(sparse.ENV_VAR)
+    assert sparse.backend() == "cvxopt" and sparse.backends() == ("cvxopt",)
+    monkeypatch.setitem(sparse._LOADED, "cvxopt", ImportError("No module named 'cvxopt'"))
+    assert not sparse.available() and sparse.backends() == ()
+    with pytest.raises(ImportError, match="pip install cvxopt pymetis"):
+        sparse.analyse(spde_grid(4))
+
+
+def test_backend_argument_overrides_the_environment(monkeypatch):
+    monkeypatch.setenv(sparse.ENV_VAR, "sksparse")
+    assert sparse.analyse(spde_grid(4), backend="cvxopt").backend == "cvxopt"
+
+
+def test_cvxopt_options_are_restored_and_not_used(monkeypatch):
+    """cvxopt's global options dictionary: a user's settings neither leak into adelia's calls
+    (a simplicial LDLᵀ request would break the supernodal reading) nor get lost."""
+    from cvxopt import cholmod as cvx_cholmod
+
+    monkeypatch.setattr(cvx_cholmod, "options", {"supernodal": 0, "postorder": False})
+    Q = spacetime(3, 4)
+    an = sparse.analyse(Q, backend="cvxopt")
+    F = sparse.factor(an, Q)
+    F.factor_values()
+    assert an._direct                                              # CHOLMOD's supernodes, read in place
+    C = sparse.selected_inverse(F).tocoo()
+    np.testing.assert_allclose(C.data, np.linalg.inv(dense_of(Q))[C.row, C.col], rtol=0, atol=TOL)
+    assert cvx_cholmod.options == {"supernodal": 0, "postorder": False}
+
+
+def _sigma_entries(F):
+    C = sparse.selected_inverse(F).tocoo()
+    return dict(zip(zip(C.row.tolist(), C.col.tolist()), C.data.tolist()))
+
+
+@pytest.mark.parametrize("name", ["random", "spacetime"])
+@pytest.mark.parametrize("ordering", ["nesdis", "amd"])
+def test_backends_agree(name, ordering):
+    if "sksparse" not in sparse.backends():
+        pytest.skip(f"sksparse is not installed ({sparse.INSTALL_HINT})")
+    Q = {"random": lambda: random_spd(200, 0.02, 7), "spacetime": lambda: spacetime(5, 6)}[name]()
+    b = np.random.default_rng(8).standard_normal((Q.shape[0], 2))
+    out = {}
+    for be in sparse.BACKENDS:
+        an = sparse.analyse(Q, ordering=ordering, backend=be)
+        F = sparse.factor(an, Q)
+        out[be] = (F.logdet(), F.solve(b), _sigma_entries(F), F.selinv().pattern_values())
+    (ld1, x1, s1, p1), (ld2, x2, s2, p2) = out["cvxopt"], out["sksparse"]
+    assert abs(ld1 - ld2) <= 1e-10 * max(1.0, abs(ld1))
+    np.testing.assert_allclose(x1, x2, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(p1, p2, rtol=0, atol=1e-10)       # Σ on Q's pattern
+    common = s1.keys() & s2.keys()                                # the orderings may differ: fill differs
+    assert set(zip(*Q.nonzero())) <= common
+    np.testing.assert_allclose([s1[k] for k in common], [s2[k] for k in common], rtol=0, atol=1e-10)
