@@ -384,7 +384,7 @@ def choose_solver(model, solver: str = "auto", *, key: str | None = None) -> str
                 _CHOICE.popitem(last=False)
         return _CHOICE[choice]
     if solver == "sparse" and not sparse.available():
-        raise ModelError("solver = \"sparse\" needs CHOLMOD (scikit-sparse)", hint=sparse.INSTALL_HINT)
+        raise ModelError("solver = \"sparse\" needs CHOLMOD (cvxopt, or scikit-sparse)", hint=sparse.INSTALL_HINT)
     return solver
 
 

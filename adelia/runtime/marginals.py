@@ -14,7 +14,7 @@ __all__ = ["mixture_summary", "skew_mixture_summary", "skew_normal_from_sla", "d
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from scipy.special import ndtr, owens_t
+from scipy.special import ndtr, ndtri, owens_t
 
 QUANTILES = (0.025, 0.5, 0.975)
 
@@ -28,20 +28,11 @@ def mixture_summary(w: np.ndarray, mu: np.ndarray, sd: np.ndarray, quantiles=QUA
     out = {"mean": mean, "sd": np.sqrt(np.maximum(var, 0.0))}
     lo = np.min(mu - 10 * sd, axis=0)
     hi = np.max(mu + 10 * sd, axis=0)
+    cdf = lambda x: w @ ndtr((x - mu) / sd)
+    pdf = lambda x: w @ (np.exp(-0.5 * ((x - mu) / sd) ** 2) / sd) / np.sqrt(2 * np.pi)
     for q in quantiles:
-        a, b = lo.copy(), hi.copy()
-        for _ in range(80):          # bisection on the mixture CDF, all columns at once
-            mid = 0.5 * (a + b)
-            below = (w @ ndtr((mid - mu) / sd)) < q
-            a, b = np.where(below, mid, a), np.where(below, b, mid)
-        out[f"{q}quant"] = 0.5 * (a + b)
-    # mode: density on a grid around the mean, refined once
-    s = out["sd"] + 1e-300
-    for width, npts in ((5.0, 201), (0.1, 101)):
-        centre = out.get("mode", mean)
-        grid = centre[None, :] + np.linspace(-width, width, npts)[:, None] * s[None, :]
-        dens = np.einsum("k,gkn->gn", w, np.exp(-0.5 * ((grid[:, None, :] - mu[None]) / sd[None]) ** 2) / sd[None])
-        out["mode"] = grid[np.argmax(dens, axis=0), np.arange(grid.shape[1])]
+        out[f"{q}quant"] = _quantile(cdf, pdf, q, lo, hi, mean + ndtri(q) * out["sd"])
+    out["mode"] = _mode(pdf, mean, out["sd"])
     return out
 
 
@@ -128,18 +119,46 @@ def skew_mixture_summary(w, loc, scale, alpha, quantiles=QUANTILES) -> dict[str,
     out = {"mean": mean, "sd": sd}
     lo = np.min(mk - 12 * np.sqrt(vk), axis=0)
     hi = np.max(mk + 12 * np.sqrt(vk), axis=0)
+    cdf = lambda x: w @ _sn_cdf((x - loc) / scale, alpha)
+
+    def pdf(x):
+        z = (x - loc) / scale
+        return w @ (2.0 * np.exp(-0.5 * z ** 2) * ndtr(alpha * z) / scale) / np.sqrt(2 * np.pi)
+
     for q in quantiles:
-        a, b = lo.copy(), hi.copy()
-        for _ in range(60):
-            mid = 0.5 * (a + b)
-            below = (w @ _sn_cdf((mid - loc) / scale, alpha)) < q
-            a, b = np.where(below, mid, a), np.where(below, b, mid)
-        out[f"{q}quant"] = 0.5 * (a + b)
-    s = sd + 1e-300
-    for width, npts in ((5.0, 201), (0.1, 101)):
-        centre = out.get("mode", mean)
-        grid = centre[None, :] + np.linspace(-width, width, npts)[:, None] * s[None, :]
-        z = (grid[:, None, :] - loc[None]) / scale[None]
-        dens = np.einsum("k,gkn->gn", w, 2.0 * np.exp(-0.5 * z ** 2) * ndtr(alpha[None] * z) / scale[None])
-        out["mode"] = grid[np.argmax(dens, axis=0), np.arange(grid.shape[1])]
+        out[f"{q}quant"] = _quantile(cdf, pdf, q, lo, hi, mean + ndtri(q) * sd)
+    out["mode"] = _mode(pdf, mean, sd)
     return out
+
+
+def _quantile(cdf, pdf, q: float, lo: np.ndarray, hi: np.ndarray, start: np.ndarray, iterations: int = 60):
+    """x with cdf(x) = q, columnwise: Newton steps from ``start`` inside a bisection bracket
+    [lo, hi] (a step leaving the bracket bisects instead), until every column's step is below
+    10⁻¹³ of the bracket's initial width; converges in a handful of steps from the moment-matched
+    start, where plain bisection needed 60–80 mixture-CDF evaluations."""
+    a, b = lo.copy(), hi.copy()
+    x = np.clip(start, a, b)
+    tol = 1e-13 * (hi - lo)
+    for _ in range(iterations):
+        f = cdf(x) - q
+        a, b = np.where(f < 0, x, a), np.where(f < 0, b, x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = x - f / pdf(x)
+        inside = np.isfinite(newton) & (newton > a) & (newton < b)
+        x_new = np.where(inside, newton, 0.5 * (a + b))
+        done = np.abs(x_new - x) <= tol
+        x = x_new
+        if np.all(done):
+            break
+    return x
+
+
+def _mode(pdf, centre: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """argmax of a unimodal-ish density, columnwise: an 81-point grid over ±5 scale, refined twice
+    around the best point (final spacing 0.0025 scale)."""
+    s = scale + 1e-300
+    for width, npts in ((5.0, 81), (0.25, 21), (0.025, 21)):
+        grid = centre[None, :] + np.linspace(-width, width, npts)[:, None] * s[None, :]
+        dens = np.stack([pdf(g) for g in grid])
+        centre = grid[np.argmax(dens, axis=0), np.arange(grid.shape[1])]
+    return centre

@@ -156,7 +156,6 @@ def test_automatic_choice():
     assert choose_solver(st, "auto") == "dense"           # small: the dense path (simplified Laplace)
     assert _choose_large(st, have_cholmod=False) == "bta"
     assert _choose_large(flat, have_cholmod=False) == "dense"
-    pytest.importorskip("sksparse")
     assert _choose_large(flat, have_cholmod=True) == "sparse"
 
 

@@ -7,8 +7,6 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-pytest.importorskip("sksparse")
-
 import adelia  # noqa: E402
 from adelia.compiler.model import compile_model  # noqa: E402
 from adelia.dsl.parser import parse_formula  # noqa: E402
