@@ -246,7 +246,7 @@ class CompiledProblem:
                                                            in_axes=(0, 0)))
         self.loglik_draws = program("loglik_draws", jax.vmap(prob.loglik_terms))
         self.eta_draws = program("eta_draws", jax.vmap(prob.eta))
-        self.sampler = program("sampler", jax.vmap(prob.sample_latent, in_axes=(0, 0, None, 0)), (2,))
+        self.sampler = program("sampler", prob.sample_latent, (2,))
         self.programs = (self.value_and_grad, self.value, self.value_batch, *self.gaussian.values(), self.loglik_grid,
                          self.loglik_draws, self.eta_draws, self.sampler)
 
@@ -566,18 +566,21 @@ def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions, x_poin
     S = options.n_samples
     which = rng.choice(len(res.points), size=S, p=res.weights)
     counts = np.bincount(which, minlength=len(res.points))
-    n_pad = 1 << int(np.ceil(np.log2(counts.max())))     # few distinct shapes -> few compilations
     used = np.flatnonzero(counts)
-    # threefry keys made on the host: jax.random.split would compile a program of its own
-    keys = jnp.asarray(rng.integers(0, 2 ** 32, size=(len(used), 2), dtype=np.uint32))
-    per_point = np.asarray(cp.sampler(jnp.asarray(res.points[used]), keys, n_pad,
-                                      jnp.asarray(np.asarray(x_points)[used])))  # (K_used, n_pad, N)
-    slot = np.searchsorted(used, which)
-    rank = np.zeros(S, dtype=int)
-    for k in range(len(used)):
-        rows = np.flatnonzero(slot == k)
-        rank[rows] = np.arange(len(rows))
-    xs = per_point[slot, rank]
+    # each point draws in chunks of one fixed size (one compiled program), as many as its count
+    # needs: padding every point to the largest count drew up to K times too many (N-vectors)
+    chunk = int(np.clip(1 << int(np.ceil(np.log2(max(S / len(used), 1)))), 16, 256))
+    x_points = np.asarray(x_points)
+    per_point = []
+    for k in used:
+        # threefry keys made on the host: jax.random.split would compile a program of its own
+        keys = rng.integers(0, 2 ** 32, size=(-(-counts[k] // chunk), 2), dtype=np.uint32)
+        theta_k, x_k = jnp.asarray(res.points[k]), jnp.asarray(x_points[k])
+        per_point.append(np.concatenate([np.asarray(cp.sampler(theta_k, jnp.asarray(key), chunk, x_k))
+                                         for key in keys])[: counts[k]])
+    xs = np.empty((S, res.problem.N))
+    for k, draws in zip(used, per_point):
+        xs[which == k] = draws
     thetas = res.points[which]
     eta = np.asarray(cp.eta_draws(jnp.asarray(xs), jnp.asarray(thetas))) if res.problem.copies else \
         (res.problem.A @ xs.T).T + res.problem.offset
