@@ -275,8 +275,8 @@ class Evaluations:
         self._memo: dict[bytes, tuple[float, jax.Array]] = {}
         self._batched = jax.default_backend() != "cpu"
 
-    def value_and_grad(self, theta_free) -> tuple[float, np.ndarray]:
-        (f, x), g = self.cp.value_and_grad(jnp.asarray(theta_free, dtype=float), self.x)
+    def value_and_grad(self, theta_free, start: jax.Array | None = None) -> tuple[float, np.ndarray]:
+        (f, x), g = self.cp.value_and_grad(jnp.asarray(theta_free, dtype=float), self.x if start is None else start)
         self.n_objective += 1
         self.n_gradient += 1
         f = float(f)
@@ -291,7 +291,8 @@ class Evaluations:
         self._memo[np.round(np.asarray(theta_free, dtype=float), 12).tobytes()] = (f, self.x)
 
     def gradient(self, theta_free) -> np.ndarray:
-        return self.value_and_grad(theta_free)[1]
+        """∇f near θ* (the Hessian's differences): Newton starts from x̂(θ*), h away."""
+        return self.value_and_grad(theta_free, self.x_mode)[1]
 
     def _full(self, theta_free: np.ndarray) -> np.ndarray:
         rows = np.repeat(self.cp.initial[None, :], len(theta_free), axis=0)
