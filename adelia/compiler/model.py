@@ -101,19 +101,19 @@ class Model:
 
     @property
     def N(self) -> int:
-        return self.A.shape[1]
+        return self.problem.N
 
     @property
     def m(self) -> int:
-        return self.A.shape[0]
+        return self.problem.m
 
     @property
     def d(self) -> int:
-        return len(self.thetas)
+        return self.problem.d
 
     @property
     def observed(self) -> np.ndarray:
-        return ~np.isnan(self.y)
+        return self.problem.observed
 
     @functools.cached_property
     def problem(self) -> rt.Problem:

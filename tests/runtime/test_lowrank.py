@@ -9,29 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adelia.runtime import dense
+from adelia.runtime.laplace import DenseFactor
 from adelia.runtime.laplace_sparse import correction_nodes, correction_scale
 from adelia.runtime.lowrank import LowRankCorrected
 
 
-class _DenseBase:
-    """A factor handle of S, densely, with the pattern view the sparse paths have."""
+class _DenseBase(DenseFactor):
+    """A dense factor handle of S with the pattern view the sparse paths have."""
 
     def __init__(self, S, rows, cols):
-        self.L = dense.factor(S)
+        super().__init__(S)
         self.rows, self.cols = rows, cols
-
-    def solve(self, b):
-        return dense.solve(self.L, b)
-
-    def logdet(self):
-        return dense.logdet(self.L)
-
-    def inverse(self):
-        return dense.inverse(self.L)
-
-    def sample_standard(self, z):
-        return dense.sample_standard(self.L, z)
 
     def sigma_pattern(self):
         return self.inverse()[self.rows, self.cols]
