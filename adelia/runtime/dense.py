@@ -39,25 +39,26 @@ def sample_standard(L: jax.Array, z: jax.Array) -> jax.Array:
     return solve_triangular(L.T, z, lower=False)
 
 
-def krige(solve_fn, C: jax.Array, x: jax.Array, e: jax.Array | None = None) -> jax.Array:
+def krige(solve_fn, C: jax.Array, x: jax.Array, e: jax.Array | None = None, V: jax.Array | None = None) -> jax.Array:
     """Kriging correction onto {C x = e}: x − Q⁻¹Cᵀ(C Q⁻¹ Cᵀ)⁻¹ (C x − e) (Rue & Held 2005, eq. 2.30),
-    for any solver ``solve_fn(b) = Q⁻¹ b`` (dense, sparse).
+    for any solver ``solve_fn(b) = Q⁻¹ b`` (dense, sparse); ``V``: Q⁻¹Cᵀ when already known.
 
     Applied to the mode it gives the constrained mode; applied to a zero-mean draw (e = 0), a
     constrained draw.
     """
     if C.shape[0] == 0:
         return x
-    V = solve_fn(C.T)
+    V = solve_fn(C.T) if V is None else V
     r = C @ x if e is None else C @ x - e
     return x - V @ jnp.linalg.solve(C @ V, r)
 
 
-def constraint_logdet(solve_fn, C: jax.Array) -> jax.Array:
-    """log|C Q⁻¹ Cᵀ|: the extra normaliser of N(μ, Q⁻¹) conditioned on C x = e (0 without constraints)."""
+def constraint_logdet(solve_fn, C: jax.Array, V: jax.Array | None = None) -> jax.Array:
+    """log|C Q⁻¹ Cᵀ|: the extra normaliser of N(μ, Q⁻¹) conditioned on C x = e (0 without
+    constraints); ``V``: Q⁻¹Cᵀ when already known."""
     if C.shape[0] == 0:
         return jnp.zeros(())
-    return jnp.linalg.slogdet(C @ solve_fn(C.T))[1]
+    return jnp.linalg.slogdet(C @ (solve_fn(C.T) if V is None else V))[1]
 
 
 def constrain(L: jax.Array, C: jax.Array, x: jax.Array, e: jax.Array | None = None) -> jax.Array:

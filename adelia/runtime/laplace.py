@@ -80,12 +80,19 @@ class DenseFactor:
 
 def krige(F, C: jax.Array, x: jax.Array, e: jax.Array | None = None) -> jax.Array:
     """Kriging onto {C x = e} with the factor handle F of Q (see :func:`dense.krige`)."""
-    return dense.krige(F.solve, C, x, e)
+    return dense.krige(F.solve, C, x, e, _solved_constraints(F, C))
 
 
 def constraint_logdet(F, C: jax.Array) -> jax.Array:
     """log|C Q⁻¹ Cᵀ| with the factor handle F."""
-    return dense.constraint_logdet(F.solve, C)
+    return dense.constraint_logdet(F.solve, C, _solved_constraints(F, C))
+
+
+def _solved_constraints(F, C):
+    """Q⁻¹Cᵀ where the factor handle already holds it for these rows (the low-rank corrected
+    factor solves with Cᵀ when it is made), else None."""
+    known = getattr(F, "solved_constraints", None)
+    return known if known is not None and getattr(F, "C", None) is C else None
 
 
 class LaplaceProblem:

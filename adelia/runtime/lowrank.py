@@ -59,6 +59,12 @@ class LowRankCorrected:
         self.UtP = self.U.T @ self.P
         self.K = jnp.diag(1.0 / self.d) + self.UtP
 
+    @property
+    def solved_constraints(self):
+        """M⁻¹Cᵀ from the columns already solved (no solve): S⁻¹Cᵀ − P K⁻¹ UᵀS⁻¹Cᵀ."""
+        k = self.k
+        return self.P[:, :k] - self.P @ jnp.linalg.solve(self.K, self.UtP[:, :k])
+
     #: a draw uses k standard normals beyond the N of the base factor's draw
     @property
     def extra_normals(self) -> int:
