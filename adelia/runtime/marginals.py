@@ -32,7 +32,7 @@ def mixture_summary(w: np.ndarray, mu: np.ndarray, sd: np.ndarray, quantiles=QUA
     pdf = lambda x: w @ (np.exp(-0.5 * ((x - mu) / sd) ** 2) / sd) / np.sqrt(2 * np.pi)
     for q in quantiles:
         out[f"{q}quant"] = _quantile(cdf, pdf, q, lo, hi, mean + ndtri(q) * out["sd"])
-    out["mode"] = _mode(pdf, mean, out["sd"])
+    out["mode"] = _mode(pdf, mean, out["sd"], mu)
     return out
 
 
@@ -127,7 +127,7 @@ def skew_mixture_summary(w, loc, scale, alpha, quantiles=QUANTILES) -> dict[str,
 
     for q in quantiles:
         out[f"{q}quant"] = _quantile(cdf, pdf, q, lo, hi, mean + ndtri(q) * sd)
-    out["mode"] = _mode(pdf, mean, sd)
+    out["mode"] = _mode(pdf, mean, sd, mk)
     return out
 
 
@@ -153,12 +153,24 @@ def _quantile(cdf, pdf, q: float, lo: np.ndarray, hi: np.ndarray, start: np.ndar
     return x
 
 
-def _mode(pdf, centre: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """argmax of a unimodal-ish density, columnwise: an 81-point grid over ±5 scale, refined twice
-    around the best point (final spacing 0.0025 scale)."""
+def _mode(pdf, centre: np.ndarray, scale: np.ndarray, candidates: np.ndarray, keep: int = 3) -> np.ndarray:
+    """argmax of a mixture density, columnwise. Start points: an 81-point grid over ±5 scale and
+    the components' own centres (``candidates``, (K, n): a narrow, well separated component can
+    fall between grid points); the ``keep`` best of them are each refined twice (final spacing
+    0.0025 scale) and the highest result wins, so two peaks of nearly equal height are both
+    looked at closely before one is chosen."""
     s = scale + 1e-300
-    for width, npts in ((5.0, 81), (0.25, 21), (0.025, 21)):
-        grid = centre[None, :] + np.linspace(-width, width, npts)[:, None] * s[None, :]
-        dens = np.stack([pdf(g) for g in grid])
-        centre = grid[np.argmax(dens, axis=0), np.arange(grid.shape[1])]
-    return centre
+    cols = np.arange(centre.shape[0])
+    start = np.concatenate([centre[None, :] + np.linspace(-5.0, 5.0, 81)[:, None] * s[None, :], candidates])
+    dens = np.stack([pdf(g) for g in start])
+    best_x, best_d = centre, np.full(centre.shape, -np.inf)
+    for rank in np.argsort(-dens, axis=0)[:keep]:
+        x = start[rank, cols]
+        for width in (0.25, 0.025):
+            grid = x[None, :] + np.linspace(-width, width, 21)[:, None] * s[None, :]
+            d = np.stack([pdf(g) for g in grid])
+            x = grid[np.argmax(d, axis=0), cols]
+        d = pdf(x)
+        better = d > best_d
+        best_x, best_d = np.where(better, x, best_x), np.where(better, d, best_d)
+    return best_x
