@@ -228,8 +228,12 @@ class CompiledProblem:
         # it, the sparse path's scatters over Q_c's pattern 1.4x slower on S2)
         fast = solver == "dense" and model.N <= FAST_COMPILE_DENSE_MAX
 
+        # CHOLMOD runs in host callbacks, which jax.export cannot serialise: trying would only
+        # trace those programs twice
+        exportable = key is not None and solver != "sparse"
+
         def program(name, fn, static_argnums=()):
-            return Program(fn, static_argnums, export_key=None if key is None else (key, solver, name),
+            return Program(fn, static_argnums, export_key=(key, solver, name) if exportable else None,
                            compiler_options={"xla_backend_optimization_level": 0} if fast else None)
 
         #: ((f, x̂), ∇f) at free θ

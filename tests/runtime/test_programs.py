@@ -44,3 +44,11 @@ def test_second_process_loads_the_exported_programs(tmp_path):
 
 def test_without_a_cache_nothing_is_exported(tmp_path):
     assert _run("off")["sources"] == ["traced"]
+
+
+def test_sparse_path_programs_are_traced_not_exported(tmp_path):
+    """Host callbacks (CHOLMOD) cannot be serialised: the sparse path does not try."""
+    child = CHILD.replace('family="poisson", n_samples=50)', 'family="poisson", n_samples=50, solver="sparse")')
+    env = {**os.environ, "ADELIA_COMPILATION_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1])["sources"] == ["traced"]
