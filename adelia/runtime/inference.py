@@ -153,9 +153,13 @@ class Program:
                 source = "exported"
                 try:
                     exported = jax.export.export(self._jit)(*args)
-                    _write_atomically(path, exported.serialize())
-                except Exception:  # noqa: BLE001 - not exportable (host callbacks): trace as usual
+                except Exception:  # noqa: BLE001 - not exportable: trace as usual
                     exported = None
+                else:
+                    try:
+                        _write_atomically(path, exported.serialize())
+                    except OSError:  # an unwritable cache: this process still uses the export
+                        pass
             if exported is not None:
                 self.sources.append(source)
                 return jax.jit(exported.call).lower(*dynamic).compile(self._options)
@@ -259,6 +263,12 @@ class CompiledProblem:
         return sum(p.compile_seconds for p in self.programs)
 
 
+def _memo_key(theta_free: np.ndarray) -> bytes:
+    """One θ row as a dictionary key: rounded, so a point computed twice by the same design maps
+    to one evaluation despite the last bits of its arithmetic."""
+    return np.round(theta_free, 12).tobytes()
+
+
 class Evaluations:
     """f(θ) = −log π̃(θ|y) and its gradient for one fit, counted, memoised, warm-started.
 
@@ -292,7 +302,7 @@ class Evaluations:
         """Record θ* (where the mode search ended, so ``self.x`` is its x̂): later Newton
         iterations start there, and the designs' centre point is not evaluated again."""
         self.x_mode = self.x
-        self._memo[np.round(np.asarray(theta_free, dtype=float), 12).tobytes()] = (f, self.x)
+        self._memo[_memo_key(np.asarray(theta_free, dtype=float))] = (f, self.x)
 
     def gradient(self, theta_free) -> np.ndarray:
         """∇f near θ* (the Hessian's differences): Newton starts from x̂(θ*), h away."""
@@ -306,7 +316,7 @@ class Evaluations:
     def values(self, thetas_free) -> np.ndarray:
         """f at each row of free θ (memoised: the grid's axes and its product share points)."""
         thetas_free = np.atleast_2d(np.asarray(thetas_free, dtype=float))
-        keys = [np.round(t, 12).tobytes() for t in thetas_free]
+        keys = [_memo_key(t) for t in thetas_free]
         todo = [i for i, k in enumerate(keys) if k not in self._memo]
         if todo:
             for i, (f, x) in zip(todo, self._evaluate(thetas_free[todo])):
@@ -317,7 +327,7 @@ class Evaluations:
         """x̂ at each row (evaluated by :meth:`values` unless it already was)."""
         thetas_free = np.atleast_2d(np.asarray(thetas_free, dtype=float))
         self.values(thetas_free)
-        return jnp.stack([self._memo[np.round(t, 12).tobytes()][1] for t in thetas_free])
+        return jnp.stack([self._memo[_memo_key(t)][1] for t in thetas_free])
 
     def _evaluate(self, thetas_free: np.ndarray):
         x0 = self.x if self.x_mode is None else self.x_mode

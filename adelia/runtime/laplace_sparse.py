@@ -176,7 +176,6 @@ class SparseLaplaceProblem(LaplaceProblem):
         self.diag_pos = jnp.asarray(np.searchsorted(key, np.arange(N) * N + np.arange(N)))
         if J is not None:
             self.J_pos = self.diag_pos[self.J]
-            self.J_support = float(np.max(np.sum(model.C != 0, axis=1)))
 
     def _analyse(self, pattern: sp.csc_matrix):
         """The solver's view of the pattern (rows, cols and nnz in its value order): CHOLMOD's analysis."""
@@ -195,7 +194,7 @@ class SparseLaplaceProblem(LaplaceProblem):
         if self.J is None:
             return self._make_factor(values)
         # Q_c is singular: factor S = Q_c + γ F_J F_Jᵀ and correct (adelia.runtime.lowrank)
-        gamma = jnp.mean(values[self.diag_pos]) * self.J_support
+        gamma = correction_scale(values[self.diag_pos], self.model.C)
         base = self._make_factor(values.at[self.J_pos].add(jax.lax.stop_gradient(gamma)))
         return LowRankCorrected(base, self.C, self.J, gamma, self.prow, self.pcol)
 
@@ -279,11 +278,12 @@ def correction_nodes(C: np.ndarray) -> np.ndarray:
     return np.asarray(chosen, dtype=np.int64)
 
 
-def correction_scale(diagonal, C) -> float:
+def correction_scale(diagonal, C):
     """γ: Q_c's mean diagonal times the largest constraint's support, so that S's eigenvalue
-    along a null direction of Q_c spread over n nodes (γ/n) is of Q_c's own size."""
+    along a null direction of Q_c spread over n nodes (γ/n) is of Q_c's own size. ``diagonal``
+    is a NumPy array (the definiteness check) or a JAX one (each factorisation)."""
     support = np.max(np.sum(np.asarray(C) != 0, axis=1))
-    return float(np.mean(diagonal)) * float(support)
+    return diagonal.mean() * float(support)
 
 
 def _q_c0(model: Problem, A: sp.csr_matrix) -> sp.csc_matrix:
