@@ -223,11 +223,6 @@ class LaplaceProblem:
         d1, d2 = jax.jvp(jax.grad(f), (eta,), (jnp.ones_like(eta),))
         return d1, -d2
 
-    def Qc(self, x, theta, Qp=None):
-        """Q_c + CᵀC = Q_p + CᵀC + Aᵀ diag(w) A at x, dense."""
-        Qp = self.Qp(theta) if Qp is None else Qp
-        return self._qc_dense(self._derivs(self.eta(x, theta), theta)[1], theta, Qp)
-
     def _qc_dense(self, w, theta, Qp):
         A = self.A_of(theta)
         return Qp + self.CtC + (A.T * w) @ A

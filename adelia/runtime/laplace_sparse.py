@@ -201,9 +201,6 @@ class SparseLaplaceProblem(LaplaceProblem):
     def _make_factor(self, values):
         return SparseFactor(values, self.analysis)
 
-    def Qc(self, x, theta, Qp=None):
-        raise NotImplementedError("the sparse path never forms Q_c densely")
-
     # ---- marginals ----
     def gaussian(self, theta, x_mode=None, sla=False):
         """Gaussian marginals from the selected inverse; with ``sla`` also the simplified-Laplace
