@@ -35,7 +35,9 @@ def _singular_problem(seed: int, n: int, k: int):
     Q = R @ R.T / n + np.eye(n)
     proj = np.eye(n) - Qn @ Qn.T
     Qc = proj @ Q @ proj                                  # PSD, null space = span(null)
-    C = rng.normal(size=(k, n)) + Qn.T                    # rows that see every null direction
+    # rows that see every null direction well: C restricted to null(Q_c) stays near the identity,
+    # so M = Q_c + CᵀC is well conditioned and the dense reference inverse is itself accurate
+    C = Qn.T + 0.3 * rng.normal(size=(k, n)) / np.sqrt(n)
     return Qc, C
 
 
