@@ -17,6 +17,16 @@ from adelia.api import fit, compile_formula  # noqa: E402
 from adelia.results import summary, to_datatree  # noqa: E402
 from adelia.config import set_compilation_cache  # noqa: E402
 
+
+def __getattr__(name: str):
+    # adelia.plots imports matplotlib (the optional plot extra): loaded on first use only
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module("adelia.plots")
+    raise AttributeError(f"module 'adelia' has no attribute {name!r}")
+
+
 __all__ = [
     "fit", "summary", "set_compilation_cache", "parse_formula", "parse_model", "compile_formula", "to_datatree",
     "AdeliaError", "FormulaSyntaxError", "ModelError", "UnknownNameError", "DataError", "FitError",

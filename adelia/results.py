@@ -24,6 +24,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import jax.numpy as jnp
 import xarray as xr
 
 from adelia.errors import AdeliaError
@@ -44,6 +45,78 @@ def _table(rows: dict[str, dict], stats: list[str], dim: str) -> xr.DataArray:
 def _coord_values(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values)
     return v.astype(str) if v.dtype.kind == "O" else v
+
+
+#: points of each hyperparameter's tabulated prior (see _plot_tables)
+PRIOR_GRID = 201
+
+
+def _plot_tables(res: FitResult) -> dict[str, xr.DataArray]:
+    """Priors and θ marginals, stored so that adelia.plots can draw them after a save and reload.
+
+    ``prior_fixed`` (fixed_term, prior_param = mean, precision): the Gaussian prior of each fixed
+    effect (precision 0 = flat). For each estimated θ_k, ``prior_theta`` holds a grid on the
+    internal scale (the mode ± 6 posterior sd, widened to cover the integration design and the
+    marginal's grid),
+    ``prior_log_density`` the prior's log-density of θ_k there (Jacobian included, as in
+    adelia.compiler.priors), ``prior_natural`` the grid mapped to the natural scale, and
+    ``prior_hyperpar`` the prior's description, e.g. ``pc.prec(1, 0.01)``; the coordinate
+    ``natural_label`` names each θ_k as ``summary_hyperpar`` and the posterior group do.
+    ``marginal_theta`` / ``marginal_log_density`` (internal_hyperpar, marginal_grid) hold the
+    posterior marginal of each θ_k that its summary was computed from (R-INLA's
+    ``internal.marginals.hyperpar``; log-density up to a constant).
+    """
+    model = res.model
+    out: dict[str, xr.DataArray] = {}
+    if len(model.fixed.names):
+        out["prior_fixed"] = xr.DataArray(
+            np.stack([np.asarray(model.fixed_mean, float), np.asarray(model.fixed_prec, float)], axis=1),
+            dims=("fixed_term", "prior_param"),
+            coords={"fixed_term": list(model.fixed.names), "prior_param": ["mean", "precision"]})
+    free = [int(j) for j in res.free]
+    if not free:
+        return out
+    labels = [model.thetas[j].internal_label for j in free]
+    grid, logp, natural = [], [], []
+    for j in free:
+        t = model.thetas[j]
+        sd = float(res.hyper_summary[t.label]["internal"].get("sd", 1.0))
+        sd = sd if np.isfinite(sd) and sd > 0 else 1.0
+        mode = float(res.theta_mode[j])
+        pts = np.asarray(res.points)[:, j]
+        lo, hi = min(mode - 6 * sd, pts.min() - sd), max(mode + 6 * sd, pts.max() + sd)
+        if "marginal" in res.hyper_summary[t.label]:     # cover the posterior marginal's grid too
+            lo = min(lo, float(res.hyper_summary[t.label]["marginal"][0].min()))
+            hi = max(hi, float(res.hyper_summary[t.label]["marginal"][0].max()))
+        g = np.linspace(lo, hi, PRIOR_GRID)
+        grid.append(g)
+        logp.append(_on_grid(t.prior.logpdf, g))
+        natural.append(_on_grid(t.to_natural, g))
+    dims = ("internal_hyperpar", "prior_grid")
+    coords = {"internal_hyperpar": labels,
+              "natural_label": ("internal_hyperpar", [model.thetas[j].label for j in free])}
+    out["prior_theta"] = xr.DataArray(np.array(grid), dims=dims, coords=coords)
+    out["prior_log_density"] = xr.DataArray(np.array(logp), dims=dims, coords=coords)
+    out["prior_natural"] = xr.DataArray(np.array(natural), dims=dims, coords=coords)
+    out["prior_hyperpar"] = xr.DataArray(np.array([model.thetas[j].prior.describe() for j in free], dtype=str),
+                                         dims="internal_hyperpar", coords=coords)
+    marg = [res.hyper_summary[model.thetas[j].label].get("marginal") for j in free]
+    if all(m is not None for m in marg) and len({len(m[0]) for m in marg}) == 1:
+        mdims = ("internal_hyperpar", "marginal_grid")
+        out["marginal_theta"] = xr.DataArray(np.array([m[0] for m in marg]), dims=mdims, coords=coords)
+        out["marginal_log_density"] = xr.DataArray(np.array([m[1] for m in marg]), dims=mdims, coords=coords)
+    return out
+
+
+def _on_grid(fn, g: np.ndarray) -> np.ndarray:
+    """fn at every grid point: one vectorised call when fn broadcasts, else point by point."""
+    try:
+        v = np.asarray(fn(jnp.asarray(g)), dtype=float)
+        if v.shape == g.shape:
+            return v
+    except Exception:   # a scalar-only function: fall back to the loop
+        pass
+    return np.array([float(fn(jnp.asarray(x))) for x in g])
 
 
 def to_datatree(res: FitResult) -> xr.DataTree:
@@ -82,6 +155,7 @@ def to_datatree(res: FitResult) -> xr.DataTree:
     inla["design_theta"] = xr.DataArray(res.points, dims=("point", "theta"), coords={"theta": theta_names})
     inla["design_log_posterior"] = xr.DataArray(res.log_post, dims="point")
     inla["design_weight"] = xr.DataArray(res.weights, dims="point")
+    inla.update(_plot_tables(res))
     crit = res.criteria
     if "log_cpo" in crit:
         obs_ids = np.flatnonzero(obs)

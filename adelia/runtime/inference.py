@@ -534,6 +534,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
             grid_t, lp = theta_marginal_ccd(frame, j_free)
         hyper[t.label] = density_summary(grid_t, lp, lambda v, t=t: np.asarray(t.to_natural(jnp.asarray(v))),
                                          options.quantiles)
+        hyper[t.label]["marginal"] = (np.asarray(grid_t, float), np.asarray(lp, float))   # (θ, log density): plots
     clock.lap("marginals")
 
     result = FitResult(source, model, options, _full_np(initial, free, mode.theta),
