@@ -164,7 +164,8 @@ def plot_marginals(dt: xr.DataTree, var_names: Sequence[str] | None = None, *, s
     names = list(var_names) if var_names is not None else available
     unknown = [v for v in names if v not in available]
     if unknown or not names:
-        raise AdeliaError(f"no posterior marginal for {unknown or 'any fixed effect or hyperparameter'}",
+        what = ", ".join(repr(u) for u in unknown) or "any fixed effect or hyperparameter"
+        raise AdeliaError(f"no posterior marginal for {what}",
                           hint=f"available: {', '.join(available) or 'none'}")
     draws = dt["posterior"].to_dataset() if "posterior" in dt.children else xr.Dataset()
 
