@@ -29,8 +29,9 @@ def compile_formula(formula: str, data, family: str = "gaussian", *, E=None, Ntr
 def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, offset=None, scale=None,
         control_family: Mapping | None = None, control_fixed: Mapping | None = None,
         int_strategy: str = "auto", strategy: str = "auto", solver: str = "auto", n_samples: int = 1000, seed: int = 0, dz: float = 0.75,
-        diff_logdens: float = 6.0, quantiles=(0.025, 0.5, 0.975), progress=None,
-        **objects: Any) -> xr.DataTree:
+        diff_logdens: float = 6.0, quantiles=(0.025, 0.5, 0.975), progress=None, devices=None,
+        distributed: bool = False,
+        posterior_predictive: bool = False, **objects: Any) -> xr.DataTree:
     """Fit a latent Gaussian model with INLA.
 
     Parameters
@@ -51,7 +52,9 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
         ``"auto"`` (grid for ≤ 2 hyperparameters, else ccd), ``"grid"``, ``"ccd"`` or ``"eb"``.
     strategy
         Latent marginals: ``"auto"`` (R-INLA's rule: simplified Laplace below 5000 latent nodes,
-        else Gaussian), ``"gaussian"`` or ``"simplified.laplace"`` (skew-normal corrected).
+        else adaptive), ``"gaussian"``, ``"simplified.laplace"`` (skew-normal corrected) or
+        ``"adaptive"`` (simplified Laplace for the fixed effects and the components of at most 25
+        nodes, Gaussian for the larger ones; any solver, any size).
     solver
         ``"auto"`` (dense below 2000 latent nodes; above, BTA for space–time models where its
         flop count beats CHOLMOD's or CHOLMOD is missing or JAX runs on a GPU, else CHOLMOD),
@@ -60,6 +63,19 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
         ``group``/``replicate``, fixed effects and small components as the arrow).
     n_samples, seed
         Posterior draws stored in the result (θ from the integration points, then x | θ).
+    devices
+        ``None`` (every device JAX sees, when there are several: the integration points and the
+        Hessian's gradients are evaluated as batches sharded over them), an int (the first that
+        many) or a list of ``jax.Device``. With ``solver = "bta"`` named devices split every
+        factorisation's time blocks over them instead (for models whose factor does not fit one
+        device). See :mod:`adelia.runtime.devices`.
+    distributed
+        Join a multi-process run first (``jax.distributed.initialize``: Slurm and Open MPI are
+        detected, else ``ADELIA_COORDINATOR``, ``ADELIA_NUM_PROCESSES``, ``ADELIA_PROCESS_ID``);
+        every process runs the same fit and θ batches are sharded over all their devices.
+    posterior_predictive
+        Also store y_rep draws of the observed rows (group ``posterior_predictive``, one per
+        posterior draw, with the observation noise), so that ``az.plot_ppc(dt)`` works.
     **objects
         Objects the formula names, e.g. ``graph = W`` for ``f(region, model = "besag", graph = W)``.
 
@@ -67,9 +83,13 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
     -------
     xarray.DataTree in the ArviZ schema (see :func:`adelia.results.to_datatree`).
     """
+    if distributed:
+        from adelia.runtime.devices import initialize_distributed
+
+        initialize_distributed()
     options = InferenceOptions(int_strategy=int_strategy, strategy=strategy, solver=solver, dz=dz, diff_logdens=diff_logdens,
                                n_samples=int(n_samples), seed=int(seed), quantiles=tuple(quantiles),
-                               progress=progress)
+                               progress=progress, devices=devices)
     t0 = time.perf_counter()
     ir = parse_formula(formula)
     t1 = time.perf_counter()
@@ -81,6 +101,12 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
     result.timings = {"parse": t1 - t0, "compile": t2 - t1, **result.timings}
     t3 = time.perf_counter()
     dt = to_datatree(result)
+    from adelia.prediction import FitCall, add_posterior_predictive, remember
+
+    remember(dt, FitCall(formula, data, family, {"E": E, "Ntrials": Ntrials, "offset": offset, "scale": scale},
+                         control_family, control_fixed, dict(objects)), model, result)
+    if posterior_predictive:
+        add_posterior_predictive(dt, model, result, seed)
     dt["inla"].attrs["timings"] = json.dumps({**result.timings, "results": time.perf_counter() - t3,
                                               "total": time.perf_counter() - t0})
     return dt
@@ -95,4 +121,5 @@ def _check_objects_used(ir, objects: Mapping[str, Any]) -> None:
         raise ModelError(f"unexpected keyword argument(s) {', '.join(map(repr, unused))}: not a fit() option and "
                          "not a name used in the formula",
                          hint="fit() options: E, Ntrials, offset, scale, control_family, control_fixed, "
-                              "int_strategy, strategy, solver, n_samples, seed, dz, diff_logdens, quantiles")
+                              "int_strategy, strategy, solver, n_samples, seed, dz, diff_logdens, quantiles, "
+                              "posterior_predictive")

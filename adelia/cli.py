@@ -23,6 +23,8 @@ from pathlib import Path
 
 import click
 
+from adelia.options import INT_STRATEGIES, STRATEGIES
+
 EXIT_MODEL_ERROR = 1
 
 
@@ -128,9 +130,9 @@ def write_datatree(dt, out: Path) -> None:
               help="Write the result DataTree here (netCDF, .nc).")
 @click.option("--samples", type=click.IntRange(min=0), default=None, help="Posterior draws (overrides options()).")
 @click.option("--seed", type=int, default=None, help="Random seed (overrides options()).")
-@click.option("--int-strategy", type=click.Choice(["auto", "grid", "ccd", "eb"]), default=None,
+@click.option("--int-strategy", type=click.Choice(list(INT_STRATEGIES)), default=None,
               help="Integration over the hyperparameters (overrides options()).")
-@click.option("--strategy", type=click.Choice(["auto", "gaussian", "simplified.laplace"]), default=None,
+@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=None,
               help="Approximation of the latent marginals (overrides options()).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")

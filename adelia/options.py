@@ -2,5 +2,5 @@
 checks) and the runtime (R-INLA's ``control.inla`` names)."""
 
 INT_STRATEGIES = ("auto", "grid", "ccd", "eb")
-STRATEGIES = ("auto", "gaussian", "simplified.laplace")
+STRATEGIES = ("auto", "gaussian", "simplified.laplace", "adaptive")
 SOLVERS = ("auto", "dense", "sparse", "bta")

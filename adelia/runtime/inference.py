@@ -27,6 +27,7 @@ from scipy.special import logsumexp
 
 from adelia.errors import FitError, ModelError
 from adelia.runtime import criteria
+from adelia.runtime.devices import plan as devices_plan, theta_batch
 from adelia.runtime.integrate import ThetaFrame, ccd_design, grid_design, standardise
 from adelia.runtime.laplace import LaplaceProblem
 from adelia.runtime.marginals import (QUANTILES, density_summary, mixture_summary, skew_mixture_summary,
@@ -46,8 +47,18 @@ DENSE_MAX_LATENT = 200
 BTA_FLOP_COST = 1.0
 #: dense models up to this latent size compile without XLA's backend optimisation (see CompiledProblem)
 FAST_COMPILE_DENSE_MAX = 128
-#: R-INLA's rule: "auto" means simplified.laplace below this latent size.
+#: R-INLA's rule: "auto" means simplified.laplace below this latent size, else "adaptive".
 SLA_MAX_LATENT = 5000
+#: R-INLA's control.inla adaptive.max: the adaptive strategy corrects the fixed effects and the
+#: components of at most this many nodes
+ADAPTIVE_MAX = 25
+
+
+def adaptive_nodes(model: Problem, adaptive_max: int = ADAPTIVE_MAX) -> np.ndarray:
+    """The nodes R-INLA's adaptive strategy gives the simplified-Laplace correction: every fixed
+    effect and every component of length ≤ ``adaptive_max``; the other marginals stay Gaussian."""
+    small = [np.arange(c.offset, c.offset + c.n) for c in model.components if c.n <= adaptive_max]
+    return np.concatenate([*small, np.arange(model.fixed_offset, model.N)]).astype(int)
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ class InferenceOptions:
     seed: int = 0
     quantiles: tuple[float, ...] = QUANTILES
     progress: Callable[[str], None] | None = None
+    devices: Any = None                  # None, an int or jax devices (adelia.runtime.devices.plan)
 
     def __post_init__(self):
         if self.int_strategy not in INT_STRATEGIES:
@@ -105,6 +117,7 @@ class FitResult:
     timings: dict[str, float] = field(default_factory=dict)
     evaluations: dict[str, int] = field(default_factory=dict)   # n_objective, n_gradient
     solver: str = ""                      # the linear-algebra path used (dense, sparse, bta)
+    latent_strategy: str = ""             # the latent marginals' approximation used (gaussian, simplified.laplace...)
 
 
 class Program:
@@ -204,7 +217,7 @@ class CompiledProblem:
     Newton steps instead of a full solve from zero.
     """
 
-    def __init__(self, model: Problem, solver: str = "dense", key: str | None = None):
+    def __init__(self, model: Problem, solver: str = "dense", key: str | None = None, devices=None):
         if solver == "sparse":
             from adelia.runtime.laplace_sparse import SparseLaplaceProblem
 
@@ -212,7 +225,7 @@ class CompiledProblem:
         elif solver == "bta":
             from adelia.runtime.laplace_bta import BTALaplaceProblem
 
-            prob = BTALaplaceProblem(model)
+            prob = BTALaplaceProblem(model, devices)
         else:
             prob = LaplaceProblem(model)
         self.prob, self.solver = prob, solver
@@ -246,10 +259,14 @@ class CompiledProblem:
         #: (f, x̂) at a full θ
         self.value = program("value", neg_and_mode)
         self.value_batch = program("value_batch", jax.vmap(neg_and_mode))
+        self.neg_and_mode, self.full = neg_and_mode, full   # for θ batches sharded over devices
         # one point at a time (lax.map): the covariance the simplified-Laplace coefficients need
         # is N × N per point
-        self.gaussian = {sla: program(f"gaussian_{sla}", lambda pts, xs, sla=sla: jax.lax.map(
-            lambda a: prob.gaussian(a[0], a[1], sla=sla), (pts, xs))) for sla in (False, True)}
+        nodes = adaptive_nodes(model)
+        corrected = {"gaussian": (False, None), "simplified.laplace": (True, None), "adaptive": (True, nodes)}
+        self.gaussian = {name: program(f"gaussian_{name}", lambda pts, xs, sla=sla, nodes=nodes: jax.lax.map(
+            lambda a: prob.gaussian(a[0], a[1], sla=sla, nodes=nodes), (pts, xs)))
+            for name, (sla, nodes) in corrected.items()}
         self.loglik_grid = program("loglik_grid", jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)),
                                                            in_axes=(0, 0)))
         self.loglik_draws = program("loglik_draws", jax.vmap(prob.loglik_terms))
@@ -280,7 +297,7 @@ class Evaluations:
     value-and-gradient program (its gradient costs less than compiling a second program).
     """
 
-    def __init__(self, cp: CompiledProblem):
+    def __init__(self, cp: CompiledProblem, devices=None):
         self.cp = cp
         self.x = cp.prob.x_feasible
         self.x_mode = None
@@ -288,6 +305,10 @@ class Evaluations:
         self.n_gradient = 0
         self._memo: dict[bytes, tuple[float, jax.Array]] = {}
         self._batched = jax.default_backend() != "cpu"
+        # θ batches sharded over several devices (adelia.runtime.devices), and the gradients
+        # they computed ahead for the Hessian
+        self._sharded = None if devices is None else theta_batch(cp, devices)
+        self._grads: dict[bytes, np.ndarray] = {}
 
     def value_and_grad(self, theta_free, start: jax.Array | None = None) -> tuple[float, np.ndarray]:
         (f, x), g = self.cp.value_and_grad(jnp.asarray(theta_free, dtype=float), self.x if start is None else start)
@@ -306,7 +327,20 @@ class Evaluations:
 
     def gradient(self, theta_free) -> np.ndarray:
         """∇f near θ* (the Hessian's differences): Newton starts from x̂(θ*), h away."""
-        return self.value_and_grad(theta_free, self.x_mode)[1]
+        done = self._grads.get(_memo_key(np.asarray(theta_free, dtype=float)))
+        return done if done is not None else self.value_and_grad(theta_free, self.x_mode)[1]
+
+    def prefetch_hessian(self, theta_free, h: float) -> None:
+        """With sharded batches: the Hessian's 2d gradients (θ* ± h eᵢ, as
+        :func:`~adelia.runtime.optimize.hessian_at` asks for them) as one batch."""
+        if self._sharded is None or not len(theta_free):
+            return
+        steps = h * np.eye(len(theta_free))
+        rows = np.concatenate([theta_free + steps, theta_free - steps])
+        g = self._sharded.value_and_grads(rows, self.x_mode)[2]
+        self.n_objective += len(rows)
+        self.n_gradient += len(rows)
+        self._grads.update((_memo_key(r), gi) for r, gi in zip(rows, g))
 
     def _full(self, theta_free: np.ndarray) -> np.ndarray:
         rows = np.repeat(self.cp.initial[None, :], len(theta_free), axis=0)
@@ -332,6 +366,9 @@ class Evaluations:
     def _evaluate(self, thetas_free: np.ndarray):
         x0 = self.x if self.x_mode is None else self.x_mode
         self.n_objective += len(thetas_free)
+        if self._sharded is not None:
+            f, x = self._sharded.values(self._full(thetas_free), x0)
+            return [(float(fi), jnp.asarray(xi)) for fi, xi in zip(f, x)]
         if self._batched:
             n = len(thetas_free)
             size = max(8, 1 << int(np.ceil(np.log2(max(n, 1)))))   # few shapes, few compilations
@@ -419,14 +456,14 @@ def _choose_large(model: Problem, have_cholmod: bool) -> str:
     return "bta" if flops is not None and BTA_FLOP_COST * layout.flops() <= flops else "sparse"
 
 
-def compiled(model: Problem, solver: str = "dense", *, key: str | None = None) -> CompiledProblem:
+def compiled(model: Problem, solver: str = "dense", *, key: str | None = None, devices=None) -> CompiledProblem:
     """The :class:`CompiledProblem` of ``model`` on ``solver``, cached by content
     (``key``: the model's :func:`fingerprint`, if already computed)."""
-    key = (key or fingerprint(model)) + solver
+    key = (key or fingerprint(model)) + solver + ("" if devices is None else repr([d.id for d in devices]))
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    cp = CompiledProblem(model, solver, key)
+    cp = CompiledProblem(model, solver, key, devices)
     _CACHE[key] = cp
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -439,11 +476,13 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     say = options.progress or (lambda msg: None)
     clock = _Clock()
     key = fingerprint(model)  # hashes every array once per fit
-    cp = compiled(model, choose_solver(model, options.solver, key=key), key=key)
+    solver = choose_solver(model, options.solver, key=key)
+    use = devices_plan(options.devices, solver)
+    cp = compiled(model, solver, key=key, devices=use.partition)
     compile_before = cp.compile_seconds
     clock.lap("setup")
     prob, initial, free = cp.prob, cp.initial, cp.free
-    ev = Evaluations(cp)
+    ev = Evaluations(cp, use.batch)
 
     # ---- θ mode ----
     say("optimising θ")
@@ -458,6 +497,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     clock.lap("mode")
 
     # ---- Hessian and integration design ----
+    ev.prefetch_hessian(mode.theta, options.h)
     H = hessian_at(ev.gradient, mode.theta, options.h) if len(free) else np.zeros((0, 0))
     clock.lap("hessian")
     nfree = len(free)
@@ -466,7 +506,9 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
         strategy = "grid" if nfree <= 2 else "ccd"
     if nfree == 0:
         strategy = "eb"
-    frame = standardise(mode.theta, H, ev.values, mode.f, skewness=strategy != "eb") if nfree else None
+    # the skewness-corrected axes serve the θ marginals whatever the design, "eb" included (R-INLA's
+    # hyperparameter summary does not depend on int.strategy): 2 evaluations per free θ
+    frame = standardise(mode.theta, H, ev.values, mode.f) if nfree else None
     say(f"integrating θ ({strategy})")
     if strategy == "eb":
         Z = np.zeros((1, nfree))
@@ -504,17 +546,18 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     say(f"latent marginals at {len(points)} θ points")
     strategy_x = options.strategy
     if strategy_x == "auto":
-        strategy_x = "simplified.laplace" if model.N < SLA_MAX_LATENT and prob.supports_sla else "gaussian"
+        strategy_x = "simplified.laplace" if model.N < SLA_MAX_LATENT and prob.supports_sla else "adaptive"
     if strategy_x == "simplified.laplace" and not prob.supports_sla:
         raise ModelError(f"strategy = \"simplified.laplace\" is not available on the {cp.solver} path for "
-                         f"{model.N} latent nodes", hint="use solver = \"dense\" or strategy = \"gaussian\"")
-    gauss = cp.gaussian[strategy_x == "simplified.laplace"](jnp.asarray(points), x_points)
+                         f"{model.N} latent nodes", hint="use solver = \"dense\" or strategy = \"adaptive\" "
+                         "(fixed effects and small components corrected) or \"gaussian\"")
+    gauss = cp.gaussian[strategy_x](jnp.asarray(points), x_points)
     means, sds = np.asarray(gauss.mode), np.asarray(gauss.sd)
     eta_m, eta_s = np.asarray(gauss.eta_mean), np.asarray(gauss.eta_sd)
     if not (np.all(np.isfinite(means)) and np.all(np.isfinite(sds))):
         raise FitError("the Gaussian approximation of the latent field is not finite at some θ points",
                        hint="the inner Newton iteration failed; check the data and priors")
-    if strategy_x == "simplified.laplace":
+    if strategy_x != "gaussian":
         # skew-normal marginals x_j = x̂_j + σ_j s; η keeps the Gaussian shape, shifted by A·(mean shift)
         xi, omega, alpha = skew_normal_from_sla(np.asarray(gauss.gamma1), np.asarray(gauss.gamma3))
         latent = skew_mixture_summary(weights, means + sds * xi, sds * omega, alpha, options.quantiles)
@@ -542,6 +585,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
                        {"integration": float(mlik_int), "gaussian": float(mlik_gauss)})
     result.criteria = criteria.compute(cp, result, eta_m, eta_s)
     result.solver = cp.solver
+    result.latent_strategy = strategy_x
     clock.lap("criteria")
 
     # ---- posterior draws ----

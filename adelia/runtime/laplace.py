@@ -176,7 +176,7 @@ class LaplaceProblem:
         """
         total = jnp.zeros((), theta.dtype)
         for s in self.model.components:
-            th = theta[jnp.asarray(s.theta_index)]
+            th = theta[jnp.asarray(s.theta_index, dtype=int)]
             if _proper_constrained(s) or s.extra_constraints:
                 total = total + _affine_normaliser(s, th)
             elif s.logdet is not None:
@@ -188,8 +188,8 @@ class LaplaceProblem:
 
     def log_prior_theta(self, theta: jax.Array) -> jax.Array:
         """Σ log π(θ_k) over the estimated hyperparameters (a fixed one has no prior, as in R-INLA)."""
-        return sum((t.log_prior(theta[i]) for i, t in enumerate(self.model.thetas) if not t.fixed),
-                   jnp.zeros(()))
+        return sum((t.log_prior(theta[i] if t.joint is None else theta[jnp.asarray(t.joint)])
+                    for i, t in enumerate(self.model.thetas) if not t.fixed), jnp.zeros(()))
 
     def loglik_terms(self, eta: jax.Array, theta: jax.Array) -> jax.Array:
         fams = self.model.families
@@ -306,19 +306,16 @@ class LaplaceProblem:
                  - 0.5 * F.logdet() - 0.5 * constraint_logdet(F, self.C) + self.const)
         return value, jax.lax.stop_gradient(x)
 
-    def gaussian(self, theta: jax.Array, x_mode: jax.Array | None = None, sla: bool = True) -> GaussianApprox:
+    def gaussian(self, theta: jax.Array, x_mode: jax.Array | None = None, sla: bool = True,
+                 nodes: np.ndarray | None = None) -> GaussianApprox:
         """Mode and marginal sds of the constrained Gaussian approximation, and of η, with the
         simplified-Laplace coefficients (``x_mode``: x̂(θ) when already known, e.g. from the
         objective's evaluation at θ; ``sla``: whether the caller needs the coefficients — this
-        path computes them either way, from the full covariance it forms anyway)."""
+        path computes them either way, from the full covariance it forms anyway; ``nodes``: the
+        only nodes to correct, R-INLA's adaptive strategy — the others keep γ = 0, Gaussian)."""
         x = self.mode(theta) if x_mode is None else x_mode
         F = self.factor_qc(self._derivs(self.eta(x, theta), theta)[1], theta, self.Qp(theta))
-        return self._gaussian_from_covariance(theta, x, F.inverse())
-
-    def _gaussian_from_covariance(self, theta, x, Sigma) -> GaussianApprox:
-        """The Gaussian approximation and simplified-Laplace coefficients from the whole of
-        (Q_c + CᵀC)⁻¹ (constrained by kriging here)."""
-        V = None
+        Sigma = F.inverse()
         if self.C.shape[0]:
             V = Sigma @ self.C.T
             Sigma = Sigma - V @ jnp.linalg.solve(self.C @ V, V.T)
@@ -327,16 +324,27 @@ class LaplaceProblem:
         eta = self.eta(x, theta)
         ASigma = A @ Sigma
         eta_var = jnp.clip(A.rowwise_dot(ASigma) if hasattr(A, "rowwise_dot") else jnp.sum(ASigma * A, axis=1), 0.0)
-        # Simplified Laplace (Rue, Martino & Chopin 2009 §3.2.3; METHOD.md §13.2): with
-        # b_ij = Cov(η_i, x_j)/σ_j, v_i = Var η_i and d3_i = ∂³log p/∂η³ at η̂,
-        #   γ1_j = ½ Σ_i d3_i (v_i b_ij − b_ij³),   γ3_j = Σ_i d3_i b_ij³.
         sd = jnp.sqrt(var)
-        b = ASigma / jnp.where(sd > 0, sd, 1.0)[None, :]
+        cols = np.arange(self.model.N) if nodes is None else np.asarray(nodes)
+        gamma1, gamma3 = self._sla(theta, eta, eta_var, sd, ASigma[:, cols], cols)
+        return GaussianApprox(x, sd, eta, jnp.sqrt(eta_var), gamma1, gamma3)
+
+    def _sla(self, theta, eta, eta_var, sd, ASigma_cols, cols):
+        """Simplified-Laplace coefficients (γ1, γ3) of nodes ``cols`` (zero elsewhere) from
+        Cov(η, x_cols) = A Σ_c[:, cols], Var η and the marginal sds.
+
+        Rue, Martino & Chopin 2009 §3.2.3 (METHOD.md §13.2): with b_ij = Cov(η_i, x_j)/σ_j,
+        v_i = Var η_i and d3_i = ∂³log p/∂η³ at η̂,
+            γ1_j = ½ Σ_i d3_i (v_i b_ij − b_ij³),   γ3_j = Σ_i d3_i b_ij³.
+        """
+        sd_c = sd[cols]
+        b = ASigma_cols / jnp.where(sd_c > 0, sd_c, 1.0)[None, :]
         d3 = self._third(eta, theta)
         b3 = b ** 3
-        gamma1 = 0.5 * (d3 * eta_var) @ b - 0.5 * d3 @ b3
-        gamma3 = d3 @ b3
-        if V is not None:
+        zeros = jnp.zeros_like(sd)
+        gamma1 = zeros.at[cols].set(0.5 * (d3 * eta_var) @ b - 0.5 * d3 @ b3)
+        gamma3 = zeros.at[cols].set(d3 @ b3)
+        if self.C.shape[0]:
             # Per-node shifts σ_j γ1_j need not respect C x = e jointly (the exact posterior means
             # do): drop their component along the constraint rows (Euclidean projection, which
             # touches only constrained nodes; kriging instead would move a sum-to-zero field's
@@ -344,7 +352,7 @@ class LaplaceProblem:
             shift = sd * gamma1
             shift = shift - self.C.T @ jnp.linalg.solve(self.C @ self.C.T, self.C @ shift)
             gamma1 = shift / jnp.where(sd > 0, sd, 1.0)
-        return GaussianApprox(x, sd, eta, jnp.sqrt(eta_var), gamma1, gamma3)
+        return gamma1, gamma3
 
     def _third(self, eta, theta):
         """Elementwise ∂³ log p/∂η³ (separable likelihood: nested JVPs with a vector of ones)."""

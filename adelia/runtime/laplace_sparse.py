@@ -202,10 +202,11 @@ class SparseLaplaceProblem(LaplaceProblem):
         return SparseFactor(values, self.analysis)
 
     # ---- marginals ----
-    def gaussian(self, theta, x_mode=None, sla=False):
+    def gaussian(self, theta, x_mode=None, sla=False, nodes=None):
         """Gaussian marginals from the selected inverse; with ``sla`` also the simplified-Laplace
-        coefficients, from the whole covariance (see :attr:`supports_sla`)."""
-        if sla:
+        coefficients: of every node from the whole covariance (see :attr:`supports_sla`), or of
+        ``nodes`` only (R-INLA's adaptive strategy) from their columns of Σ, one solve each."""
+        if sla and nodes is None:
             return super().gaussian(theta, x_mode)
         x = self.mode(theta) if x_mode is None else x_mode
         eta = self.eta(x, theta)
@@ -220,8 +221,19 @@ class SparseLaplaceProblem(LaplaceProblem):
             var = var - jnp.sum((V @ S_inv) * V, axis=1)
             AV = self.A @ V
             eta_var = eta_var - jnp.sum((AV @ S_inv) * AV, axis=1)
-        zeros = jnp.zeros_like(x)
-        return GaussianApprox(x, jnp.sqrt(jnp.clip(var, 0.0)), eta, jnp.sqrt(jnp.clip(eta_var, 0.0)), zeros, zeros)
+        sd = jnp.sqrt(jnp.clip(var, 0.0))
+        eta_var = jnp.clip(eta_var, 0.0)
+        if not sla:
+            zeros = jnp.zeros_like(x)
+            return GaussianApprox(x, sd, eta, jnp.sqrt(eta_var), zeros, zeros)
+        cols = np.asarray(nodes)
+        # Σ_c[:, cols] = Σ E − V S⁻¹ (V[cols])ᵀ: the constrained covariance columns
+        E = jnp.zeros((self.model.N, len(cols))).at[cols, np.arange(len(cols))].set(1.0)
+        X = F.solve(E)
+        if self.C.shape[0]:
+            X = X - V @ (S_inv @ V[cols].T)
+        gamma1, gamma3 = self._sla(theta, eta, eta_var, sd, self.A @ X, cols)
+        return GaussianApprox(x, sd, eta, jnp.sqrt(eta_var), gamma1, gamma3)
 
 
 class QcPattern(NamedTuple):
