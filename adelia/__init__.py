@@ -14,6 +14,8 @@ from adelia.errors import (AdeliaError, DataError, FitError, FormulaSyntaxError,
 from adelia.dsl.parser import parse_formula  # noqa: E402
 from adelia.dsl.adl import parse_model  # noqa: E402
 from adelia.api import fit, compile_formula  # noqa: E402
+from adelia.prediction import predict  # noqa: E402
+from adelia.model_criteria import criteria  # noqa: E402
 from adelia.results import summary, to_datatree  # noqa: E402
 from adelia.config import set_compilation_cache  # noqa: E402
 
@@ -28,7 +30,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "fit", "summary", "set_compilation_cache", "parse_formula", "parse_model", "compile_formula", "to_datatree",
+    "fit", "predict", "criteria", "summary", "set_compilation_cache", "parse_formula", "parse_model", "compile_formula", "to_datatree",
     "AdeliaError", "FormulaSyntaxError", "ModelError", "UnknownNameError", "DataError", "FitError",
     "__version__",
 ]
