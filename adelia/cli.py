@@ -6,6 +6,7 @@
     adelia fit MODEL.adl -o result.nc [--samples N] [--seed N] [--int-strategy S] [--strategy S]
                                       [--quiet] [--force]
     adelia summary result.nc
+    adelia predict MODEL.adl NEW.csv -o pred.nc [--kind response|linear] [--samples N] [--seed N]
 
 Progress and problems go to stderr, tables to stdout. Exit codes: 0 success, 1 model or data
 error (``file:line:col: error: ...`` with a caret, no traceback), 2 usage error.
@@ -59,7 +60,7 @@ def _fail(errors) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), "--version", prog_name="adelia", message="%(prog)s %(version)s")
 def cli() -> None:
-    """INLA for latent Gaussian models: check, fit and summarise .adl model files."""
+    """INLA for latent Gaussian models: check, fit, predict and summarise .adl model files."""
 
 
 _model_arg = click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
@@ -259,6 +260,86 @@ def summary(result: Path) -> None:
         _print_summary(dt, _consoles()[0], title=str(result))
     except AdeliaError as err:
         _fail([err])
+
+
+@cli.command()
+@_model_arg
+@click.argument("newdata", type=click.Path(dir_okay=False, path_type=Path))
+@_data_opt
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Write the predictions DataTree here (netCDF, .nc).")
+@click.option("--kind", type=click.Choice(["response", "linear"]), default="response", show_default=True,
+              help="Summary of the fitted mean (response) or of the linear predictor.")
+@click.option("--samples", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Predictive draws (η, mean, y).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the predictive draws.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+def predict(model: Path, newdata: Path, data: Path | None, output: Path, kind: str, samples: int, seed: int,
+            quiet: bool, force: bool) -> None:
+    """Fit MODEL, predict the rows of NEWDATA (csv) and save the predictions."""
+    import pandas as pd
+
+    from adelia.adl_run import fit_model
+    from adelia.errors import AdeliaError
+    from adelia.prediction import predict as predict_rows
+
+    if output.suffix.lower() not in (".nc", ".nc4", ".netcdf"):
+        raise click.BadParameter("the output must be a netCDF file ending in .nc", param_hint="'-o' / '--output'")
+    if output.exists() and not force:
+        raise click.BadParameter(f"'{output}' exists; pass --force to overwrite it", param_hint="'-o' / '--output'")
+    if not newdata.is_file():
+        click.echo(f"error: new data file '{newdata}' not found", err=True)
+        raise SystemExit(EXIT_MODEL_ERROR)
+    prepared, problems = _prepare(model, data)
+    if problems:
+        _fail(problems)
+    _check_output(output, [*prepared.inputs, newdata])
+    try:
+        new = pd.read_csv(newdata)
+    except Exception as err:  # pandas raises many types for a file that is not a table
+        click.echo(f"error: cannot read '{newdata}' as csv: {type(err).__name__}: {err}", err=True)
+        raise SystemExit(EXIT_MODEL_ERROR)
+    from adelia.adl_run import _Problems, add_columns
+
+    probs = _Problems(prepared.model)
+    new = add_columns(prepared.model, new, probs)        # the file's derived columns, on the new rows too
+    if probs.items:
+        _fail(probs.items)
+    out_console, err_console = _consoles()
+    try:
+        with _progress(err_console, quiet) as say:
+            dt = fit_model(prepared, progress=say)
+            say(f"predicting {len(new)} rows")
+            pred = predict_rows(dt, new, kind=kind, n_samples=samples, seed=seed)
+    except AdeliaError as err:
+        _fail([err])
+    try:
+        write_datatree(pred, output)
+    except (OSError, ValueError, TypeError) as err:
+        click.echo(f"error: cannot write '{output}': {err}", err=True)
+        raise SystemExit(EXIT_MODEL_ERROR)
+    if not quiet:
+        err_console.print(f"wrote {output}")
+    _print_predictions(pred, out_console, kind)
+
+
+def _print_predictions(pred, console, kind: str, max_rows: int = 20) -> None:
+    from rich import box
+    from rich.table import Table
+
+    da = pred["inla"]["summary_predictions"]
+    label = "fitted values" if kind == "response" else "linear predictor"
+    table = Table(title=f"Predictions ({label})", title_justify="left", box=box.SIMPLE_HEAD, header_style="bold")
+    table.add_column("row")
+    stats = [str(s) for s in da["stat"].values]
+    for s in stats:
+        table.add_column(s, justify="right")
+    for i, row in zip(da["pred_id"].values[:max_rows], da.values[:max_rows]):
+        table.add_row(str(int(i)), *(_fmt(float(v)) for v in row))
+    console.print(table)
+    if da.shape[0] > max_rows:
+        console.print(f"... {da.shape[0] - max_rows} more rows in the output file")
 
 
 def main(argv: list[str] | None = None) -> None:
