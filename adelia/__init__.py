@@ -17,6 +17,7 @@ from adelia.api import fit, compile_formula  # noqa: E402
 from adelia.prediction import predict  # noqa: E402
 from adelia.model_criteria import criteria  # noqa: E402
 from adelia.results import summary, to_datatree  # noqa: E402
+from adelia.nuts import compare  # noqa: E402
 from adelia.config import set_compilation_cache  # noqa: E402
 
 
@@ -30,7 +31,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "fit", "predict", "criteria", "summary", "set_compilation_cache", "parse_formula", "parse_model", "compile_formula", "to_datatree",
+    "fit", "predict", "criteria", "summary", "compare", "set_compilation_cache", "parse_formula", "parse_model", "compile_formula", "to_datatree",
     "AdeliaError", "FormulaSyntaxError", "ModelError", "UnknownNameError", "DataError", "FitError",
     "__version__",
 ]

@@ -32,7 +32,7 @@ from adelia.runtime.integrate import ThetaFrame, ccd_design, grid_design, standa
 from adelia.runtime.laplace import LaplaceProblem
 from adelia.runtime.marginals import (QUANTILES, density_summary, mixture_summary, skew_mixture_summary,
                                       skew_normal_from_sla, theta_marginal_ccd, theta_marginal_grid)
-from adelia.runtime.optimize import ModeResult, find_mode, hessian_at
+from adelia.runtime.optimize import ModeResult, central_difference_gradient, find_mode, hessian_at
 from adelia.runtime.problem import Problem, as_problem
 
 from adelia.options import INT_STRATEGIES, SOLVERS, STRATEGIES  # noqa: E402
@@ -74,6 +74,10 @@ class InferenceOptions:
     quantiles: tuple[float, ...] = QUANTILES
     progress: Callable[[str], None] | None = None
     devices: Any = None                  # None, an int or jax devices (adelia.runtime.devices.plan)
+    gradient: str = "ad"                 # θ-mode search: "ad" (exact) or "fd" (R-INLA's central differences)
+    chains: int = 4                      # int_strategy = "nuts": chains, warm-up and draws per chain
+    warmup: int = 1000
+    draws: int = 1000
 
     def __post_init__(self):
         if self.int_strategy not in INT_STRATEGIES:
@@ -88,6 +92,11 @@ class InferenceOptions:
                              hint=(f"did you mean '{close[0]}'? " if close else "") + f"known: {', '.join(STRATEGIES)}")
         if self.solver not in SOLVERS:
             raise ModelError(f"unknown solver '{self.solver}'", hint=f"known: {', '.join(SOLVERS)}")
+        if self.gradient not in ("ad", "fd"):
+            raise ModelError(f"unknown gradient '{self.gradient}'", hint="known: ad (exact, automatic "
+                             "differentiation), fd (R-INLA's central differences, 2d + 1 objective evaluations)")
+        if self.chains < 1 or self.warmup < 1 or self.draws < 2:
+            raise ModelError("chains and warmup must be >= 1 and draws >= 2")
         if self.n_samples < 0 or self.dz <= 0 or self.diff_logdens <= 0 or self.h <= 0:
             raise ModelError("n_samples must be >= 0 and dz, diff_logdens, h > 0")
 
@@ -319,6 +328,26 @@ class Evaluations:
             self.x = x
         return f, np.asarray(g)
 
+    def value_and_fd_grad(self, theta_free, h: float) -> tuple[float, np.ndarray]:
+        """f and R-INLA's central-difference gradient (2d + 1 objective evaluations, each
+        Newton iteration started from the latest mode; see
+        :func:`~adelia.runtime.optimize.central_difference_gradient`)."""
+        x_start = self.x
+        full = lambda t: jnp.asarray(self._full(np.asarray(t, dtype=float)[None, :])[0])
+        values = []
+
+        def value(t):
+            f, x = self.cp.value(full(t), x_start)
+            self.n_objective += 1
+            values.append((float(f), x))
+            return float(f)
+
+        f, g = central_difference_gradient(value, np.asarray(theta_free, dtype=float), h)
+        self.n_gradient += 1
+        if np.isfinite(f):
+            self.x = values[0][1]
+        return f, g
+
     def at_mode(self, theta_free, f: float) -> None:
         """Record θ* (where the mode search ended, so ``self.x`` is its x̂): later Newton
         iterations start there, and the designs' centre point is not evaluated again."""
@@ -492,7 +521,9 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
         iters[0] += 1
         say(f"optimising θ: iteration {iters[0]}")
 
-    mode = find_mode(ev.value_and_grad, initial[free], callback=callback)
+    value_and_grad = ev.value_and_grad if options.gradient == "ad" else functools.partial(ev.value_and_fd_grad,
+                                                                                           h=options.h)
+    mode = find_mode(value_and_grad, initial[free], callback=callback)
     ev.at_mode(mode.theta, mode.f)
     clock.lap("mode")
 
@@ -517,6 +548,19 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     elif strategy == "grid":
         Z, fz = grid_design(frame, ev.values, mode.f, options.dz, options.diff_logdens)
         log_w = -(fz - mode.f) + frame.log_volume(Z)
+    elif strategy == "nuts":
+        # θ drawn by NUTS on π̃(θ | y), the draws equally weighted points (R-INLA's sampling-based
+        # integration); the θ marginals below come from every draw
+        from adelia.runtime.nuts import theta_design
+
+        say("sampling θ with NUTS")
+        theta_nuts, nuts_res = theta_design(cp, ev.x_mode, mode.theta, H, chains=options.chains,
+                                            warmup=options.warmup, draws=options.draws, seed=options.seed)
+        ev.n_objective += int(nuts_res.num_steps.sum())
+        ev.n_gradient += int(nuts_res.num_steps.sum())
+        fz = ev.values(theta_nuts)
+        Z = np.zeros((len(fz), nfree))
+        log_w = np.zeros(len(fz))
     else:
         Z, wccd = ccd_design(nfree)
         fz = ev.values(frame.theta(Z))
@@ -526,7 +570,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     weights = np.exp(log_w - logsumexp(log_w))
     points = np.repeat(initial[None, :], len(Z), axis=0)
     if nfree:
-        points[:, free] = frame.theta(Z)
+        points[:, free] = theta_nuts if strategy == "nuts" else frame.theta(Z)
     x_points = ev.modes(points[:, free]) if nfree and strategy != "eb" else ev.x_mode[None, :]
     clock.lap("integration")
 
@@ -571,8 +615,21 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     hyper = {}
     for j_free, j in enumerate(free):
         t = model.thetas[j]
+        if strategy == "nuts":
+            from adelia.runtime.nuts import theta_draws_summary
+
+            hyper[t.label] = theta_draws_summary(nuts_res.theta[:, :, j_free].ravel(),
+                                                 lambda v, t=t: np.asarray(t.to_natural(jnp.asarray(v))),
+                                                 options.quantiles)
+            continue
         if nfree == 1 and strategy == "grid":
-            grid_t, lp = theta_marginal_grid(points[:, j], -fz)
+            # the density reaches one step past the design on each side, to the points where the
+            # grid stopped (evaluated already): a slowly falling tail cut at diff_logdens held
+            # 1-2 % of the mass (Seeds' plate log-precision: 2.5 % quantile 0.18 exact sd high)
+            past = frame.theta(np.array([[Z[:, 0].min() - options.dz], [Z[:, 0].max() + options.dz]]))
+            f_past = ev.values(past)
+            ok = np.isfinite(f_past)
+            grid_t, lp = theta_marginal_grid(np.r_[points[:, j], past[ok, 0]], np.r_[-fz, -f_past[ok]])
         else:
             grid_t, lp = theta_marginal_ccd(frame, j_free)
         hyper[t.label] = density_summary(grid_t, lp, lambda v, t=t: np.asarray(t.to_natural(jnp.asarray(v))),

@@ -33,7 +33,8 @@ adaptation; chains run one after another (one compiled kernel).
 
 from __future__ import annotations
 
-__all__ = ["NutsDraws", "LatentParameterisation", "parameterise", "sample_joint", "sample_theta", "draws_summary"]
+__all__ = ["NutsDraws", "LatentParameterisation", "parameterise", "sample_joint", "sample_theta", "draws_summary",
+           "theta_design", "theta_draws_summary"]
 
 import time
 from dataclasses import dataclass
@@ -274,4 +275,46 @@ def draws_summary(values: np.ndarray, quantiles) -> dict[str, np.ndarray]:
     for q in quantiles:
         out[f"{q}quant"] = np.quantile(v, q, axis=0)
     out["mode"] = _kde_mode(v)
+    return out
+
+
+#: at most this many θ draws become integration points of ``int_strategy = "nuts"`` (evenly
+#: thinned per chain): each point costs a Gaussian approximation of the latent field
+NUTS_MAX_POINTS = 1000
+
+
+def theta_design(cp, x_mode, theta_mode_free: np.ndarray, hessian: np.ndarray, *, chains: int, warmup: int,
+                 draws: int, seed: int) -> tuple[np.ndarray, NutsDraws]:
+    """θ draws for ``int_strategy = "nuts"``: NUTS on f(θ) = −log π̃(θ | y) of the compiled problem
+    ``cp`` (its Laplace objective, Newton started at x̂(θ*) = ``x_mode``, gradient by AD through
+    the implicit-function VJP). Returns (integration points: the draws thinned to at most
+    :data:`NUTS_MAX_POINTS`, free θ rows; all draws)."""
+    initial, free = jnp.asarray(cp.initial), jnp.asarray(cp.free)
+    prob, x0 = cp.prob, jnp.asarray(x_mode)
+
+    def f(theta_free):
+        theta = initial.at[free].set(theta_free)
+        value = prob.log_posterior_and_mode(theta, x0)[0]
+        # outside the region where the Laplace objective is defined: reject the proposal
+        return jnp.where(jnp.isfinite(value), -value, jnp.inf)
+
+    res = sample_theta(f, theta_mode_free, hessian, chains=chains, warmup=warmup, draws=draws, seed=seed)
+    step = max(1, -(-chains * draws // NUTS_MAX_POINTS))
+    points = res.theta[:, ::step].reshape(-1, res.theta.shape[-1])
+    return points, res
+
+
+def theta_draws_summary(values: np.ndarray, to_natural, quantiles) -> dict:
+    """The θ marginal from its draws, in :func:`~adelia.runtime.marginals.density_summary`'s
+    layout: ``internal`` and ``natural`` rows (empirical moments and quantiles, kernel-density
+    mode) and ``marginal`` = (θ grid, log kernel density) for plots."""
+    v = np.asarray(values, float)
+    nat = np.asarray(to_natural(v), float)
+    out = {}
+    for label, w in (("internal", v), ("natural", nat)):
+        out[label] = {k: float(a[0]) for k, a in draws_summary(w[:, None], quantiles).items()}
+    bw = 0.9 * v.std() * len(v) ** (-0.2) if v.std() > 0 else 1.0
+    grid = np.linspace(v.min() - 3 * bw, v.max() + 3 * bw, 401)
+    dens = np.exp(-0.5 * ((grid[:, None] - v[None, :]) / bw) ** 2).sum(axis=1)
+    out["marginal"] = (grid, np.log(np.maximum(dens / dens.max(), 1e-300)))
     return out
