@@ -154,3 +154,30 @@ def test_result_read_back_without_the_fit_state(combined, tmp_path):
         adelia.predict(back, new)
     with pytest.raises(AdeliaError, match="DataTree returned by adelia.fit"):
         adelia.predict(xr.DataTree(), new)
+
+
+def test_cli_predict_writes_the_predictions(tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from adelia.cli import cli
+
+    examples = os.path.join(os.path.dirname(__file__), "..", "examples")
+    for name in ("growth.adl", "growth.csv"):
+        shutil.copy(os.path.join(examples, name), tmp_path / name)
+    pd.DataFrame({"x": [0.5, -1.0], "group": [1, 99]}).to_csv(tmp_path / "new.csv", index=False)
+    runner = CliRunner()
+    out = tmp_path / "pred.nc"
+    res = runner.invoke(cli, ["predict", str(tmp_path / "growth.adl"), str(tmp_path / "new.csv"), "-o", str(out),
+                              "--samples", "100", "-q", "--kind", "linear"])
+    assert res.exit_code == 0, res.output
+    assert "Predictions (linear predictor)" in res.output
+    back = xr.open_datatree(out, engine="h5netcdf")
+    assert back["predictions"]["y"].shape == (1, 100, 2)
+    tab = back["inla"]["summary_predictions"]
+    # group 99 was never seen: its iid effect comes from the prior, so it is far less certain
+    assert float(tab.sel(stat="sd")[1]) > 2 * float(tab.sel(stat="sd")[0])
+    # an existing output is kept unless --force
+    res = runner.invoke(cli, ["predict", str(tmp_path / "growth.adl"), str(tmp_path / "new.csv"), "-o", str(out)])
+    assert res.exit_code == 2 and "exists" in res.output
