@@ -41,11 +41,13 @@ class Registry(Generic[T]):
 
     def get(self, name: str, *, source: str | None = None, span: Span | None = None,
             filename: str = "<formula>") -> T:
-        """The definition called ``name``; an :class:`UnknownNameError` naming the closest ones if absent."""
+        """The definition called ``name``; an :class:`UnknownNameError` naming the closest ones (up
+        to three, closest first) and every registered name if absent."""
         if name in self._items:
             return self._items[name]
-        close = difflib.get_close_matches(name, list(self._items), n=1, cutoff=0.6)
-        guess = f"did you mean '{self._canonical[close[0]]}'? " if close else ""
+        close = [] if not isinstance(name, str) else difflib.get_close_matches(name, list(self._items), n=6, cutoff=0.6)
+        near = list(dict.fromkeys(self._canonical[c] for c in close))[:3]
+        guess = f"did you mean {' or '.join(repr(n) for n in near)}? " if near else ""
         known = ", ".join(self.names())
         raise UnknownNameError(f"unknown {self.kind} '{name}' ({guess}known: {known})",
                                source=source, span=span, filename=filename)

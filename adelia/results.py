@@ -160,7 +160,7 @@ def to_datatree(res: FitResult) -> xr.DataTree:
     if "log_cpo" in crit:
         obs_ids = np.flatnonzero(obs)
         inla["log_cpo"] = xr.DataArray(crit["log_cpo"], dims="obs_observed", coords={"obs_observed": obs_ids})
-    inla_ds = xr.Dataset({k: v for k, v in inla.items() if v is not None})
+    inla_ds = xr.Dataset({_path_safe(k): v for k, v in inla.items() if v is not None})
     inla_ds.attrs.update({
         "mlik_integration": res.mlik["integration"], "mlik_gaussian": res.mlik["gaussian"],
         "int_strategy": res.strategy, "solver": res.solver, "n_theta_points": len(res.points),
@@ -195,9 +195,9 @@ def to_datatree(res: FitResult) -> xr.DataTree:
             th = res.draws_theta[:, j]
             post[t.label] = xr.DataArray(np.asarray(t.to_natural(th))[None], dims=("chain", "draw"), coords=coords)
             unconstrained[t.internal_label] = xr.DataArray(th[None], dims=("chain", "draw"), coords=coords)
-        tree["posterior"] = xr.Dataset(post)
+        tree["posterior"] = xr.Dataset({_path_safe(k): v for k, v in post.items()})
         if unconstrained:
-            tree["unconstrained_posterior"] = xr.Dataset(unconstrained)
+            tree["unconstrained_posterior"] = xr.Dataset({_path_safe(k): v for k, v in unconstrained.items()})
         tree["log_likelihood"] = xr.Dataset({"y": xr.DataArray(
             res.draws_loglik[None], dims=("chain", "draw", "obs_id"),
             coords={**coords, "obs_id": np.flatnonzero(obs)})})
@@ -234,3 +234,9 @@ def summary(dt: xr.DataTree) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=list(STATS))
     return pd.concat(frames)
+
+
+def _path_safe(name: str) -> str:
+    """A DataTree variable name cannot hold '/' (it separates groups): R's ``I(x/10)`` is stored
+    as ``I(x∕10)`` (U+2215 DIVISION SLASH); tables keep R's name in their coordinates."""
+    return name.replace("/", "\u2215")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from adelia.dsl import ir
-from adelia.dsl.printer import print_term
+from adelia.dsl.printer import print_expr, print_term
 from adelia.errors import DataError, ModelError
 
 
@@ -39,6 +39,11 @@ def _names_in(expr: ir.Expr):
         case ir.Vector(items=items):
             for i in items:
                 yield from _names_in(i)
+        case ir.BinOp(left=a, right=b):
+            yield from _names_in(a)
+            yield from _names_in(b)
+        case ir.Neg(operand=a):
+            yield from _names_in(a)
 
 
 def build_fixed(formula: ir.Formula, df: pd.DataFrame, res) -> FixedEffects:
@@ -50,7 +55,11 @@ def build_fixed(formula: ir.Formula, df: pd.DataFrame, res) -> FixedEffects:
             for name in _names_in(f):
                 if name.id not in df.columns and name.id not in res.objects:
                     raise res._unknown(name, "a fixed effect")
-    rhs = " + ".join(["1" if formula.intercept else "0"] + [print_term(t) for t in terms])
+    for t in terms:
+        for f in t.factors:
+            _check_python(f, formula, res)
+    # formulaic evaluates the terms as Python (x**2, True); the columns get R's names back below
+    rhs = " + ".join(["1" if formula.intercept else "0"] + [print_term(t, python=True) for t in terms])
     import formulaic
 
     context = {k: v for k, v in res.objects.items()}
@@ -61,6 +70,70 @@ def build_fixed(formula: ir.Formula, df: pd.DataFrame, res) -> FixedEffects:
         span = terms[0].span if terms else formula.span
         raise DataError(f"cannot build the fixed-effect design matrix: {msg}", source=formula.source, span=span,
                         filename=res.filename, hint="check the fixed-effect columns for missing values and types") from None
-    names = tuple("(Intercept)" if c == "Intercept" else str(c) for c in mm.columns)
+    names = _r_names(mm, terms)
     X = np.asarray(mm.to_numpy(), dtype=float)
     return FixedEffects(names, X, mm.model_spec)
+
+
+def _check_python(e: ir.Expr, formula: ir.Formula, res) -> None:
+    """R's ':' sequence has no Python spelling inside a fixed-effect expression."""
+    match e:
+        case ir.BinOp(op=":"):
+            raise ModelError(f"'{print_expr(e)}' (a sequence) cannot be part of a fixed-effect term",
+                             source=formula.source, span=e.span, filename=res.filename,
+                             hint="a:b between terms is an interaction; inside I(...) use arithmetic only")
+        case ir.BinOp(left=a, right=b):
+            _check_python(a, formula, res)
+            _check_python(b, formula, res)
+        case ir.Neg(operand=a):
+            _check_python(a, formula, res)
+        case ir.Call(args=args, kwargs=kws):
+            for a in args:
+                _check_python(a, formula, res)
+            for k in kws:
+                _check_python(k.value, formula, res)
+        case ir.Vector(items=items):
+            for i in items:
+                _check_python(i, formula, res)
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+def _r_names(mm, terms: tuple[ir.FixedTerm, ...]) -> tuple[str, ...]:
+    """Column names as R (and so R-INLA) prints them: ``(Intercept)``, ``I(x/10)``, ``I(x^2)``.
+
+    formulaic names a column after its factors' Python text (``I(x / 10)``, ``I(x ** 2)``) plus a
+    level suffix for categorical factors (``C(g)[b]``), joined by ':'. Each factor's Python text
+    (compared without spaces, as formulaic re-formats it) is replaced by the factor's R text.
+    """
+    r_of = {}
+    for t in terms:
+        for f in t.factors:
+            r_of.setdefault(_squeeze(print_expr(f, python=True)), print_expr(f))
+    names = ["(Intercept)" if c == "Intercept" else str(c) for c in mm.columns]
+    try:
+        for term, cols in mm.model_spec.term_indices.items():
+            factors = [str(f) for f in getattr(term, "factors", ())]
+            if not factors or not any(_squeeze(f) in r_of for f in factors):
+                continue
+            for k in cols:
+                names[k] = _rename(names[k], factors, r_of)
+    except Exception:  # formulaic internals changed: keep its names rather than fail the fit
+        pass
+    return tuple(names)
+
+
+def _rename(column: str, factors: list[str], r_of: dict[str, str]) -> str:
+    out, pos = [], 0
+    for i, f in enumerate(factors):
+        if not column.startswith(f, pos):
+            return column
+        end = pos + len(f)
+        nxt = column.find(":" + factors[i + 1], end) if i + 1 < len(factors) else len(column)
+        if nxt < 0:
+            return column
+        out.append(r_of.get(_squeeze(f), f) + column[end:nxt])
+        pos = nxt + 1
+    return ":".join(out)

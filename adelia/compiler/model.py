@@ -400,9 +400,9 @@ class PriorCall:
 
 def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int, thetas: list[Theta], m: int):
     name = term.label
-    if not isinstance(term.index, ir.Name):
-        raise ModelError("the first argument of f() must be a variable name", source=res.source,
-                         span=term.index.span, filename=res.filename)
+    if not isinstance(term.index, ir.Name) and not (isinstance(term.index, ir.Call) and term.index.func == "inla.group"):
+        raise ModelError("the first argument of f() must be a variable name (or inla.group(x, n = 20))",
+                         source=res.source, span=term.index.span, filename=res.filename)
     model_kw = term.kwarg("model")
     if model_kw is None:
         model_name, model_span = "iid", term.span
@@ -432,7 +432,7 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
             continue
         spans[key] = kw.value.span
         args[key] = res.value(kw.value, prior_call=PriorCall, argument=key)
-    index = res.column(term.index, f"the index of f({name})")
+    index = res.index(term.index, f"the index of f({name})")     # a column, or inla.group(column, ...)
     weights = None
     if term.weights is not None:
         weights = res.numeric(term.weights, f"the weights of f({name})")

@@ -119,6 +119,7 @@ from lark import Lark, Tree, v_args
 from lark.exceptions import UnexpectedInput
 
 from adelia.dsl import ir
+from adelia.dsl.evaluate import fold, fold_call_args
 from adelia.dsl.parser import _nesting_error, _span_of, _syntax_error, _ToIR, transform
 from adelia.errors import AdeliaError, DataError, FormulaSyntaxError, ModelError, Span
 
@@ -346,6 +347,7 @@ class _ToModel(_ToIR):
 
     def data_decl(self, meta, c):
         name_tok, call = (c[0], c[1]) if len(c) == 2 else (None, c[0])
+        call = fold(call)
         args, kwargs = self._reader_parts(call)
         return DataDecl(str(name_tok) if name_tok is not None else None, call.func if isinstance(call, ir.Call)
                         else "c", args, kwargs, _span_of(meta))
@@ -370,11 +372,11 @@ class _ToModel(_ToIR):
         return GraphDecl(str(name_tok), reader, path, kwargs, _span_of(meta), _span_of(name_tok))
 
     def column_decl(self, meta, c):
-        name_tok, value = c
+        name_tok, value = c[0], fold(c[1])
         return ColumnDecl(str(name_tok), value, _span_of(meta), _span_of(name_tok))
 
     def _object(self, kind, meta, c):
-        name_tok, value = c
+        name_tok, value = c[0], fold(c[1])
         if isinstance(value, ir.Call):
             reader, args, kwargs = value.func, value.args, value.kwargs
         elif isinstance(value, ir.Vector):        # "c(...)"
@@ -395,7 +397,7 @@ class _ToModel(_ToIR):
 
     def family_decl(self, meta, c):
         out = []
-        for v in c:
+        for v in map(fold, c):
             span = _span_of(meta) if len(c) == 1 else v.span
             if isinstance(v, ir.Name):
                 out.append(FamilyDecl(v.id, (), (), span))
@@ -409,17 +411,21 @@ class _ToModel(_ToIR):
         return c[0]
 
     def prior_decl(self, meta, c):
+        c = [*c[:-1], fold(c[-1])]
         if len(c) == 4:
             hyper, target, index, value = c
             return PriorDecl(hyper.id, target.id, value, _span_of(meta), target.span, float(index), _span_of(index))
         hyper, target, value = c
+        if isinstance(target, ir.Call):      # prior prec(inla.group(x, n = 20)): the component's label
+            target = fold_call_args(target)
+            return PriorDecl(hyper.id, ir.expr_label(target), value, _span_of(meta), target.span)
         return PriorDecl(hyper.id, target.id, value, _span_of(meta), target.span)
 
     def fixed_decl(self, meta, c):
-        return ("fixed", c[0] if c else [], _span_of(meta))
+        return ("fixed", _fold_items(c[0]) if c else [], _span_of(meta))
 
     def options_decl(self, meta, c):
-        return ("options", c[0] if c else [], _span_of(meta))
+        return ("options", _fold_items(c[0]) if c else [], _span_of(meta))
 
     def arglist(self, meta, c):
         return list(c)
@@ -447,6 +453,11 @@ class _ToModel(_ToIR):
                     groups[s[0]].append(tuple(items))
                     self._check_unique(items)
         return groups
+
+
+def _fold_items(items: list) -> list:
+    """Arguments of fixed(...)/options(...) with constant arithmetic evaluated (prec = 1/1000)."""
+    return [ir.Keyword(i.name, fold(i.value), i.span) if isinstance(i, ir.Keyword) else fold(i) for i in items]
 
 
 def _adl_hint(text: str, token: str | None) -> str | None:

@@ -9,7 +9,7 @@ compiler's resolve pass.
 from __future__ import annotations
 
 __all__ = [
-    "Str", "Num", "Bool", "Name", "Vector", "Call", "Keyword", "Expr",
+    "Str", "Num", "Bool", "Name", "Vector", "Call", "Keyword", "BinOp", "Neg", "Expr", "BINARY_OPS",
     "FixedTerm", "OffsetTerm", "LatentTerm", "Term", "Formula",
 ]
 
@@ -79,7 +79,32 @@ class Call:
         return None
 
 
-Expr = Union[Str, Num, Bool, Name, Vector, Call]
+#: Binary operators of argument expressions, as R spells them (``**`` is read as ``^``; ``:`` is
+#: R's sequence ``from:to``).
+BINARY_OPS = ("+", "-", "*", "/", "^", ":")
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp:
+    """``left op right`` inside a call argument, ``I(...)`` or the response (R precedence; see
+    ``grammars/formula.lark``). Constant operands are folded to :class:`Num`/:class:`Vector`
+    where a value is needed (:mod:`adelia.dsl.evaluate`)."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Neg:
+    """Unary minus ``-operand`` of a non-literal (``-2`` is ``Num(-2.0)``)."""
+
+    operand: "Expr"
+    span: Span | None = _span()
+
+
+Expr = Union[Str, Num, Bool, Name, Vector, Call, BinOp, Neg]
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,13 +18,14 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from adelia.dsl import ir
+from adelia.dsl.evaluate import fold, fold_call_args
 from adelia.errors import AdeliaError, FormulaSyntaxError, ModelError, Span
 
 #: Terminal names -> words users read in "expected one of" lists.
 _TERMINAL_WORDS = {
     "COMMA": "','", "RPAR": "')'", "LPAR": "'('", "RSQB": "']'", "LSQB": "'['",
     "LBRACE": "'{'", "RBRACE": "'}'", "EQUAL": "'='", "COLON": "':'", "PLUS": "'+'",
-    "MINUS": "'-'", "STAR": "'*'", "TILDE": "'~'", "NAME": "a name", "NUMBER": "a number",
+    "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "POW": "'^'", "TILDE": "'~'", "NAME": "a name", "NUMBER": "a number",
     "SIGNED_NUMBER": "a number", "STRING": "a string", "TRUE": "TRUE", "FALSE": "FALSE",
 }
 _RESERVED = frozenset({"TRUE", "FALSE", "True", "False"})
@@ -99,6 +100,17 @@ def _unquote(tok: str) -> str:
         raise _BadEscape(0, len(tok), "a string holds an unpaired UTF-16 surrogate escape") from None
 
 
+#: R's T and F: booleans where a value is named (key = T, c(T, F), {"k": F}); elsewhere they stay
+#: names, so data columns called T or F still work in terms and f() indices.
+_R_BOOLEANS = {"T": True, "F": False}
+
+
+def _r_boolean(e):
+    if isinstance(e, ir.Name) and e.id in _R_BOOLEANS:
+        return ir.Bool(_R_BOOLEANS[e.id], e.span)
+    return e
+
+
 # An intermediate "sum" is a list of terms plus an intercept instruction (None: unchanged).
 class _Sum:
     __slots__ = ("terms", "intercept", "removed", "removed_intercept")
@@ -146,8 +158,41 @@ class _ToIR(Transformer):
     def number(self, meta, c):
         return ir.Num(float(c[0]), _span_of(c[0]))
 
-    def negative(self, meta, c):
-        return ir.Num(-float(c[0]), _span_of(meta))
+    # ---- arithmetic (folded to constants where a value is needed: adelia.dsl.evaluate) ----
+    def _binop(self, op, meta, c):
+        left, right = c[0], c[-1]
+        for side in (left, right):
+            if isinstance(side, ir.Call) and side.func in ("list", "dict"):
+                raise self._err(ModelError, f"'{op}' cannot take a list(...) of named values", side.span,
+                                hint="arithmetic works on numbers, names and c(...) vectors")
+        return ir.BinOp(op, left, right, _span_of(meta))
+
+    def plus(self, meta, c):
+        return self._binop("+", meta, c)
+
+    def minus(self, meta, c):
+        return self._binop("-", meta, c)
+
+    def times(self, meta, c):
+        return self._binop("*", meta, c)
+
+    def divide(self, meta, c):
+        return self._binop("/", meta, c)
+
+    def colon(self, meta, c):
+        return self._binop(":", meta, c)
+
+    def power(self, meta, c):
+        return self._binop("^", meta, c)
+
+    def neg(self, meta, c):
+        x = c[0]
+        if isinstance(x, ir.Num):          # "-2" is the number -2 (as before arithmetic existed)
+            return ir.Num(-x.value, _span_of(meta))
+        return ir.Neg(x, _span_of(meta))
+
+    def pos(self, meta, c):
+        return c[0]
 
     def true(self, meta, c):
         return ir.Bool(True, _span_of(c[0]))
@@ -170,13 +215,13 @@ class _ToIR(Transformer):
     def keyword(self, meta, c):
         key, value = c
         name = key.id if isinstance(key, ir.Name) else self._unquote_token(key)
-        return ir.Keyword(name, value, _span_of(meta))
+        return ir.Keyword(name, _r_boolean(value), _span_of(meta))
 
     def arglist(self, meta, c):
         return list(c)
 
     def dictitem(self, meta, c):
-        return ir.Keyword(self._unquote_token(c[0]), c[1], _span_of(meta))
+        return ir.Keyword(self._unquote_token(c[0]), _r_boolean(c[1]), _span_of(meta))
 
     def dictitems(self, meta, c):
         self._check_unique(c)
@@ -197,7 +242,7 @@ class _ToIR(Transformer):
             if isinstance(i, ir.Keyword):
                 raise self._err(ModelError, "a vector [...] holds values, not 'name = value' pairs", i.span,
                                 hint="use list(...) or {...} for named values")
-        return ir.Vector(tuple(items), _span_of(meta))
+        return ir.Vector(tuple(_r_boolean(i) for i in items), _span_of(meta))
 
     def dict_group(self, meta, c):
         return ir.Call("dict", (), tuple(c[0] if c else ()), _span_of(meta))
@@ -217,7 +262,7 @@ class _ToIR(Transformer):
                 raise self._err(ModelError, "a positional argument follows a keyword argument", i.span,
                                 hint="put positional arguments (index, weights) first")
         if func.id == "c" and not kwargs:
-            return ir.Vector(args, span)
+            return ir.Vector(tuple(_r_boolean(a) for a in args), span)
         return ir.Call(func.id, args, kwargs, span)
 
     # ---- terms ----
@@ -230,11 +275,17 @@ class _ToIR(Transformer):
             if len(x.args) > 2:
                 raise ModelError("f() takes at most two positional arguments (index, weights)",
                                  source=self.source, filename=self.filename, span=x.args[2].span)
+            x = fold_call_args(x)
+            _check_index(x.args[0])
             return ir.LatentTerm(x.args[0], x.args[1] if len(x.args) > 1 else None, x.kwargs, x.span)
         if isinstance(x, ir.Call) and x.func == "offset":
             if len(x.args) != 1 or x.kwargs:
                 raise ModelError("offset() takes exactly one expression", source=self.source, filename=self.filename, span=x.span)
-            return ir.OffsetTerm(x.args[0], x.span)
+            return ir.OffsetTerm(fold(x.args[0]), x.span)
+        if isinstance(x, ir.Call) and x.func in _ONE_ARGUMENT and (len(x.args) != 1 or (x.func == "I" and x.kwargs)):
+            raise ModelError(f"{x.func}() takes {_ONE_ARGUMENT[x.func]}", source=self.source, filename=self.filename,
+                             span=x.args[1].span if len(x.args) > 1 else x.span,
+                             hint=f"e.g. {x.func}(x / 10)" if x.func == "I" else f"e.g. {x.func}(x)")
         return ir.FixedTerm((x,), x.span)
 
     def variable(self, meta, c):
@@ -319,6 +370,21 @@ class _ToIR(Transformer):
         s = self._sum(rhs)
         intercept = True if s.intercept is None else s.intercept
         return ir.Formula(response, tuple(_dedupe(s.terms)), intercept, self.source, _span_of(meta))
+
+
+#: Fixed-effect transforms that take exactly one expression (and what to call it in errors).
+_ONE_ARGUMENT = {"I": "one expression", "scale": "one variable (and optional center =, scale =)"}
+
+
+def _check_index(index: ir.Expr) -> None:
+    """The index of f(): a name or inla.group(name, n = ..., method = ...) (R-INLA's binning)."""
+    if isinstance(index, ir.Call) and index.func == "inla.group":
+        if not index.args:
+            raise ModelError("inla.group() needs the covariate to group", span=index.span,
+                             hint='e.g. f(inla.group(x, n = 20), model = "rw2")')
+        if len(index.args) > 3:
+            raise ModelError("inla.group() takes (x, n, method)", span=index.args[3].span,
+                             hint='e.g. inla.group(x, n = 20, method = "quantile")')
 
 
 def _terminal_word(name: str, parser: Lark | None = None) -> str:
@@ -423,6 +489,8 @@ def _hint_for(text: str, token: str | None) -> str | None:
         return "a formula reads 'response ~ terms', e.g. 'y ~ x + f(region, model = \"iid\")'"
     if text.count("(") != text.count(")"):
         return "check that every '(' has a matching ')'"
+    if token in ("^", "**", "/"):
+        return f"arithmetic on a covariate goes inside I(...), e.g. I(x{token}2)"
     if token == "=":
         return "'=' only names an argument inside f(...) or a call"
     if token == "==":

@@ -37,7 +37,59 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-def print_expr(e: ir.Expr) -> str:
+#: Precedence of printed expressions, loosest first (R; grammars/formula.lark): binary + -, * /,
+#: ':', unary minus (and negative numbers), ^, then atoms.
+_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, ":": 3, "neg": 4, "^": 5}
+_ATOM = 6
+#: R's deparse spacing: spaces around + - *, none around / ^ : (so I(x/10) prints as R names it).
+_SPACED = frozenset({"+", "-", "*"})
+
+
+def _prec(e: ir.Expr) -> int:
+    match e:
+        case ir.BinOp(op=op):
+            return _PREC[op]
+        case ir.Neg():
+            return _PREC["neg"]
+        case ir.Num(value=v) if v < 0 or (v == 0 and str(float(v)).startswith("-")):
+            return _PREC["neg"]
+    return _ATOM
+
+
+def _wrap(e: ir.Expr, need: int, python: bool) -> str:
+    text = print_expr(e, python=python)
+    return f"({text})" if _prec(e) < need else text
+
+
+def _print_binop(e: ir.BinOp, python: bool) -> str:
+    p = _PREC[e.op]
+    if e.op == "^":     # right-associative; its right operand may be a unary minus (2^-1)
+        left, right = _wrap(e.left, p + 1, python), _wrap(e.right, _PREC["neg"], python)
+    else:               # left-associative
+        left, right = _wrap(e.left, p, python), _wrap(e.right, p + 1, python)
+    if python:
+        if e.op == ":":
+            raise ValueError("R's ':' sequence has no Python spelling")
+        return f"{left} {'**' if e.op == '^' else e.op} {right}"
+    sep = " " if e.op in _SPACED else ""
+    return f"{left}{sep}{e.op}{sep}{right}"
+
+
+def print_expr(e: ir.Expr, *, python: bool = False) -> str:
+    """Canonical text of ``e``: R's spelling and spacing (as R's deparse names terms), or with
+    ``python=True`` Python's (``**``, ``True``) for formulaic, which evaluates fixed-effect terms."""
+    match e:
+        case ir.BinOp():
+            return _print_binop(e, python)
+        case ir.Neg(operand=x):
+            return "-" + _wrap(x, _PREC["neg"] + (1 if isinstance(x, ir.Num) else 0), python)
+        case ir.Bool(value=v) if python:
+            return "True" if v else "False"
+        case ir.Vector(items=items) if python:
+            return "[" + ", ".join(print_expr(i, python=True) for i in items) + "]"
+        case ir.Call(func=f, args=args, kwargs=kwargs) if python:
+            parts = [print_expr(a, python=True) for a in args] + [_kw(k, python=True) for k in kwargs]
+            return f"{f}(" + ", ".join(parts) + ")"
     match e:
         case ir.Str(value=v):
             return print_string(v)
@@ -59,19 +111,19 @@ def print_expr(e: ir.Expr) -> str:
     raise TypeError(f"not an IR expression: {e!r}")
 
 
-def _kw(k: ir.Keyword) -> str:
+def _kw(k: ir.Keyword, python: bool = False) -> str:
     name = k.name if _is_name(k.name) else print_string(k.name)
-    return f"{name} = {print_expr(k.value)}"
+    return f"{name} = {print_expr(k.value, python=python)}"
 
 
 def _is_name(s: str) -> bool:
     return bool(_NAME.match(s)) and s not in RESERVED
 
 
-def print_term(t: ir.Term) -> str:
+def print_term(t: ir.Term, *, python: bool = False) -> str:
     match t:
         case ir.FixedTerm(factors=fs):
-            return ":".join(print_expr(f) for f in fs)
+            return ":".join(print_expr(f, python=python) for f in fs)
         case ir.OffsetTerm(expr=e):
             return f"offset({print_expr(e)})"
         case ir.LatentTerm(index=i, weights=w, kwargs=kws):

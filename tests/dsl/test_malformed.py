@@ -54,8 +54,6 @@ FORMULAS = [
     ("y ~ f(a, x = {'k': })", 1, 20),
     ("y ~ f(a, x = 1.2.3)", 1, 17),
     ("y ~ f(a, x = 1e)", 1, 15),
-    ("y ~ f(a, x = --1)", 1, 15),
-    ("y ~ f(a, x = +1)", 1, 14),
     ("y ~ f(a, x = $)", 1, 14),
     ("y ~ f(a, x = @w)", 1, 14),
     ("y ~ f(a, x = `w`)", 1, 14),
@@ -64,7 +62,7 @@ FORMULAS = [
     ("y ~ f(a, x = '\\x4')", 1, 15),
     ("y ~ f(a, x = 'trailing\\", 1, 14),
     ("y ~ x^2", 1, 6),
-    ("y ~ x**2", 1, 7),
+    ("y ~ x**2", 1, 6),
     ("y ~ x / z", 1, 7),
     ("y ~ x | g", 1, 7),
     ("y ~ .", 1, 5),
@@ -133,7 +131,7 @@ _rng = random.Random(5)
 INSERTED = []
 for base in VALID:
     for pos in sorted(_rng.sample(range(len(base) + 1), 8)):
-        bad = _rng.choice("@$`?!&|;^%")
+        bad = _rng.choice("@$`?!&|;£%")
         INSERTED.append((base[:pos] + bad + base[pos:], pos))
 
 
