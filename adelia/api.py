@@ -31,7 +31,7 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
         int_strategy: str = "auto", strategy: str = "auto", solver: str = "auto", n_samples: int = 1000, seed: int = 0, dz: float = 0.75,
         diff_logdens: float = 6.0, quantiles=(0.025, 0.5, 0.975), progress=None, devices=None,
         distributed: bool = False,
-        posterior_predictive: bool = False, method: str = "inla", gradient: str = "ad", chains: int = 4,
+        posterior_predictive: bool = False, marginals=("fixed", "hyperpar"), method: str = "inla", gradient: str = "ad", chains: int = 4,
         warmup: int = 1000, draws: int = 1000, **objects: Any) -> xr.DataTree:
     """Fit a latent Gaussian model with INLA (or, to check it, sample it exactly with NUTS).
 
@@ -86,6 +86,10 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
     gradient
         θ-mode search: ``"ad"`` (exact gradient) or ``"fd"`` (R-INLA's central differences,
         h = 0.005, 2d + 1 objective evaluations per gradient), to measure what AD gains.
+    marginals
+        Marginal density tables stored in the ``inla`` group (R-INLA's ``marginals.*``): any of
+        ``"fixed"``, ``"hyperpar"`` (both by default, with ``kld_fixed``), ``"random"`` (with
+        ``kld_random_<name>``) and ``"linear_predictor"``; ``()`` for none.
     posterior_predictive
         Also store y_rep draws of the observed rows (group ``posterior_predictive``, one per
         posterior draw, with the observation noise), so that ``az.plot_ppc(dt)`` works.
@@ -131,6 +135,10 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
                          control_family, control_fixed, dict(objects)), model, result)
     if posterior_predictive:
         add_posterior_predictive(dt, model, result, seed)
+    if marginals:
+        from adelia.marginal_tables import add_marginal_tables
+
+        add_marginal_tables(dt, model, result, (marginals,) if isinstance(marginals, str) else tuple(marginals))
     dt["inla"].attrs["timings"] = json.dumps({**result.timings, "results": time.perf_counter() - t3,
                                               "total": time.perf_counter() - t0})
     return dt
@@ -146,4 +154,4 @@ def _check_objects_used(ir, objects: Mapping[str, Any]) -> None:
                          "not a name used in the formula",
                          hint="fit() options: E, Ntrials, offset, scale, control_family, control_fixed, "
                               "int_strategy, strategy, solver, n_samples, seed, dz, diff_logdens, quantiles, "
-                              "posterior_predictive, method, gradient, chains, warmup, draws")
+                              "posterior_predictive, marginals, method, gradient, chains, warmup, draws")

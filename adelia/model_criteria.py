@@ -69,8 +69,15 @@ def _pit(dt: xr.DataTree) -> np.ndarray:
     obs = np.asarray(problem.observed)
     if len(model.families) > 1:
         raise ModelError("PIT values are available for models with one likelihood")
-    cp, _, gauss, strategy_x = gaussian_at_points(problem, res)
-    eta_m, eta_s = eta_moments(problem, gauss, strategy_x)
+    pm = getattr(res, "point_marginals", None)
+    if pm is not None:                  # η's per-point moments as the fit computed them
+        from adelia.runtime.inference import compiled
+
+        cp = compiled(problem, res.solver or "dense")
+        eta_m, eta_s = np.asarray(pm["eta_mean"]), np.asarray(pm["eta_sd"])
+    else:
+        cp, _, gauss, strategy_x = gaussian_at_points(problem, res)
+        eta_m, eta_s = eta_moments(problem, gauss, strategy_x)
     eta, logw = quadrature_nodes(res.weights, eta_m, eta_s)
     ll = np.asarray(cp.loglik_grid(jnp.asarray(eta), jnp.asarray(res.points)))[:, :, obs]
     fam = model.families[0]

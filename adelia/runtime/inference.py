@@ -127,6 +127,10 @@ class FitResult:
     evaluations: dict[str, int] = field(default_factory=dict)   # n_objective, n_gradient
     solver: str = ""                      # the linear-algebra path used (dense, sparse, bta)
     latent_strategy: str = ""             # the latent marginals' approximation used (gaussian, simplified.laplace...)
+    #: per integration point (K, ·): the latent marginals' Gaussian means/sds, skew-normal parameters
+    #: (xi, omega, alpha, when corrected) and η's mean (shift included)/sd — what the marginal
+    #: density tables, PIT and predictions mix over
+    point_marginals: dict | None = None
 
 
 class Program:
@@ -623,13 +627,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
                                                  options.quantiles)
             continue
         if nfree == 1 and strategy == "grid":
-            # the density reaches one step past the design on each side, to the points where the
-            # grid stopped (evaluated already): a slowly falling tail cut at diff_logdens held
-            # 1-2 % of the mass (Seeds' plate log-precision: 2.5 % quantile 0.18 exact sd high)
-            past = frame.theta(np.array([[Z[:, 0].min() - options.dz], [Z[:, 0].max() + options.dz]]))
-            f_past = ev.values(past)
-            ok = np.isfinite(f_past)
-            grid_t, lp = theta_marginal_grid(np.r_[points[:, j], past[ok, 0]], np.r_[-fz, -f_past[ok]])
+            grid_t, lp = theta_marginal_grid(points[:, j], -fz)
         else:
             grid_t, lp = theta_marginal_ccd(frame, j_free)
         hyper[t.label] = density_summary(grid_t, lp, lambda v, t=t: np.asarray(t.to_natural(jnp.asarray(v))),
@@ -643,6 +641,8 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     result.criteria = criteria.compute(cp, result, eta_m, eta_s)
     result.solver = cp.solver
     result.latent_strategy = strategy_x
+    result.point_marginals = {"mean": means, "sd": sds, "eta_mean": eta_m, "eta_sd": eta_s,
+                              **({"xi": xi, "omega": omega, "alpha": alpha} if strategy_x != "gaussian" else {})}
     clock.lap("criteria")
 
     # ---- posterior draws ----
