@@ -47,6 +47,7 @@ from adelia.runtime.bta import (
     bta_solve_upper,
 )
 from adelia.runtime.laplace_sparse import SparseLaplaceProblem
+from adelia.runtime import bta_partitioned as pbta
 
 #: fewer time blocks than this is no BTA structure worth the name (the dense path handles it)
 MIN_BLOCKS = 3
@@ -169,18 +170,36 @@ def bta_layout(model: Problem, rows: np.ndarray, cols: np.ndarray) -> BTALayout 
 # --------------------------------------------------------------------------------------------
 
 
+# L is a single-device factor (BTA) or a time-partitioned one (bta_partitioned.PartitionedFactor,
+# sharded over several devices); these four pick the kernels that match it
+def _ld(L):
+    return pbta.pbta_logdet(L) if isinstance(L, pbta.PartitionedFactor) else bta_logdet(L)
+
+
+def _selinv(L):
+    return pbta.pbta_selected_inverse(L) if isinstance(L, pbta.PartitionedFactor) else bta_selected_inverse(L)
+
+
+def _sol(L, b):
+    return pbta.pbta_solve(L, b) if isinstance(L, pbta.PartitionedFactor) else bta_solve(L, b)
+
+
+def _sol_upper(L, z):
+    return pbta.pbta_solve_upper(L, z) if isinstance(L, pbta.PartitionedFactor) else bta_solve_upper(L, z)
+
+
 @jax.custom_vjp
 def _logdet(Q: BTA, L: BTA) -> jax.Array:
-    return bta_logdet(L)
+    return _ld(L)
 
 
 def _logdet_fwd(Q, L):
-    return bta_logdet(L), L
+    return _ld(L), L
 
 
 def _logdet_bwd(L, g):
     # d log|Q| = tr(Σ dQ): the diagonal and tip blocks carry Σ, the stored-once blocks 2Σ
-    S = bta_selected_inverse(L)
+    S = _selinv(L)
     Qbar = BTA(g * S.diag, 2.0 * g * S.lower, 2.0 * g * S.arrow, g * S.tip)
     return Qbar, jax.tree.map(jnp.zeros_like, L)
 
@@ -190,17 +209,17 @@ _logdet.defvjp(_logdet_fwd, _logdet_bwd)
 
 @jax.custom_vjp
 def _solve(Q: BTA, L: BTA, b: jax.Array) -> jax.Array:
-    return bta_solve(L, b)
+    return _sol(L, b)
 
 
 def _solve_fwd(Q, L, b):
-    x = bta_solve(L, b)
+    x = _sol(L, b)
     return x, (L, x)
 
 
 def _solve_bwd(res, xbar):
     L, x = res
-    u = bta_solve(L, xbar)
+    u = _sol(L, xbar)
     nt, bs, a = L.nt, L.b, L.a
     U, X = _cols(u, nt, bs), _cols(x, nt, bs)
     Ut, Xt = _tip_cols(u, nt * bs), _tip_cols(x, nt * bs)
@@ -226,12 +245,14 @@ def _tip_cols(v, nb):
 
 
 class BTAFactor:
-    """Factor handle of Q_c + CᵀC given by its pattern values, in the model's node order."""
+    """Factor handle of Q_c + CᵀC given by its pattern values, in the model's node order; with a
+    ``mesh`` its time blocks are partitioned over the mesh's devices (:mod:`adelia.runtime.bta_partitioned`)."""
 
-    def __init__(self, values: jax.Array, layout: BTALayout):
+    def __init__(self, values: jax.Array, layout: BTALayout, mesh=None):
         self.layout = layout
         self.Q = layout.blocks(values)
-        self.L = bta_cholesky(jax.lax.stop_gradient(self.Q))
+        Q = jax.lax.stop_gradient(self.Q)
+        self.L = bta_cholesky(Q) if mesh is None else pbta.pbta_cholesky(Q, mesh)
         self._perm, self._iperm = jnp.asarray(layout.perm), jnp.asarray(layout.iperm)
 
     def solve(self, b):
@@ -246,10 +267,10 @@ class BTAFactor:
 
     def sample_standard(self, z):
         """L⁻ᵀ z ~ N(0, Q⁻¹) in the BTA order, returned in the model's order."""
-        return bta_solve_upper(self.L, z)[self._iperm]
+        return _sol_upper(self.L, z)[self._iperm]
 
     def sigma_pattern(self):
-        return self.layout.pattern_values(bta_selected_inverse(self.L))
+        return self.layout.pattern_values(_selinv(self.L))
 
 
 class _PatternIndex:
@@ -266,7 +287,13 @@ class _PatternIndex:
 
 
 class BTALaplaceProblem(SparseLaplaceProblem):
-    """:class:`SparseLaplaceProblem` with BTA factor handles (no CHOLMOD needed)."""
+    """:class:`SparseLaplaceProblem` with BTA factor handles (no CHOLMOD needed). ``devices`` (two or
+    more): the time blocks are partitioned over them (fewer when nt < 2·len(devices),
+    :func:`adelia.runtime.bta_partitioned.partitions`)."""
+
+    def __init__(self, model, devices=None):
+        self.devices = None if devices is None else list(devices)
+        super().__init__(model)
 
     def _analyse(self, pattern):
         index = _PatternIndex(pattern)
@@ -277,10 +304,14 @@ class BTALaplaceProblem(SparseLaplaceProblem):
                                   "model, or replicate) whose blocks couple only neighbouring time points, and at "
                                   f"most {ARROW_MAX} other latent nodes; use solver = \"sparse\" or \"auto\"")
         self.layout = layout
+        self.mesh = None
+        if self.devices is not None and len(self.devices) > 1:
+            used, _ = pbta.partitions(layout.nt, len(self.devices))
+            self.mesh = pbta.time_mesh(self.devices[:used]) if used > 1 else None
         return index
 
     def _make_factor(self, values):
-        return BTAFactor(values, self.layout)
+        return BTAFactor(values, self.layout, self.mesh)
 
 
 jax.tree_util.register_static(BTALaplaceProblem)
