@@ -622,7 +622,7 @@ def _static_checks(mf: ModelFile, formula: ir.Formula, df: pd.DataFrame | None, 
                     close = difflib.get_close_matches(key, sorted(allowed), n=1)
                     probs.add(ModelError, f"f() has no argument '{kw.name}' for model '{lm.name}'", kw.span,
                               (f"did you mean '{close[0]}'? " if close else "") + f"known: {', '.join(sorted(allowed))}")
-            known_h = {h.short for h in lm.hypers}
+            known_h = {h.short for h in lm.hyper_specs()}
             for p in mf.priors:
                 if p.target == t.label and p.hyper not in known_h:
                     probs.add(ModelError, f"model '{lm.name}' of f({t.label}) has no hyperparameter '{p.hyper}'",

@@ -48,6 +48,7 @@ class Theta:
     to_natural: Callable
     owner: str                  # "likelihood" or the component name
     fixed: bool = False
+    joint: tuple[int, ...] | None = None   # θ indices a joint prior reads (Prior.joint); None: θ_k alone
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class Model:
             lik_theta=self.lik_theta,
             components=tuple(_lower_component(c) for c in self.components),
             thetas=tuple(rt.Hyperparameter(t.label, t.internal_label, float(t.initial), bool(t.fixed),
-                                           t.prior.logpdf, t.to_natural, t.prior.describe())
+                                           t.prior.logpdf, t.to_natural, t.prior.describe(), t.joint)
                          for t in self.thetas),
             fixed_offset=self.fixed_offset, fixed_prec=self.fixed_prec, fixed_mean=self.fixed_mean,
             C=self.C, e=self.e,
@@ -450,12 +451,13 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
         raise ModelError("hyper must be a list(...) of hyperparameter settings", source=res.source,
                          span=spans.get("hyper"), filename=res.filename)
     hyper_user = dict(hyper_user)
-    for spec in lm.hypers:
+    hypers = lm.hyper_specs(args)
+    for spec in hypers:
         thetas.append(_theta(spec, name, hyper_user.pop(spec.short, None), res, spans.get("hyper"), name))
     if hyper_user:
         raise ModelError(f"model '{model_name}' has no hyperparameter '{next(iter(hyper_user))}'",
                          source=res.source, span=spans.get("hyper"), filename=res.filename,
-                         hint=f"known: {', '.join(h.short for h in lm.hypers)}")
+                         hint=f"known: {', '.join(h.short for h in hypers)}")
 
     def describe(key: str) -> Span | None:
         return spans.get(key, term.span)
@@ -464,10 +466,13 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
     extraconstr = args.pop("extraconstr", None)
     try:
         structure = lm.build(TermInput(name, index, args, describe))
-        for k in range(theta_start, theta_start + len(lm.hypers)):   # priors that need the structure
+        own = tuple(range(theta_start, theta_start + len(hypers)))
+        for k in own:   # priors that need the structure
             if thetas[k].prior.bind is not None:
                 thetas[k] = dataclasses.replace(thetas[k], prior=thetas[k].prior.bind(structure))
-        structure = _kronecker(structure, kron_args, name, thetas, res, spans, len(lm.hypers))
+            if thetas[k].prior.joint:     # a joint prior over the component's θ (iidkd, rgeneric)
+                thetas[k] = dataclasses.replace(thetas[k], joint=own)
+        structure = _kronecker(structure, kron_args, name, thetas, res, spans, len(hypers))
         if extraconstr is not None:
             structure = _extra_constraints(structure, extraconstr, name)
     except (ModelError, DataError) as err:

@@ -30,6 +30,7 @@ from __future__ import annotations
 __all__ = ["Prior", "PRIORS", "make_prior", "LOG_PRECISION", "CORRELATION", "LOGIT_MIXING", "LOG_RANGE", "LOG_SD",
            "PC_MIXING_RANGE", "pc_cor1_lambda", "pc_mixing_distance"]
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -58,6 +59,7 @@ class Prior:
     logpdf: Callable = None  # type: ignore[assignment]
     scales: tuple[str, ...] = ()
     bind: Callable[[Any], "Prior"] | None = None   # structure -> bound prior (see the module docstring)
+    joint: bool = False    # logpdf takes the vector of its component's θ (iidkd's Wishart, rgeneric)
 
     def describe(self) -> str:
         return f"{self.name}({', '.join(f'{p:g}' for p in self.params)})"
@@ -306,3 +308,94 @@ def make_prior(name: str, params, scale: str, *, source: str | None = None, span
         raise ModelError(f"prior '{name}' is not defined for a {scale.replace('_', ' ')} hyperparameter",
                          source=source, span=span, filename=filename)
     return prior
+
+
+# ---------------------------------------------------------------------------------------------
+# Joint priors over all hyperparameters of one component (``Prior.joint``): the prior sits on
+# the component's first θ and reads the whole vector; the others carry ``none`` (as R-INLA's
+# iidkd, whose θ2… have prior "none"). A fixed first θ drops the joint prior, as for any fixed θ.
+# ---------------------------------------------------------------------------------------------
+
+IIDKD = "iidkd"            # θ of iidkd: log L_ii, then L's strictly lower entries row by row
+USER_JOINT = "rgeneric"    # θ of a user (rgeneric) model: its own scale, its own prior
+
+
+def wishartkd_order(n_params: int) -> int:
+    """k from the 1 + k(k+1)/2 parameters (r, R_1, …) of wishartkd."""
+    for k in range(1, 21):
+        if 1 + k * (k + 1) // 2 == n_params:
+            return k
+    raise ValueError(f"wishartkd takes 1 + k(k+1)/2 parameters (4, 7, 11, … for k = 2, 3, 4, …), got {n_params}")
+
+
+def iidkd_cholesky(theta, k: int):
+    """L (k × k lower triangular) of W = L Lᵀ: diag e^{θ_1..θ_k}, then θ_{k+1}, … row by row below the
+    diagonal (R-INLA ``inla.doc("iidkd")``: L_21 = θ_4, L_31 = θ_5, L_32 = θ_6 for k = 3)."""
+    rows, cols = np.tril_indices(k, -1)
+    L = jnp.diag(jnp.exp(theta[:k]))
+    return L.at[rows, cols].set(theta[k:k + len(rows)])
+
+
+def wishart_matrix(params: tuple[float, ...], k: int) -> np.ndarray:
+    """R from (R_1, …, R_k, then the off-diagonal entries): R-INLA lists R's diagonal, then for
+    k = 3 (R_12, R_13, R_23) — the upper triangle row by row."""
+    R = np.diag(np.asarray(params[:k], dtype=float))
+    rows, cols = np.triu_indices(k, 1)
+    R[rows, cols] = R[cols, rows] = params[k:]
+    return R
+
+
+def _wishartkd_from_params(r: float, *rest: float) -> Prior:
+    k = wishartkd_order(1 + len(rest))
+    R = wishart_matrix(rest, k)
+    if np.any(np.linalg.eigvalsh(R) <= 0):
+        raise ValueError("the Wishart matrix R must be positive definite")
+    if r <= k + 1:
+        raise ValueError(f"wishartkd needs r > k + 1 = {k + 1}, got r = {r}")
+    sign, logdet_R = np.linalg.slogdet(R)
+    # log c = (rk/2) log 2 − (r/2) log|R| + (k(k−1)/4) log π + Σ_j log Γ((r + 1 − j)/2)
+    log_c = (r * k / 2.0 * math.log(2.0) - r / 2.0 * logdet_R + k * (k - 1) / 4.0 * math.log(math.pi)
+             + sum(math.lgamma((r + 1.0 - j) / 2.0) for j in range(1, k + 1)))
+    Rj = jnp.asarray(R)
+    # W = L Lᵀ: |∂W/∂L| = 2^k Π_i L_ii^{k − i + 1} (i = 1..k), and ∂L_ii/∂θ_i = L_ii
+    jac_power = jnp.asarray([k - i + 2.0 for i in range(1, k + 1)])
+
+    def logpdf(theta):
+        L = iidkd_cholesky(theta, k)
+        W = L @ L.T
+        logdet_W = 2.0 * jnp.sum(theta[:k])
+        return ((r - k - 1.0) / 2.0 * logdet_W - 0.5 * jnp.sum(W * Rj) - log_c
+                + k * math.log(2.0) + jnp.dot(jac_power, theta[:k]))
+
+    prior = Prior("wishartkd", (r, *rest), logpdf, (IIDKD,), joint=True)
+
+    def bind(structure):          # the parameters must be for this component's k
+        order = _context(structure, "iidkd_order", "wishartkd", "an iidkd model")
+        if order != k:
+            raise ModelError(f"wishartkd has {1 + len(rest)} parameters, for k = {k}, but the iidkd model has "
+                             f"order {order}", hint=f"give 1 + k(k+1)/2 = {1 + order * (order + 1) // 2} "
+                             "parameters: r, the diagonal of R, then its upper triangle row by row")
+        return prior
+    return dataclasses.replace(prior, bind=bind)
+
+
+@_def("wishartkd", nparams=tuple(1 + k * (k + 1) // 2 for k in range(2, 21)),
+      doc="iidkd's joint prior: W = L Lᵀ ~ Wishart_k(r, R⁻¹), params (r, R_11..R_kk, R_12, R_13, …); "
+          "as a density of all k(k+1)/2 θ of the component")
+def _wishartkd(*params: float) -> Prior:
+    return _wishartkd_from_params(*params)
+
+
+@_def("none", nparams=0, doc="no prior of its own: the hyperparameter is covered by its component's joint prior")
+def _none() -> Prior:
+    return Prior("none", (), lambda t: jnp.zeros_like(t), (IIDKD, USER_JOINT))
+
+
+@_def("rgeneric", nparams=0, doc="the log_prior(θ) of a user model (model = \"rgeneric\"), over all its θ")
+def _rgeneric() -> Prior:
+    def bind(structure):
+        fn = _context(structure, "log_prior", "rgeneric", "a user (rgeneric) model")
+        token = _context(structure, "model_token", "rgeneric", "a user (rgeneric) model")
+        return Prior(f"rgeneric[{token}]", (), lambda th: jnp.asarray(fn(th), dtype=th.dtype).reshape(()),
+                     (USER_JOINT,), joint=True)
+    return Prior("rgeneric", (), _unbound("rgeneric", "the user model"), (USER_JOINT,), bind)

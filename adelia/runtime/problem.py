@@ -35,6 +35,9 @@ class Hyperparameter:
     log_prior: Callable              # θ_k -> log π(θ_k), Jacobian to the internal scale included
     to_natural: Callable             # θ_k -> natural-scale value
     prior_key: str = ""              # a text naming the prior and its parameters (for hashing)
+    #: a joint prior (Wishart of iidkd, a user's rgeneric prior): ``log_prior`` takes θ[joint], the
+    #: vector of these indices, instead of θ_k alone
+    joint: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

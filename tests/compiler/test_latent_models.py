@@ -10,6 +10,7 @@ declares the exact one), finite gradients, and ``scale.model`` giving generalise
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -64,6 +65,21 @@ SPDE_OBJ = SPDE(MESH, prior_range=(0.3, 0.5), prior_sigma=(1.0, 0.01))
 IRREGULAR = np.sort(RNG.choice(np.arange(3, 98), size=15, replace=False)).astype(float)
 
 
+def _rgeneric_ar1(n: int = 8) -> dict:
+    """An ar1 written as a user model (the marginal-precision form of adelia's own ar1)."""
+    from adelia.compiler.latent.ar1 import ar1_matrices
+
+    return {"n": n, "theta": [1.0, 0.5], "matrices": ar1_matrices(n),
+            "coefs": lambda th: jnp.exp(th[0]) * jnp.stack([jnp.cosh(th[1] / 2) ** 2, jnp.sinh(th[1] / 2) ** 2,
+                                                             jnp.sinh(th[1]) / 2]),
+            "log_prior": lambda th: -0.5 * jnp.sum(th ** 2),
+            "log_norm_const": lambda th: (-n / 2 * math.log(2 * math.pi) + 0.5 * n * th[0]
+                                          + (n - 1) * jnp.log(jnp.cosh(th[1] / 2)))}
+
+
+RGENERIC_AR1 = _rgeneric_ar1()
+
+
 @dataclass
 class Case:
     model: str
@@ -102,11 +118,19 @@ CASES = [
     Case("spde", "spde projector", np.arange(1, 21),
          {"spde": SPDE(MESH, prior_range=(0.3, 0.5), prior_sigma=(1.0, 0.01), loc=RNG.uniform(0.05, 0.95, (20, 2)))},
          tol=1e-7),
+    # issue 15 part B: ar(p), iidkd, rgeneric (their own tests: test_latent_ar_iidkd.py, test_latent_rgeneric.py)
+    Case("ar", "ar order 1", np.arange(1, 11), {"order": 1}),
+    Case("ar", "ar order 3", np.arange(1, 21), {"order": 3}),
+    Case("ar", "ar order 3 short", np.arange(1, 8), {"order": 3}),
+    Case("iidkd", "iidkd order 3", np.arange(1, 13), {"order": 3, "n": 12}),
+    Case("iidkd", "iidkd order 2 constr", np.arange(1, 11), {"order": 2, "n": 10, "constr": True}),
+    Case("rgeneric", "rgeneric ar1", np.arange(1, 9), {"rmodel": RGENERIC_AR1}),
 ]
 
 
 def build(case: Case):
     lm = LATENT.get(case.model)
+    lm = dataclasses.replace(lm, hypers=lm.hyper_specs(case.args))    # this case's hyperparameters
     return lm, lm.build(TermInput("x", case.index, dict(case.args)))
 
 
@@ -249,7 +273,7 @@ def test_scale_model_gives_generalised_variance_one(case):
 @pytest.mark.parametrize("model", LATENT.names())
 def test_hyperparameter_metadata(model):
     lm = LATENT.get(model)
-    for h in lm.hypers:
+    for h in lm.hyper_specs():
         assert "{name}" in h.label and "{name}" in h.internal_label
         assert np.isfinite(float(h.to_natural(jnp.asarray(h.initial))))
         prior = make_prior(h.prior[0], h.prior[1], h.scale)     # the default prior fits its scale
@@ -428,7 +452,7 @@ def test_spde_marginal_variance_near_sigma_squared_inside():
 
 
 def test_spde_registered_priors_bind_from_object():
-    lm, s = build(CASES[-1])
+    lm, s = build(next(c for c in CASES if c.label == "spde projector"))
     priors = [make_prior(h.prior[0], h.prior[1], h.scale) for h in lm.hypers]
     bound = [p.bind(s) for p in priors]
     assert bound[0].params == (0.3, 0.5, 2.0) and bound[1].params == (1.0, 0.01)

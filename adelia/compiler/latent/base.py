@@ -71,11 +71,19 @@ class Structure:
 
 @dataclass(frozen=True)
 class LatentModel:
+    """``hypers`` is a tuple, or a function of the term's resolved arguments returning one, for
+    models whose hyperparameters depend on them (``ar``'s ``order``, ``iidkd``'s ``order``);
+    read them through :meth:`hyper_specs`."""
+
     name: str
-    hypers: tuple[HyperSpec, ...]
+    hypers: tuple[HyperSpec, ...] | Callable[[dict | None], tuple[HyperSpec, ...]]
     build: Callable[[TermInput], Structure]
     arguments: tuple[str, ...] = ()         # keyword arguments the model accepts beyond the common ones
     doc: str = ""
+
+    def hyper_specs(self, args: dict | None = None) -> tuple[HyperSpec, ...]:
+        """The hyperparameters for these arguments (``None``: every one the model can have)."""
+        return self.hypers(args) if callable(self.hypers) else self.hypers
 
 
 LATENT: Registry[LatentModel] = Registry("latent model")
