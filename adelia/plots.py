@@ -26,6 +26,7 @@ from __future__ import annotations
 
 __all__ = ["plot_marginals", "plot_random", "plot_map", "plot_spde", "plot_fitted"]
 
+import textwrap
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -423,5 +424,5 @@ def plot_fitted(dt: xr.DataTree, *, E=None, Ntrials=None, ax=None, color: str = 
     ax.plot([lo, hi], [lo, hi], color="0.4", linewidth=0.8, linestyle=":")
     ax.set_xlabel("observed")
     ax.set_ylabel("fitted (median, 95 % interval)")
-    ax.set_title(str(dt.attrs.get("formula", family))[:90], fontsize=9)
+    ax.set_title(textwrap.fill(str(dt.attrs.get("formula", family)), 60), fontsize=8)
     return ax
