@@ -5,7 +5,8 @@ The scalars are the fit's (``dt["inla"].attrs``, kept through netCDF): the margi
 integration over the θ design and its Gaussian (Laplace at the θ mode) estimate, DIC and its
 effective number of parameters (Spiegelhalter et al. 2002), WAIC and p_WAIC (Watanabe 2010),
 Σ log CPO_i (Pettit 1990), and the number of observations whose CPO could not be computed (a
-non-finite log CPO: R-INLA's ``cpo$failure``). PIT values need the fitted model (this process):
+non-finite log CPO: R-INLA's ``cpo$failure``). PIT values need the fitted model (this process's, or
+one rebuilt from what the result stores, see :func:`adelia.prediction.fit_state`):
 P(Y_i ≤ y_i | y_{−i}) from the leave-one-out reweighting of the posterior of η_i
 (:func:`adelia.runtime.criteria.loo_pit`) with the family's CDF.
 """
@@ -60,7 +61,7 @@ def criteria(dt: xr.DataTree, *, pit: bool = False) -> dict:
 
 
 def _pit(dt: xr.DataTree) -> np.ndarray:
-    from adelia.prediction import eta_moments, fit_state, gaussian_at_points
+    from adelia.prediction import _check_reproduces, eta_moments, fit_state, gaussian_at_points
     from adelia.runtime.criteria import loo_pit, quadrature_nodes
 
     state = fit_state(dt, "criteria(pit=True)")
@@ -76,8 +77,9 @@ def _pit(dt: xr.DataTree) -> np.ndarray:
         cp = compiled(problem, res.solver or "dense")
         eta_m, eta_s = np.asarray(pm["eta_mean"]), np.asarray(pm["eta_sd"])
     else:
-        cp, _, gauss, strategy_x = gaussian_at_points(problem, res)
+        cp, _, gauss, strategy_x = gaussian_at_points(problem, res)     # a fit rebuilt from its file
         eta_m, eta_s = eta_moments(problem, gauss, strategy_x)
+        _check_reproduces(dt, res.weights, eta_m, eta_s)
     eta, logw = quadrature_nodes(res.weights, eta_m, eta_s)
     ll = np.asarray(cp.loglik_grid(jnp.asarray(eta), jnp.asarray(res.points)))[:, :, obs]
     fam = model.families[0]

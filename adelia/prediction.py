@@ -74,26 +74,112 @@ class FitState:
 
 
 def remember(dt: xr.DataTree, call: FitCall, model, result) -> None:
-    """Keep what :func:`predict` and :func:`adelia.criteria` need, keyed by a new ``fit_id``
-    attribute of ``dt`` (kept through netCDF; the state itself lives in this process)."""
+    """Keep what :func:`predict` and :func:`adelia.criteria` need: in this process, keyed by a new
+    ``fit_id`` attribute of ``dt``; and in ``dt`` itself (kept through netCDF) the call's data as
+    the ``constant_data`` group, the other arguments as the root attribute ``fit_call`` (JSON) and
+    the latent strategy, so that a result read back can be predicted from (see :func:`fit_state`)."""
     fit_id = uuid.uuid4().hex
     dt.attrs["fit_id"] = fit_id
     _FITS[fit_id] = FitState(call, model, result)
     while len(_FITS) > MAX_FITS:
         _FITS.popitem(last=False)
+    dt["inla"].attrs["latent_strategy"] = str(getattr(result, "latent_strategy", "") or "")
+    try:
+        _store_call(dt, call)
+    except (TypeError, ValueError):     # data that netCDF cannot hold: predict works in this process only
+        pass
 
 
-def fit_state(dt: xr.DataTree, what: str = "predict()") -> FitState:
+def _storable(values) -> np.ndarray:
+    v = np.asarray(values)
+    if v.dtype.kind in "biuf":
+        return v
+    if v.dtype.kind == "O" and all(isinstance(e, (float, int, np.number)) and not isinstance(e, bool) for e in v):
+        return v.astype(float)
+    return v.astype(str)
+
+
+def _store_call(dt: xr.DataTree, call: FitCall) -> None:
+    data = _frame(call.data)
+    cols = {str(c): xr.DataArray(_storable(data[c].to_numpy()), dims="data_row") for c in data.columns}
+    # missing values of text columns (NA index values) by row: netCDF text has no NaN
+    na = {str(c): np.flatnonzero(data[c].isna().to_numpy()).tolist() for c in data.columns
+          if cols[str(c)].dtype.kind == "U" and data[c].isna().any()}
+    likelihood = {}
+    for key, value in call.likelihood.items():
+        if value is None:
+            continue
+        if isinstance(value, str):
+            likelihood[key] = {"column": value}
+        else:
+            name = f"__{key}"
+            cols[name] = xr.DataArray(np.broadcast_to(np.asarray(value, float), (len(data),)).copy(), dims="data_row")
+            likelihood[key] = {"column": name}
+    info = {"formula": call.formula, "family": call.family, "likelihood": likelihood,
+            "control_family": call.control_family, "control_fixed": call.control_fixed,
+            "objects": sorted(call.objects), "columns": [str(c) for c in data.columns], "na": na}
+    text = json.dumps(info)                                 # raises TypeError for what JSON cannot hold
+    dt["constant_data"] = xr.DataTree(xr.Dataset(cols, attrs={"inference_library": "adelia"}))
+    dt.attrs["fit_call"] = text
+
+
+def fit_state(dt: xr.DataTree, what: str = "predict()", objects: Mapping[str, Any] | None = None) -> FitState:
+    """The fit behind ``dt``: the one this process holds (by ``fit_id``), or one rebuilt from what
+    ``dt`` stores (a result read back from netCDF): the formula compiled again on the stored data
+    (``objects``: the graphs, SPDE objects... the formula names, passed again) with the stored θ
+    design. :func:`predict` checks that the rebuilt model reproduces the stored linear predictor."""
     if not isinstance(dt, xr.DataTree) or "inla" not in dt.children:
         raise AdeliaError(f"{what} needs the DataTree returned by adelia.fit")
     fit_id = dt.attrs.get("fit_id")
     state = _FITS.get(str(fit_id)) if fit_id is not None else None
-    if state is None:
-        raise AdeliaError(f"{what} needs the fitted model, which this process does not hold for this result "
-                          f"({'no fit_id attribute' if fit_id is None else f'fit_id {fit_id} unknown here'})",
-                          hint="a result read back from netCDF keeps no model: fit it again in this session "
-                               f"(the last {MAX_FITS} fits are kept), or use 'adelia predict model.adl new.csv'")
-    return state
+    if state is not None:
+        return state
+    if "fit_call" not in dt.attrs or "constant_data" not in dt.children:
+        raise AdeliaError(f"{what} needs the fitted model, which this result does not hold "
+                          "(no fit_call attribute / constant_data group) and this process does not know",
+                          hint="fit it again in this session (the last %d fits are kept), or use "
+                               "'adelia predict model.adl new.csv'" % MAX_FITS)
+    return _rebuild(dt, what, dict(objects or {}))
+
+
+def _rebuild(dt: xr.DataTree, what: str, objects: dict) -> FitState:
+    from types import SimpleNamespace
+
+    from adelia.compiler.model import compile_model
+    from adelia.dsl.parser import parse_formula
+
+    info = json.loads(dt.attrs["fit_call"])
+    missing = [k for k in info["objects"] if k not in objects]
+    if missing:
+        raise AdeliaError(f"{what} on a result read back needs the objects the formula names: "
+                          f"{', '.join(missing)}", hint=f"pass them again, e.g. adelia.predict(dt, newdata, "
+                                                         f"{missing[0]}={missing[0]})")
+    cd = dt["constant_data"].to_dataset()
+    data = pd.DataFrame({c: cd[c].values for c in info["columns"]})
+    for c, rows in info.get("na", {}).items():
+        col = data[c].astype(object)
+        col.iloc[rows] = np.nan
+        data[c] = col
+    likelihood = {k: (v["column"] if not v["column"].startswith("__") else cd[v["column"]].values)
+                  for k, v in info["likelihood"].items()}
+    used = {k: objects[k] for k in info["objects"]}
+    model = compile_model(parse_formula(info["formula"]), data, info["family"], objects=used,
+                          control_family=info["control_family"], control_fixed=info["control_fixed"], **likelihood)
+    inla = dt["inla"].to_dataset()
+    stats = [str(s) for s in inla["summary_linear_predictor"]["stat"].values]
+    quantiles = tuple(float(s[: -len("quant")]) for s in stats if s.endswith("quant"))
+    if [str(t) for t in inla["design_theta"]["theta"].values] != [t.internal_label for t in model.thetas]:
+        raise AdeliaError("the stored formula and data give other hyperparameters than the stored fit",
+                          hint="the result file does not match its fit_call attribute")
+    result = SimpleNamespace(
+        points=np.asarray(inla["design_theta"].values, float), weights=np.asarray(inla["design_weight"].values, float),
+        solver=str(inla.attrs.get("solver", "dense")), latent_strategy=str(inla.attrs.get("latent_strategy", "")),
+        options=SimpleNamespace(quantiles=quantiles, strategy="auto"), problem=model.problem,
+        theta_mode=np.asarray(inla["theta_mode"].values, float), point_marginals=None,
+        free=np.array([i for i, t in enumerate(model.thetas) if not t.fixed], dtype=int))
+    call = FitCall(info["formula"], data, info["family"], likelihood, info["control_family"], info["control_fixed"],
+                   used)
+    return FitState(call, model, result)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,8 +540,26 @@ def add_posterior_predictive(dt: xr.DataTree, model, res, seed: int = 0) -> None
         attrs={"inference_library": "adelia"}))
 
 
+#: how far (in posterior sds) the fitted rows' η means may move in the extended model
+REPRODUCE_TOL = 1e-4
+
+
+def _check_reproduces(dt: xr.DataTree, weights, eta_m: np.ndarray, eta_s: np.ndarray) -> None:
+    """The extended model's η on the fitted rows is the fit's (its summary_linear_predictor): a
+    rebuilt fit that does not reproduce it (other data, other objects) is refused."""
+    table = dt["inla"]["summary_linear_predictor"]
+    mean_fit, sd_fit = table.sel(stat="mean").values, table.sel(stat="sd").values
+    w = np.asarray(weights, float) / np.sum(weights)
+    mean = w @ eta_m
+    bad = np.flatnonzero(np.abs(mean - mean_fit) > REPRODUCE_TOL * sd_fit + 1e-9 * (1 + np.abs(mean_fit)))
+    if bad.size:
+        raise AdeliaError(f"the model rebuilt for prediction does not reproduce the fit's linear predictor "
+                          f"(row {bad[0]}: {mean[bad[0]]:.6g} against {mean_fit[bad[0]]:.6g})",
+                          hint="the objects passed again (graphs, SPDE objects) must be the fit's")
+
+
 def predict(dt: xr.DataTree, newdata, *, kind: str = "response", n_samples: int = 1000, seed: int = 0,
-            locations: Mapping[str, Any] | None = None) -> xr.DataTree:
+            locations: Mapping[str, Any] | None = None, **objects: Any) -> xr.DataTree:
     """Predict the rows of ``newdata`` from a fit, without refitting.
 
     Parameters
@@ -473,6 +577,10 @@ def predict(dt: xr.DataTree, newdata, *, kind: str = "response", n_samples: int 
         Draws of η, of the mean and of y (posterior predictive, with the observation noise).
     locations
         ``{"term": coords}``: new locations (n_new × 2) of an SPDE term f(term, model = spde).
+    **objects
+        For a result read back from netCDF: the objects its formula names (graphs, SPDE
+        objects...), which a file cannot hold. The fit is rebuilt from the stored formula, data and
+        θ design (checked: it must reproduce the stored linear predictor).
 
     Returns
     -------
@@ -483,13 +591,14 @@ def predict(dt: xr.DataTree, newdata, *, kind: str = "response", n_samples: int 
         raise ModelError(f"unknown kind {kind!r}", hint="kind = \"response\" or \"linear\"")
     if int(n_samples) < 0:
         raise ModelError("n_samples must be >= 0")
-    state = fit_state(dt)
+    state = fit_state(dt, objects=objects)
     res, model = state.result, state.model
     ex = extend(state, newdata, locations)
     P, m_old = ex.problem, ex.m_old
     m_new = P.m - m_old
     cp, xs, gauss, strategy_x = gaussian_at_points(P, res)
     eta_m, eta_s = eta_moments(P, gauss, strategy_x)
+    _check_reproduces(dt, res.weights, eta_m[:, :m_old], eta_s[:, :m_old])
     eta_m, eta_s = eta_m[:, m_old:], eta_s[:, m_old:]
     from adelia.runtime.marginals import mixture_summary
 

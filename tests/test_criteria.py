@@ -108,10 +108,13 @@ def test_arviz_functions_run_on_a_result(gaussian_fit):
     plt.close("all")
 
 
-def test_pit_needs_the_fit_state(gaussian_fit):
+def test_pit_from_a_result_read_back(gaussian_fit):
     dt, _ = gaussian_fit
     back = dt.copy()
-    back.attrs = {k: v for k, v in dt.attrs.items() if k != "fit_id"}
+    back.attrs = {k: v for k, v in dt.attrs.items() if k != "fit_id"}     # as read back in a new process
+    np.testing.assert_allclose(adelia.criteria(back, pit=True)["pit"], adelia.criteria(dt, pit=True)["pit"],
+                               atol=1e-8)
+    del back.attrs["fit_call"]
     assert set(adelia.criteria(back)) == KEYS          # the scalars come from the result itself
     with pytest.raises(AdeliaError, match=r"criteria\(pit=True\) needs the fitted model"):
         adelia.criteria(back, pit=True)

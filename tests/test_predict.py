@@ -141,15 +141,32 @@ def test_new_areas_must_be_graph_nodes():
     assert np.isfinite(ok["inla"]["summary_linear_predictor"].values).all()
     with pytest.raises(DataError, match=r"newdata row 1, column 'r': value 7 is not a node of the graph"):
         adelia.predict(dt, pd.DataFrame({"r": [2, 7]}), n_samples=0)
+    # read back: the graph is not in the file, so it is passed again
+    back = dt.copy()
+    del back.attrs["fit_id"]
+    with pytest.raises(AdeliaError, match="needs the objects the formula names: W"):
+        adelia.predict(back, pd.DataFrame({"r": [4]}), n_samples=0)
+    again = adelia.predict(back, pd.DataFrame({"r": [4]}), n_samples=0, W=W)
+    np.testing.assert_allclose(again["inla"]["summary_linear_predictor"].values,
+                               ok["inla"]["summary_linear_predictor"].values, atol=1e-9)
 
 
-def test_result_read_back_without_the_fit_state(combined, tmp_path):
+def test_result_read_back_from_netcdf(combined, tmp_path):
     dt, _, new, _ = combined
     path = tmp_path / "fit.nc"
     dt.to_netcdf(path, engine="h5netcdf")
     back = xr.open_datatree(path, engine="h5netcdf")
     assert back.attrs["fit_id"] == dt.attrs["fit_id"]
-    del back.attrs["fit_id"]
+    del back.attrs["fit_id"]          # as in a new process: the fit is rebuilt from the file
+    here = adelia.predict(dt, new, kind="linear", n_samples=0)
+    again = adelia.predict(back, new, kind="linear", n_samples=0)
+    np.testing.assert_allclose(again["inla"]["summary_linear_predictor"].values,
+                               here["inla"]["summary_linear_predictor"].values, rtol=0, atol=1e-9)
+    # the stored data must reproduce the fit
+    back["constant_data"]["y"] = back["constant_data"]["y"] + 1.0
+    with pytest.raises(AdeliaError, match="does not reproduce the fit's linear predictor"):
+        adelia.predict(back, new, n_samples=0)
+    del back.attrs["fit_call"]
     with pytest.raises(AdeliaError, match="needs the fitted model"):
         adelia.predict(back, new)
     with pytest.raises(AdeliaError, match="DataTree returned by adelia.fit"):
