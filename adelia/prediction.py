@@ -101,6 +101,8 @@ def _storable(values) -> np.ndarray:
 
 def _store_call(dt: xr.DataTree, call: FitCall) -> None:
     data = _frame(call.data)
+    if any("/" in str(c) or str(c).startswith("__") for c in data.columns):
+        return                          # names netCDF (or the keys below) cannot hold: in-process only
     cols = {str(c): xr.DataArray(_storable(data[c].to_numpy()), dims="data_row") for c in data.columns}
     # missing values of text columns (NA index values) by row: netCDF text has no NaN
     na = {str(c): np.flatnonzero(data[c].isna().to_numpy()).tolist() for c in data.columns
