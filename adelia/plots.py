@@ -119,9 +119,7 @@ def _hyper_marginal(inla: xr.Dataset, internal: str, natural: bool) -> tuple[np.
     dens = np.exp(lp - lp.max())
     x = theta
     if natural:
-        k = list(inla["internal_hyperpar"].values.astype(str)).index(internal)
-        grid = inla["prior_theta"].values[k]
-        x = np.interp(theta, grid, inla["prior_natural"].values[k])
+        x = row["marginal_natural"].values
         dens = dens / np.abs(np.gradient(x, theta))
         order = np.argsort(x)
         x, dens = x[order], dens[order]

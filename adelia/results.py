@@ -64,7 +64,8 @@ def _plot_tables(res: FitResult) -> dict[str, xr.DataArray]:
     ``natural_label`` names each θ_k as ``summary_hyperpar`` and the posterior group do.
     ``marginal_theta`` / ``marginal_log_density`` (internal_hyperpar, marginal_grid) hold the
     posterior marginal of each θ_k that its summary was computed from (R-INLA's
-    ``internal.marginals.hyperpar``; log-density up to a constant).
+    ``internal.marginals.hyperpar``; log-density up to a constant), ``marginal_natural`` its grid
+    mapped to the natural scale.
     """
     model = res.model
     out: dict[str, xr.DataArray] = {}
@@ -105,6 +106,8 @@ def _plot_tables(res: FitResult) -> dict[str, xr.DataArray]:
         mdims = ("internal_hyperpar", "marginal_grid")
         out["marginal_theta"] = xr.DataArray(np.array([m[0] for m in marg]), dims=mdims, coords=coords)
         out["marginal_log_density"] = xr.DataArray(np.array([m[1] for m in marg]), dims=mdims, coords=coords)
+        out["marginal_natural"] = xr.DataArray(
+            np.array([_on_grid(model.thetas[j].to_natural, m[0]) for j, m in zip(free, marg)]), dims=mdims, coords=coords)
     return out
 
 
