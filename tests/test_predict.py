@@ -12,7 +12,6 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.stats as st
 import xarray as xr
 
 import adelia
