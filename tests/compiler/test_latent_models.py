@@ -125,6 +125,11 @@ CASES = [
     Case("iidkd", "iidkd order 3", np.arange(1, 13), {"order": 3, "n": 12}),
     Case("iidkd", "iidkd order 2 constr", np.arange(1, 11), {"order": 2, "n": 10, "constr": True}),
     Case("rgeneric", "rgeneric ar1", np.arange(1, 9), {"rmodel": RGENERIC_AR1}),
+    Case("demf", "demf 3 times", np.tile(np.arange(1, MESH.n + 1), 3),
+         {"spde": SPDE_OBJ, "time": np.repeat([1, 2, 3], MESH.n)}, tol=1e-7),
+    Case("coregional", "coregional k = 2", np.tile(np.arange(1, MESH.n + 1), 4),
+         {"spde": SPDE_OBJ, "time": np.repeat([1, 2], 2 * MESH.n), "field": np.tile(np.repeat([1, 2], MESH.n), 2)},
+         tol=1e-7),
 ]
 
 

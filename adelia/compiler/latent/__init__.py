@@ -2,6 +2,6 @@
 
 from adelia.compiler.latent.base import LATENT, LatentModel, Structure, TermInput
 from adelia.compiler.latent import iid, rw, besag, bym2, ar1, spde, seasonal  # noqa: F401  (registration)
-from adelia.compiler.latent import ar, iidkd, rgeneric  # noqa: F401  (registration; issue 15 part B)
+from adelia.compiler.latent import ar, iidkd, rgeneric, spacetime  # noqa: F401  (registration; issue 15 part B)
 
 __all__ = ["LATENT", "LatentModel", "Structure", "TermInput"]
