@@ -36,9 +36,9 @@ def test_every_registered_name_has_a_row(key, registry):
 
 
 def test_refresh_replaces_only_the_marked_blocks():
-    text = "intro\n" + "".join(f"<!-- {k}:start -->\nold\n<!-- {k}:end -->\nbetween {k}\n" for k in MARKERS) + "outro"
+    text = "intro\n" + "".join(f"<!-- {k}:start -->\nSTALE-TABLE\n<!-- {k}:end -->\nbetween {k}\n" for k in MARKERS) + "outro"
     out = refresh(text)
-    assert out.startswith("intro\n") and out.endswith("outro") and "old" not in out
+    assert out.startswith("intro\n") and out.endswith("outro") and "STALE-TABLE" not in out
     for k in MARKERS:
         assert f"between {k}" in out and _block(out, k) == tables()[k]
     assert refresh(out) == out
