@@ -627,13 +627,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
                                                  options.quantiles)
             continue
         if nfree == 1 and strategy == "grid":
-            # the density reaches one step past the design on each side, to the points where the
-            # grid stopped (evaluated already): a slowly falling tail cut at diff_logdens held
-            # 1-2 % of the mass (Seeds' plate log-precision: 2.5 % quantile 0.18 exact sd high)
-            past = frame.theta(np.array([[Z[:, 0].min() - options.dz], [Z[:, 0].max() + options.dz]]))
-            f_past = ev.values(past)
-            ok = np.isfinite(f_past)
-            grid_t, lp = theta_marginal_grid(np.r_[points[:, j], past[ok, 0]], np.r_[-fz, -f_past[ok]])
+            grid_t, lp = theta_marginal_grid(points[:, j], -fz)
         else:
             grid_t, lp = theta_marginal_ccd(frame, j_free)
         hyper[t.label] = density_summary(grid_t, lp, lambda v, t=t: np.asarray(t.to_natural(jnp.asarray(v))),

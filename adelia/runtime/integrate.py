@@ -72,9 +72,18 @@ def standardise(mode: np.ndarray, H: np.ndarray, f: Callable[[np.ndarray], np.nd
 
 def grid_design(frame: ThetaFrame, f: Callable[[np.ndarray], np.ndarray], f_mode: float,
                 dz: float = 0.75, diff_logdens: float = 6.0, max_steps: int = 30):
-    """Classic R-INLA grid: returns (z points, f values) with f − f* ≤ diff_logdens."""
+    """R-INLA's grid: the points with f − f* ≤ diff_logdens, plus, on each axis, the first point
+    past that threshold (where the axis scan stopped; ``f`` memoises it).
+
+    The stopping points bracket the tails: without them a slowly falling tail loses the mass
+    between the last kept point and the true fall-off. On Seeds (binomial, iid plate effects) its
+    log-precision density falls only 4.3 over 7.7 units below the mode and then steeply; the
+    cut-off left the 2.5 % quantile 0.18 exact (NUTS) sd high and the plate effects' sds at
+    0.90–0.98 of the exact ones, against 0.06 sd and 0.96–1.02 with the two extra points.
+    """
     d = frame.d
     extent = np.zeros((d, 2), dtype=int)
+    past = []
     for i in range(d):
         for j, sign in enumerate((1, -1)):
             k = 0
@@ -82,6 +91,7 @@ def grid_design(frame: ThetaFrame, f: Callable[[np.ndarray], np.ndarray], f_mode
                 z = np.zeros((1, d))
                 z[0, i] = sign * (k + 1) * dz
                 if float(np.asarray(f(frame.theta(z)))[0]) - f_mode > diff_logdens:
+                    past.append(z[0])
                     break
                 k += 1
             extent[i, j] = k
@@ -89,7 +99,13 @@ def grid_design(frame: ThetaFrame, f: Callable[[np.ndarray], np.ndarray], f_mode
     Z = np.array(list(itertools.product(*axes)), dtype=float).reshape(-1, d)
     fz = np.asarray(f(frame.theta(Z)), dtype=float)
     keep = np.isfinite(fz) & (fz - f_mode <= diff_logdens)
-    return Z[keep], fz[keep]
+    Z, fz = Z[keep], fz[keep]
+    if past:
+        P = np.array(past)
+        fp = np.asarray(f(frame.theta(P)), dtype=float)
+        ok = np.isfinite(fp)
+        Z, fz = np.concatenate([Z, P[ok]]), np.concatenate([fz, fp[ok]])
+    return Z, fz
 
 
 @lru_cache(maxsize=None)
