@@ -32,7 +32,7 @@ from adelia.runtime.integrate import ThetaFrame, ccd_design, grid_design, standa
 from adelia.runtime.laplace import LaplaceProblem
 from adelia.runtime.marginals import (QUANTILES, density_summary, mixture_summary, skew_mixture_summary,
                                       skew_normal_from_sla, theta_marginal_ccd, theta_marginal_grid)
-from adelia.runtime.optimize import ModeResult, find_mode, hessian_at
+from adelia.runtime.optimize import ModeResult, central_difference_gradient, find_mode, hessian_at
 from adelia.runtime.problem import Problem, as_problem
 
 from adelia.options import INT_STRATEGIES, SOLVERS, STRATEGIES  # noqa: E402
@@ -47,8 +47,18 @@ DENSE_MAX_LATENT = 200
 BTA_FLOP_COST = 1.0
 #: dense models up to this latent size compile without XLA's backend optimisation (see CompiledProblem)
 FAST_COMPILE_DENSE_MAX = 128
-#: R-INLA's rule: "auto" means simplified.laplace below this latent size.
+#: R-INLA's rule: "auto" means simplified.laplace below this latent size, else "adaptive".
 SLA_MAX_LATENT = 5000
+#: R-INLA's control.inla adaptive.max: the adaptive strategy corrects the fixed effects and the
+#: components of at most this many nodes
+ADAPTIVE_MAX = 25
+
+
+def adaptive_nodes(model: Problem, adaptive_max: int = ADAPTIVE_MAX) -> np.ndarray:
+    """The nodes R-INLA's adaptive strategy gives the simplified-Laplace correction: every fixed
+    effect and every component of length ≤ ``adaptive_max``; the other marginals stay Gaussian."""
+    small = [np.arange(c.offset, c.offset + c.n) for c in model.components if c.n <= adaptive_max]
+    return np.concatenate([*small, np.arange(model.fixed_offset, model.N)]).astype(int)
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,10 @@ class InferenceOptions:
     quantiles: tuple[float, ...] = QUANTILES
     progress: Callable[[str], None] | None = None
     devices: Any = None                  # None, an int or jax devices (adelia.runtime.devices.plan)
+    gradient: str = "ad"                 # θ-mode search: "ad" (exact) or "fd" (R-INLA's central differences)
+    chains: int = 4                      # int_strategy = "nuts": chains, warm-up and draws per chain
+    warmup: int = 1000
+    draws: int = 1000
 
     def __post_init__(self):
         if self.int_strategy not in INT_STRATEGIES:
@@ -78,6 +92,11 @@ class InferenceOptions:
                              hint=(f"did you mean '{close[0]}'? " if close else "") + f"known: {', '.join(STRATEGIES)}")
         if self.solver not in SOLVERS:
             raise ModelError(f"unknown solver '{self.solver}'", hint=f"known: {', '.join(SOLVERS)}")
+        if self.gradient not in ("ad", "fd"):
+            raise ModelError(f"unknown gradient '{self.gradient}'", hint="known: ad (exact, automatic "
+                             "differentiation), fd (R-INLA's central differences, 2d + 1 objective evaluations)")
+        if self.chains < 1 or self.warmup < 1 or self.draws < 2:
+            raise ModelError("chains and warmup must be >= 1 and draws >= 2")
         if self.n_samples < 0 or self.dz <= 0 or self.diff_logdens <= 0 or self.h <= 0:
             raise ModelError("n_samples must be >= 0 and dz, diff_logdens, h > 0")
 
@@ -107,6 +126,11 @@ class FitResult:
     timings: dict[str, float] = field(default_factory=dict)
     evaluations: dict[str, int] = field(default_factory=dict)   # n_objective, n_gradient
     solver: str = ""                      # the linear-algebra path used (dense, sparse, bta)
+    latent_strategy: str = ""             # the latent marginals' approximation used (gaussian, simplified.laplace...)
+    #: per integration point (K, ·): the latent marginals' Gaussian means/sds, skew-normal parameters
+    #: (xi, omega, alpha, when corrected) and η's mean (shift included)/sd — what the marginal
+    #: density tables, PIT and predictions mix over
+    point_marginals: dict | None = None
 
 
 class Program:
@@ -251,8 +275,11 @@ class CompiledProblem:
         self.neg_and_mode, self.full = neg_and_mode, full   # for θ batches sharded over devices
         # one point at a time (lax.map): the covariance the simplified-Laplace coefficients need
         # is N × N per point
-        self.gaussian = {sla: program(f"gaussian_{sla}", lambda pts, xs, sla=sla: jax.lax.map(
-            lambda a: prob.gaussian(a[0], a[1], sla=sla), (pts, xs))) for sla in (False, True)}
+        nodes = adaptive_nodes(model)
+        corrected = {"gaussian": (False, None), "simplified.laplace": (True, None), "adaptive": (True, nodes)}
+        self.gaussian = {name: program(f"gaussian_{name}", lambda pts, xs, sla=sla, nodes=nodes: jax.lax.map(
+            lambda a: prob.gaussian(a[0], a[1], sla=sla, nodes=nodes), (pts, xs)))
+            for name, (sla, nodes) in corrected.items()}
         self.loglik_grid = program("loglik_grid", jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)),
                                                            in_axes=(0, 0)))
         self.loglik_draws = program("loglik_draws", jax.vmap(prob.loglik_terms))
@@ -304,6 +331,26 @@ class Evaluations:
         if np.isfinite(f):
             self.x = x
         return f, np.asarray(g)
+
+    def value_and_fd_grad(self, theta_free, h: float) -> tuple[float, np.ndarray]:
+        """f and R-INLA's central-difference gradient (2d + 1 objective evaluations, each
+        Newton iteration started from the latest mode; see
+        :func:`~adelia.runtime.optimize.central_difference_gradient`)."""
+        x_start = self.x
+        full = lambda t: jnp.asarray(self._full(np.asarray(t, dtype=float)[None, :])[0])
+        values = []
+
+        def value(t):
+            f, x = self.cp.value(full(t), x_start)
+            self.n_objective += 1
+            values.append((float(f), x))
+            return float(f)
+
+        f, g = central_difference_gradient(value, np.asarray(theta_free, dtype=float), h)
+        self.n_gradient += 1
+        if np.isfinite(f):
+            self.x = values[0][1]
+        return f, g
 
     def at_mode(self, theta_free, f: float) -> None:
         """Record θ* (where the mode search ended, so ``self.x`` is its x̂): later Newton
@@ -478,7 +525,9 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
         iters[0] += 1
         say(f"optimising θ: iteration {iters[0]}")
 
-    mode = find_mode(ev.value_and_grad, initial[free], callback=callback)
+    value_and_grad = ev.value_and_grad if options.gradient == "ad" else functools.partial(ev.value_and_fd_grad,
+                                                                                           h=options.h)
+    mode = find_mode(value_and_grad, initial[free], callback=callback)
     ev.at_mode(mode.theta, mode.f)
     clock.lap("mode")
 
@@ -492,7 +541,9 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
         strategy = "grid" if nfree <= 2 else "ccd"
     if nfree == 0:
         strategy = "eb"
-    frame = standardise(mode.theta, H, ev.values, mode.f, skewness=strategy != "eb") if nfree else None
+    # the skewness-corrected axes serve the θ marginals whatever the design, "eb" included (R-INLA's
+    # hyperparameter summary does not depend on int.strategy): 2 evaluations per free θ
+    frame = standardise(mode.theta, H, ev.values, mode.f) if nfree else None
     say(f"integrating θ ({strategy})")
     if strategy == "eb":
         Z = np.zeros((1, nfree))
@@ -501,6 +552,19 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     elif strategy == "grid":
         Z, fz = grid_design(frame, ev.values, mode.f, options.dz, options.diff_logdens)
         log_w = -(fz - mode.f) + frame.log_volume(Z)
+    elif strategy == "nuts":
+        # θ drawn by NUTS on π̃(θ | y), the draws equally weighted points (R-INLA's sampling-based
+        # integration); the θ marginals below come from every draw
+        from adelia.runtime.nuts import theta_design
+
+        say("sampling θ with NUTS")
+        theta_nuts, nuts_res = theta_design(cp, ev.x_mode, mode.theta, H, chains=options.chains,
+                                            warmup=options.warmup, draws=options.draws, seed=options.seed)
+        ev.n_objective += int(nuts_res.num_steps.sum())
+        ev.n_gradient += int(nuts_res.num_steps.sum())
+        fz = ev.values(theta_nuts)
+        Z = np.zeros((len(fz), nfree))
+        log_w = np.zeros(len(fz))
     else:
         Z, wccd = ccd_design(nfree)
         fz = ev.values(frame.theta(Z))
@@ -510,7 +574,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     weights = np.exp(log_w - logsumexp(log_w))
     points = np.repeat(initial[None, :], len(Z), axis=0)
     if nfree:
-        points[:, free] = frame.theta(Z)
+        points[:, free] = theta_nuts if strategy == "nuts" else frame.theta(Z)
     x_points = ev.modes(points[:, free]) if nfree and strategy != "eb" else ev.x_mode[None, :]
     clock.lap("integration")
 
@@ -530,17 +594,18 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     say(f"latent marginals at {len(points)} θ points")
     strategy_x = options.strategy
     if strategy_x == "auto":
-        strategy_x = "simplified.laplace" if model.N < SLA_MAX_LATENT and prob.supports_sla else "gaussian"
+        strategy_x = "simplified.laplace" if model.N < SLA_MAX_LATENT and prob.supports_sla else "adaptive"
     if strategy_x == "simplified.laplace" and not prob.supports_sla:
         raise ModelError(f"strategy = \"simplified.laplace\" is not available on the {cp.solver} path for "
-                         f"{model.N} latent nodes", hint="use solver = \"dense\" or strategy = \"gaussian\"")
-    gauss = cp.gaussian[strategy_x == "simplified.laplace"](jnp.asarray(points), x_points)
+                         f"{model.N} latent nodes", hint="use solver = \"dense\" or strategy = \"adaptive\" "
+                         "(fixed effects and small components corrected) or \"gaussian\"")
+    gauss = cp.gaussian[strategy_x](jnp.asarray(points), x_points)
     means, sds = np.asarray(gauss.mode), np.asarray(gauss.sd)
     eta_m, eta_s = np.asarray(gauss.eta_mean), np.asarray(gauss.eta_sd)
     if not (np.all(np.isfinite(means)) and np.all(np.isfinite(sds))):
         raise FitError("the Gaussian approximation of the latent field is not finite at some θ points",
                        hint="the inner Newton iteration failed; check the data and priors")
-    if strategy_x == "simplified.laplace":
+    if strategy_x != "gaussian":
         # skew-normal marginals x_j = x̂_j + σ_j s; η keeps the Gaussian shape, shifted by A·(mean shift)
         xi, omega, alpha = skew_normal_from_sla(np.asarray(gauss.gamma1), np.asarray(gauss.gamma3))
         latent = skew_mixture_summary(weights, means + sds * xi, sds * omega, alpha, options.quantiles)
@@ -554,6 +619,13 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     hyper = {}
     for j_free, j in enumerate(free):
         t = model.thetas[j]
+        if strategy == "nuts":
+            from adelia.runtime.nuts import theta_draws_summary
+
+            hyper[t.label] = theta_draws_summary(nuts_res.theta[:, :, j_free].ravel(),
+                                                 lambda v, t=t: np.asarray(t.to_natural(jnp.asarray(v))),
+                                                 options.quantiles)
+            continue
         if nfree == 1 and strategy == "grid":
             grid_t, lp = theta_marginal_grid(points[:, j], -fz)
         else:
@@ -568,6 +640,9 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
                        {"integration": float(mlik_int), "gaussian": float(mlik_gauss)})
     result.criteria = criteria.compute(cp, result, eta_m, eta_s)
     result.solver = cp.solver
+    result.latent_strategy = strategy_x
+    result.point_marginals = {"mean": means, "sd": sds, "eta_mean": eta_m, "eta_sd": eta_s,
+                              **({"xi": xi, "omega": omega, "alpha": alpha} if strategy_x != "gaussian" else {})}
     clock.lap("criteria")
 
     # ---- posterior draws ----
