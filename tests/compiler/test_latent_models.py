@@ -125,11 +125,26 @@ CASES = [
     Case("iidkd", "iidkd order 3", np.arange(1, 13), {"order": 3, "n": 12}),
     Case("iidkd", "iidkd order 2 constr", np.arange(1, 11), {"order": 2, "n": 10, "constr": True}),
     Case("rgeneric", "rgeneric ar1", np.arange(1, 9), {"rmodel": RGENERIC_AR1}),
+    Case("iid2d", "iid2d", np.arange(1, 11), {"n": 10}),
     Case("demf", "demf 3 times", np.tile(np.arange(1, MESH.n + 1), 3),
          {"spde": SPDE_OBJ, "time": np.repeat([1, 2, 3], MESH.n)}, tol=1e-7),
     Case("coregional", "coregional k = 2", np.tile(np.arange(1, MESH.n + 1), 4),
          {"spde": SPDE_OBJ, "time": np.repeat([1, 2], 2 * MESH.n), "field": np.tile(np.repeat([1, 2], MESH.n), 2)},
          tol=1e-7),
+    # issue 15 part A (their own tests: test_latent_more.py)
+    Case("bym", "bym ring", np.arange(1, 11), {"graph": ring_graph(10, [(0, 5)])}, exact_constant=False),
+    Case("bym", "bym components scaled", np.arange(1, 10), {"graph": two_components_and_island(), "scale.model": True},
+         exact_constant=False),
+    Case("besagproper", "besagproper components", np.arange(1, 10), {"graph": two_components_and_island()}),
+    Case("generic0", "generic0 rw1 structure", np.arange(1, 9),
+         {"Cmatrix": np.diff(np.eye(8), axis=0).T @ np.diff(np.eye(8), axis=0), "constr": True}, exact_constant=False),
+    Case("generic1", "generic1", np.arange(1, 11), {"Cmatrix": ring_graph(10, [(0, 5)])}),
+    Case("z", "z", np.arange(1, 13), {"Z": RNG.normal(size=(12, 4))}),
+    Case("linear", "linear", RNG.normal(size=10), {"prec.linear": 0.5}),
+    Case("rw2d", "rw2d 4 x 5", np.arange(1, 21), {"nrow": 4, "ncol": 5}, exact_constant=False),
+    Case("matern2d", "matern2d 4 x 5", np.arange(1, 21), {"nrow": 4, "ncol": 5}),
+    Case("crw2", "crw2 irregular", IRREGULAR, exact_constant=False, tol=1e-6),
+    Case("ou", "ou irregular", IRREGULAR),
 ]
 
 
