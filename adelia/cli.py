@@ -137,11 +137,25 @@ def write_datatree(dt, out: Path) -> None:
               help="Approximation of the latent marginals (overrides options()).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--devices", type=click.IntRange(min=1), default=None,
+              help="Spread the fit over this many devices (default: all JAX sees).")
+@click.option("--distributed", is_flag=True,
+              help="Join a multi-process run (jax.distributed: Slurm / Open MPI detected, else "
+                   "ADELIA_COORDINATOR, ADELIA_NUM_PROCESSES, ADELIA_PROCESS_ID).")
 def fit(model: Path, data: Path | None, output: Path | None, samples: int | None, seed: int | None,
-        int_strategy: str | None, strategy: str | None, quiet: bool, force: bool) -> None:
+        int_strategy: str | None, strategy: str | None, quiet: bool, force: bool, devices: int | None = None,
+        distributed: bool = False) -> None:
     """Fit MODEL with INLA, print the summary and optionally save the result."""
     from adelia.adl_run import fit_model
     from adelia.errors import AdeliaError
+
+    if distributed:   # before anything starts JAX's backends
+        from adelia.runtime.devices import initialize_distributed
+
+        try:
+            initialize_distributed()
+        except AdeliaError as err:
+            _fail([err])
 
     if output is not None and output.suffix.lower() not in (".nc", ".nc4", ".netcdf"):
         raise click.BadParameter("the output must be a netCDF file ending in .nc", param_hint="'-o' / '--output'")
@@ -156,7 +170,7 @@ def fit(model: Path, data: Path | None, output: Path | None, samples: int | None
     try:
         with _progress(err_console, quiet) as say:
             dt = fit_model(prepared, progress=say, n_samples=samples, seed=seed, int_strategy=int_strategy,
-                           strategy=strategy)
+                           strategy=strategy, devices=devices, distributed=distributed or None)
     except AdeliaError as err:
         _fail([err])
     if output is not None:

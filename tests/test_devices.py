@@ -191,6 +191,39 @@ def test_devices_option_is_checked():
         resolve_devices(["cpu"])
 
 
+EXAMPLES = ROOT / "examples"
+
+
+def _seeds(tmp_path) -> Path:
+    import shutil
+
+    for name in ("seeds.adl", "seeds.csv"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    return tmp_path / "seeds.adl"
+
+
+def test_cli_devices_option_reaches_the_fit(tmp_path):
+    from click.testing import CliRunner
+
+    from adelia.cli import cli
+
+    res = CliRunner().invoke(cli, ["fit", str(_seeds(tmp_path)), "--devices", "3", "-q"])
+    assert res.exit_code != 0
+    assert "devices = 3, but JAX sees 1 device" in res.output
+
+
+def test_cli_distributed_single_process(tmp_path):
+    """``adelia fit --distributed`` as a one-process run with an explicit coordinator."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", ADELIA_COORDINATOR=f"127.0.0.1:{_free_port()}",
+               ADELIA_NUM_PROCESSES="1", ADELIA_PROCESS_ID="0")
+    env.pop("XLA_FLAGS", None)
+    command = [sys.executable, "-c", "from adelia.cli import main; main()", "fit", str(_seeds(tmp_path)),
+               "--distributed", "-q", "--samples", "10"]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(Intercept)" in proc.stdout
+
+
 if __name__ == "__main__":
     body = {"theta": _theta_parallel, "bta": _partitioned_bta, "worker": _distributed_worker}[sys.argv[1]]
     print(json.dumps(body()), flush=True)
