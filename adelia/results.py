@@ -91,7 +91,8 @@ def _plot_tables(res: FitResult) -> dict[str, xr.DataArray]:
             hi = max(hi, float(res.hyper_summary[t.label]["marginal"][0].max()))
         g = np.linspace(lo, hi, PRIOR_GRID)
         grid.append(g)
-        logp.append(_on_grid(t.prior.logpdf, g))
+        # a joint prior (iidkd's Wishart, rgeneric) has no density of θ_j alone: NaN, nothing to draw
+        logp.append(_on_grid(t.prior.logpdf, g) if t.joint is None else np.full(g.shape, np.nan))
         natural.append(_on_grid(t.to_natural, g))
     dims = ("internal_hyperpar", "prior_grid")
     coords = {"internal_hyperpar": labels,

@@ -399,3 +399,40 @@ def _rgeneric() -> Prior:
         return Prior(f"rgeneric[{token}]", (), lambda th: jnp.asarray(fn(th), dtype=th.dtype).reshape(()),
                      (USER_JOINT,), joint=True)
     return Prior("rgeneric", (), _unbound("rgeneric", "the user model"), (USER_JOINT,), bind)
+
+
+def iid2d_covariance(theta):
+    """Σ = W⁻¹ of iid2d from θ = (log τ_a, log τ_b, log((1 + ρ)/(1 − ρ))): variances 1/τ, covariance
+    ρ/√(τ_a τ_b) (inla.doc("iid2d") prints ρ√(τ_a τ_b), a typo: ρ is the correlation)."""
+    va, vb = jnp.exp(-theta[0]), jnp.exp(-theta[1])
+    c = jnp.tanh(theta[2] / 2.0) * jnp.sqrt(va * vb)
+    return jnp.stack([jnp.stack([va, c]), jnp.stack([c, vb])])
+
+
+@_def("wishart2d", nparams=4, doc="iid2d's joint prior: W = Σ⁻¹ ~ Wishart_2(r, R⁻¹), params (r, R_11, R_22, R_12); "
+                                  "as a density of (log τ_a, log τ_b, ρ's internal θ)")
+def _wishart2d(r: float, r11: float, r22: float, r12: float) -> Prior:
+    _wishartkd_from_params(r, r11, r22, r12)        # checks r > k + 1 = 3 and R positive definite
+    R = jnp.asarray(wishart_matrix((r11, r22, r12), 2))
+    # log c = r log 2 − (r/2) log|R| + ½ log π + log Γ(r/2) + log Γ((r − 1)/2)   (k = 2)
+    _, logdet_R = np.linalg.slogdet(np.asarray(R))
+    log_c = (r * math.log(2.0) - r / 2.0 * logdet_R + 0.5 * math.log(math.pi)
+             + math.lgamma(r / 2.0) + math.lgamma((r - 1.0) / 2.0))
+    rows, cols = np.tril_indices(2)
+
+    def vech_W(theta):
+        return jnp.linalg.inv(iid2d_covariance(theta))[rows, cols]
+
+    def logpdf(theta):
+        W = jnp.linalg.inv(iid2d_covariance(theta))
+        # log|W| = log τ_a + log τ_b − log(1 − ρ²)
+        logdet_W = theta[0] + theta[1] + 2.0 * _logcosh(theta[2] / 2.0)
+        log_jac = jnp.linalg.slogdet(jax.jacfwd(vech_W)(theta))[1]
+        return (r - 3.0) / 2.0 * logdet_W - 0.5 * jnp.sum(W * R) - log_c + log_jac
+
+    prior = Prior("wishart2d", (r, r11, r22, r12), logpdf, (IIDKD,), joint=True)
+
+    def bind(structure):
+        _context(structure, "iid2d", "wishart2d", "an iid2d model")
+        return prior
+    return dataclasses.replace(prior, bind=bind)

@@ -1,4 +1,5 @@
-"""``iidkd``: k correlated Gaussian random effects with a Wishart prior on their precision (R-INLA ``inla.doc("iidkd")``).
+"""``iidkd``: k correlated Gaussian random effects (and ``iid2d``, R-INLA's two-effect model in its
+own parameterisation, at the end of this docstring) with a Wishart prior on their precision (R-INLA ``inla.doc("iidkd")``).
 
 (u_i, v_i, …) ~ N(0, W⁻¹) independently for i = 1..m, with W = L Lᵀ and L lower triangular,
 
@@ -20,12 +21,20 @@ R_11, …, R_kk, R_12, R_13, …)))`` changes them. R-INLA's document gives no n
 of the prior mean of W for the default parameters, E W = r R⁻¹ = 100 I: θ_j = ½ log 100, θ_{k+j} = 0.
 Labels "Theta1 for i", … (R-INLA reports θ and leaves the conversion to the user).
 ``constr = TRUE`` puts one sum-to-zero constraint on each of the k effects.
+
+``iid2d`` (R-INLA ``inla.doc("iid2d")``, hyperparameters from ``doc/hyper/latent/iid2d.tex``): the same
+layout with k = 2 and W⁻¹ = [[1/τ_a, ρ/√(τ_aτ_b)], [ρ/√(τ_aτ_b), 1/τ_b]], θ = (log τ_a, log τ_b,
+log((1 + ρ)/(1 − ρ))), all initial 4; prior fixed to ``wishart2d`` (W ~ Wishart_2(r, R⁻¹), default
+(r, R_11, R_22, R_12) = (4, 1, 1, 0)) on θ1, "none" on θ2, θ3; labels "Precision for i (component 1)",
+"Precision for i (component 2)", "Rho1:2 for i". Q = W ⊗ I_m with W_11 = τ_a/(1 − ρ²),
+W_22 = τ_b/(1 − ρ²), W_12 = −ρ√(τ_aτ_b)/(1 − ρ²); log|Q| = m(log τ_a + log τ_b − log(1 − ρ²)).
 """
 
 from __future__ import annotations
 
 __all__ = ["iidkd_hypers", "iidkd_structure", "MAX_ORDER"]
 
+import dataclasses
 import math
 
 import jax.numpy as jnp
@@ -35,7 +44,7 @@ import scipy.sparse as sp
 from adelia.compiler.latent.base import LATENT, LatentModel, Structure, TermInput
 from adelia.compiler.latent.indexing import nodes_from_values
 from adelia.compiler.likelihoods import HyperSpec
-from adelia.compiler.priors import IIDKD, iidkd_cholesky
+from adelia.compiler.priors import IIDKD, iid2d_covariance, iidkd_cholesky
 from adelia.errors import ModelError
 
 MAX_ORDER = 20       # R-INLA: k = 2 to 20
@@ -115,3 +124,40 @@ def make_build(fixed: int | None):
 
 
 LATENT.register("iidkd")(LatentModel("iidkd", iidkd_hypers(), make_build(None), ("order",), doc=__doc__))
+
+
+IID2D_HYPERS = (
+    HyperSpec("prec1", "Precision for {name} (component 1)", "Log precision for {name} (component 1)",
+              ("wishart2d", (4.0, 1.0, 1.0, 0.0)), 4.0, IIDKD, jnp.exp),
+    HyperSpec("prec2", "Precision for {name} (component 2)", "Log precision for {name} (component 2)",
+              ("none", ()), 4.0, IIDKD, jnp.exp),
+    HyperSpec("cor", "Rho1:2 for {name}", "Logit correlation for {name}", ("none", ()), 4.0, IIDKD,
+              lambda t: jnp.tanh(t / 2.0)),
+)
+
+
+def iid2d_structure(m: int, *, constr: bool, values: np.ndarray, node_of_obs: np.ndarray) -> Structure:
+    base = iidkd_structure(2, m, constr=constr, values=values, node_of_obs=node_of_obs)
+    W = lambda th: jnp.linalg.inv(iid2d_covariance(th))
+    coefs = (lambda th: W(th)[0, 0], lambda th: W(th)[0, 1], lambda th: W(th)[1, 1])   # pairs (0,0), (0,1), (1,1)
+    # log|W| = log τ_a + log τ_b − log(1 − ρ²), log(1 − ρ²) = −2 log cosh(θ₃/2)
+    logdet = lambda th: m * (th[0] + th[1] + 2.0 * (jnp.logaddexp(th[2] / 2.0, -th[2] / 2.0) - math.log(2.0)))
+    return dataclasses.replace(base, coefs=coefs, logdet=logdet, prior_context={"iid2d": True})
+
+
+def build_iid2d(term: TermInput) -> Structure:
+    if term.args.get("n") is None and term.args.get("values") is None:
+        raise ModelError(f"f({term.name}, model = \"iid2d\") needs n = 2·m, the length of the stacked effects",
+                         span=term.describe("model"), hint="add n = 2 * <number of levels>")
+    values, node_of_obs = nodes_from_values(term)
+    if len(values) % 2:
+        raise ModelError(f"n = {len(values)} of f({term.name}) is not a multiple of 2", span=term.describe("n"),
+                         hint="the latent vector stacks two effects of m levels each: n = 2·m")
+    return iid2d_structure(len(values) // 2, constr=bool(term.args.get("constr", False)), values=values,
+                           node_of_obs=node_of_obs)
+
+
+LATENT.register("iid2d")(LatentModel(
+    "iid2d", IID2D_HYPERS, build_iid2d,
+    doc="``iid2d``: two correlated Gaussian effects in R-INLA's parameterisation (log precisions and a "
+        "correlation) with the wishart2d prior (R-INLA ``inla.doc(\"iid2d\")``; adelia.compiler.latent.iidkd).\n"))
