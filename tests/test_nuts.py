@@ -160,3 +160,54 @@ def test_unknown_method_and_gradient(s1):
         adelia.fit(S1_FORMULA, s1[0], method="mcmc")
     with pytest.raises(ModelError, match="unknown gradient 'numeric'"):
         adelia.fit(S1_FORMULA, s1[0], gradient="numeric")
+
+
+def test_joint_density_in_sampler_coordinates_against_dense_reference():
+    """The sampler's log density at q = [θ, z] equals, up to one constant, the model's joint
+    density at x(q) written out independently (Gaussian likelihood, rw1 prior with its
+    generalised determinant ½(n−1) log τ, flat intercept, priors of θ) plus the log volume
+    ½ log|JᵀJ| of the map z -> x (J by forward AD): non-centring, the eigenbasis and the
+    constrained subspace change coordinates, not the target."""
+    import jax
+    import jax.numpy as jnp
+    from scipy.stats import norm
+
+    from adelia.api import compile_formula
+    from adelia.runtime.laplace import LaplaceProblem
+    from adelia.runtime.nuts import joint_log_density, parameterise
+
+    rng = np.random.default_rng(5)
+    t = np.arange(1, 13)
+    data = pd.DataFrame({"y": 1.0 + np.sin(t / 3) + 0.3 * rng.normal(size=12), "t": t})
+    problem = compile_formula('y ~ 1 + f(t, model = "rw1")', data).problem
+    assert problem.C.shape[0] == 1                       # sum-to-zero
+    lp = LaplaceProblem(problem)
+    # at a large rw1 precision the prior outweighs the data: its eigen-coordinates are non-centred
+    theta_ref = np.array([1.0, 8.0]) if problem.thetas[0].label.startswith("Precision for the Gaussian") \
+        else np.array([8.0, 1.0])
+    par = parameterise(lp, theta_ref, np.asarray(lp.x_feasible))
+    assert par.noncentred.sum() == 11 and par.Z.shape == (13, 12)
+    initial = np.array([th.initial for th in problem.thetas])
+    log_density, to_theta_x = joint_log_density(lp, par, initial, np.arange(2))
+    comp = problem.components[0]
+    K = comp.matrices[0].toarray()
+    i_rw = comp.theta_index[0]
+    i_obs = 1 - i_rw
+
+    def reference(theta, x):
+        tau_obs, tau = np.exp(theta[i_obs]), float(comp.coefs[0](jnp.asarray(theta[list(comp.theta_index)])))
+        xr = x[comp.offset:comp.offset + comp.n]
+        eta = problem.A @ x + problem.offset
+        return (np.sum(norm.logpdf(problem.y, eta, 1 / np.sqrt(tau_obs))) + 0.5 * 11 * np.log(tau)
+                - 0.5 * tau * xr @ K @ xr + sum(float(th.log_prior(jnp.asarray(theta[k])))
+                                                 for k, th in enumerate(problem.thetas)))
+
+    values = []
+    for _ in range(4):
+        q = np.concatenate([theta_ref + rng.normal(scale=0.5, size=2), rng.normal(size=12)])
+        theta, x = map(np.asarray, to_theta_x(jnp.asarray(q)))
+        assert np.max(np.abs(problem.C @ x - problem.e)) < 1e-10
+        J = np.asarray(jax.jacfwd(lambda z: to_theta_x(jnp.concatenate([jnp.asarray(q[:2]), z]))[1])(jnp.asarray(q[2:])))
+        log_volume = 0.5 * np.linalg.slogdet(J.T @ J)[1]
+        values.append(float(log_density(jnp.asarray(q))) - reference(theta, x) - log_volume)
+    assert np.ptp(values) < 1e-8
