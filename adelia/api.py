@@ -154,4 +154,5 @@ def _check_objects_used(ir, objects: Mapping[str, Any]) -> None:
                          "not a name used in the formula",
                          hint="fit() options: E, Ntrials, offset, scale, control_family, control_fixed, "
                               "int_strategy, strategy, solver, n_samples, seed, dz, diff_logdens, quantiles, "
-                              "posterior_predictive, marginals, method, gradient, chains, warmup, draws")
+                              "posterior_predictive, marginals, method, gradient, chains, warmup, draws, devices, "
+                              "distributed")
