@@ -445,3 +445,28 @@ def test_bym_equals_besag_plus_iid():
     r = 2                                            # components with two or more nodes
     shift = (2 * n - r) / 4 * math.log(2 * math.pi)
     assert bym["inla"].attrs["mlik_gaussian"] - split["inla"].attrs["mlik_gaussian"] == pytest.approx(shift, abs=1e-6)
+
+
+def test_group_and_extraconstr_through_the_compiler():
+    """group = g with control.group ar1 gives Q_ar1(ρ) ⊗ Q_besagproper(θ) (R-INLA's group order,
+    group-major nodes); extraconstr adds its rows to the component."""
+    W = graph_with_island()
+    n, G = 10, 3
+    d = pd.DataFrame({"y": RNG.normal(size=n * G), "i": np.tile(np.arange(1, n + 1), G), "g": np.repeat([1, 2, 3], n)})
+    model = adelia.compile_formula('y ~ 1 + f(i, model = "besagproper", graph = W, group = g, '
+                                   'control.group = list(model = "ar1"))', d, objects={"W": sp.csr_matrix(W)})
+    comp = model.components[0]
+    assert [model.thetas[k].label for k in comp.theta_index] == ["Precision for i", "Diagonal for i", "GroupRho for i"]
+    tau, dg, rho = 1.3, 0.4, 0.6
+    th = [math.log(tau), math.log(dg), math.log((1 + rho) / (1 - rho))]
+    Qg = np.diag([1.0, 1 + rho ** 2, 1.0]) - rho * (np.eye(3, k=1) + np.eye(3, k=-1))
+    Qg /= 1 - rho ** 2
+    Qm = tau * (np.diag(W.sum(1) + dg) - W)
+    np.testing.assert_allclose(Q_of(comp.structure, th), np.kron(Qg, Qm), atol=1e-12)
+    A = np.zeros((1, n))
+    A[0, :3] = 1.0
+    model = adelia.compile_formula('y ~ 1 + f(i, model = "ou", extraconstr = list(A = A, e = c(0.5)))',
+                                   d.iloc[:n], objects={"A": A})
+    s = model.components[0].structure
+    np.testing.assert_array_equal(s.constraints, A)
+    np.testing.assert_array_equal(s.constraint_rhs, [0.5])
