@@ -118,7 +118,7 @@ CASES = [
     Case("spde", "spde projector", np.arange(1, 21),
          {"spde": SPDE(MESH, prior_range=(0.3, 0.5), prior_sigma=(1.0, 0.01), loc=RNG.uniform(0.05, 0.95, (20, 2)))},
          tol=1e-7),
-    # issue 15 part B: ar(p), iidkd, rgeneric (their own tests: test_latent_ar_iidkd.py, test_latent_rgeneric.py)
+    # issue 15 part B: ar(p), iidkd, iid2d, rgeneric (own tests: test_latent_{ar,iidkd,rgeneric}.py)
     Case("ar", "ar order 1", np.arange(1, 11), {"order": 1}),
     Case("ar", "ar order 3", np.arange(1, 21), {"order": 3}),
     Case("ar", "ar order 3 short", np.arange(1, 8), {"order": 3}),
