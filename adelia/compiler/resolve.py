@@ -141,6 +141,8 @@ class Resolver:
         from adelia.compiler.grouping import inla_group
 
         formals = ("x", "n", "method", "idx.only")
+        if len(call.args) > len(formals):
+            raise self._err(ModelError, "inla.group() takes (x, n, method, idx.only)", call.args[len(formals)])
         given: dict[str, ir.Expr] = dict(zip(formals, call.args))
         for kw in call.kwargs:
             key = kw.name.replace("_", ".")

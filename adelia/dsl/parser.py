@@ -2,8 +2,11 @@
 
 The grammar (``grammars/formula.lark``, shipped as ``adelia.grammars``) is the single source of
 syntax; the Transformer below only builds IR nodes (one method per grammar alias) and expands
-Wilkinson-Rogers algebra (``a*b``, ``(a+b):c``, ``- x``, intercept flags). Meaning is checked
-later, in the compiler.
+Wilkinson-Rogers algebra (``a*b``, ``(a+b):c``, ``- x``, intercept flags). The arguments of
+``f()`` and ``offset()`` are constant-folded as R would evaluate them before ``inla()`` sees them
+(``c(1/0.31, 0.01)``, ``1:50``, ``seq(...)``: :mod:`adelia.dsl.evaluate`); fixed-effect terms
+such as ``I(x/10)`` keep their expression, which names the column. Meaning (models, columns,
+priors) is checked later, in the compiler.
 """
 
 from __future__ import annotations
@@ -282,9 +285,10 @@ class _ToIR(Transformer):
             if len(x.args) != 1 or x.kwargs:
                 raise ModelError("offset() takes exactly one expression", source=self.source, filename=self.filename, span=x.span)
             return ir.OffsetTerm(fold(x.args[0]), x.span)
-        if isinstance(x, ir.Call) and x.func in _ONE_ARGUMENT and (len(x.args) != 1 or (x.func == "I" and x.kwargs)):
+        if isinstance(x, ir.Call) and x.func in _ONE_ARGUMENT and (
+                not x.args or (x.func == "I" and (len(x.args) > 1 or x.kwargs))):
             raise ModelError(f"{x.func}() takes {_ONE_ARGUMENT[x.func]}", source=self.source, filename=self.filename,
-                             span=x.args[1].span if len(x.args) > 1 else x.span,
+                             span=x.args[1].span if len(x.args) > 1 else x.kwargs[0].span if x.args else x.span,
                              hint=f"e.g. {x.func}(x / 10)" if x.func == "I" else f"e.g. {x.func}(x)")
         return ir.FixedTerm((x,), x.span)
 
@@ -382,8 +386,8 @@ def _check_index(index: ir.Expr) -> None:
         if not index.args:
             raise ModelError("inla.group() needs the covariate to group", span=index.span,
                              hint='e.g. f(inla.group(x, n = 20), model = "rw2")')
-        if len(index.args) > 3:
-            raise ModelError("inla.group() takes (x, n, method)", span=index.args[3].span,
+        if len(index.args) > 4:
+            raise ModelError("inla.group() takes (x, n, method, idx.only)", span=index.args[4].span,
                              hint='e.g. inla.group(x, n = 20, method = "quantile")')
 
 

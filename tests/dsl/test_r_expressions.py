@@ -266,6 +266,15 @@ def test_values_and_priors_from_r_expressions(curve):
     assert np.asarray(m2.components[0].structure.values, float).tolist() == list(range(8))
 
 
+def test_arithmetic_in_the_response_offset_and_weights(curve):
+    m = adelia.compile_formula("y * 2 - 1 ~ offset(log(x + 1)) + f(g, x/10, model = 'iid')", curve)
+    x = curve.x.to_numpy()
+    np.testing.assert_allclose(m.y, curve.y.to_numpy() * 2 - 1)
+    np.testing.assert_allclose(m.offset, np.log(x + 1))
+    comp = m.components[0]
+    np.testing.assert_allclose(m.A[:, comp.offset: comp.offset + comp.n].toarray().sum(axis=1), x / 10)
+
+
 # ---- fixed effects: I(...) and scale(...) with R's names ----
 
 def test_i_and_scale_fixed_effects(curve):
@@ -385,6 +394,8 @@ MALFORMED = [
     ("y ~ I()", 1, 5, "I() takes one expression"),
     ("y ~ I(x, z)", 1, 10, "I() takes one expression"),
     ("y ~ scale()", 1, 5, "scale() takes one variable"),
+    ("y ~ I(x, k = 1)", 1, 10, "I() takes one expression"),
+    ("y ~ f(inla.group(x, 2, 'cut', TRUE, 5), model = 'rw2')", 1, 37, "inla.group() takes"),
     ("y ~ x^2", 1, 6, "unexpected '^'"),
     ("y ~ x +\n  f(a, hyper = list(prec = list(param = c(1/, 0.01))))", 2, 45, "unexpected ','"),
 ]

@@ -4,10 +4,13 @@ import string
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.lark import from_lark
 
 from adelia.dsl import ir
 from adelia.dsl.evaluate import CONSTANT_FUNCTIONS, SEQUENCE_FUNCTIONS
-from adelia.dsl.parser import parse_formula
+from adelia.dsl.adl import model_parser, parse_model
+from adelia.dsl.parser import formula_parser, parse_formula
+from adelia.errors import AdeliaError
 from adelia.dsl.printer import RESERVED, print_expr, print_formula
 
 _first = string.ascii_letters + "_"
@@ -110,3 +113,28 @@ def test_formula_roundtrip(text):
     second = parse_formula(printed)
     assert second == first
     assert print_formula(second) == printed     # printing is canonical (a fixed point)
+
+
+# ---- sentences generated from the grammars themselves (hypothesis.extra.lark) ----
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))  # generation is the slow part (~0.2 s each)
+@given(from_lark(formula_parser()))
+def test_grammar_sentences_parse_or_fail_cleanly(text):
+    """Any sentence of formula.lark (arithmetic, sequences, calls, terms; tokens may run
+    together) either parses, and then round-trips through the printer, or raises an AdeliaError
+    with a position -- never a raw lark/Python exception."""
+    try:
+        first = parse_formula(text)
+    except AdeliaError as err:
+        assert err.line is not None and err.column is not None
+        return
+    assert parse_formula(print_formula(first)) == first
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(from_lark(model_parser()))
+def test_model_file_sentences_parse_or_fail_cleanly(text):
+    try:
+        parse_model("# generated\n" + text, validate=False)    # (a one-line text could read as a path)
+    except AdeliaError as err:
+        assert err.line is not None and err.column is not None
