@@ -457,6 +457,11 @@ def _names_in(expr: ir.Expr):
                 yield from _names_in(a)
             for k in kws:
                 yield from _names_in(k.value)
+        case ir.BinOp(left=a, right=b):           # I(x/10), y/n
+            yield from _names_in(a)
+            yield from _names_in(b)
+        case ir.Neg(operand=a):
+            yield from _names_in(a)
 
 
 def _column_problem(probs: _Problems, df: pd.DataFrame, name: ir.Name, what: str, objects=()) -> None:

@@ -326,6 +326,13 @@ def test_adl_folds_r_expressions(tmp_path, curve):
     assert m.fixed.names == ("(Intercept)", "I(x/10)")
 
 
+def test_adl_check_finds_columns_inside_arithmetic(tmp_path, curve):
+    curve.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "m.adl").write_text('data d = csv("d.csv")\nformula y ~ I(xx/10) + I(-x)\n')
+    _, problems = check_model(tmp_path / "m.adl")
+    assert [(p.line, p.column) for p in problems] == [(2, 15)] and "'xx'" in problems[0].message
+
+
 # ---- a formula without a response; unknown models and families ----
 
 def test_missing_response_is_a_located_error(curve):
