@@ -217,6 +217,10 @@ def test_inla_group_matches_cut_and_quantile_references(seed):
     np.testing.assert_allclose(inla_group(x, n, "cut"), _reference_cut(x, n), rtol=0, atol=1e-12)
     np.testing.assert_allclose(inla_group(x, n, "quantile"), _reference_quantile(x, n), rtol=0, atol=1e-12)
     assert len(np.unique(inla_group(x, n))) <= n
+    ties = rng.integers(0, 30, size=x.size).astype(float)      # many values on bin edges
+    if np.ptp(ties) > 0:
+        np.testing.assert_allclose(inla_group(ties, n, "cut"), _reference_cut(ties, n), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(inla_group(ties, n, "quantile"), _reference_quantile(ties, n), rtol=0, atol=1e-12)
 
 
 def test_inla_group_keeps_missing_values_and_handles_constants():
