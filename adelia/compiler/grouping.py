@@ -20,16 +20,15 @@ METHODS = ("cut", "quantile")
 
 
 def _seq_length_out(start: float, stop: float, n: int) -> np.ndarray:
-    """R's ``seq.int(start, stop, length.out = n)`` (C ``do_seq``): exact ends, each half stepped
-    from its own end."""
+    """R's ``seq.int(start, stop, length.out = n)`` (C ``do_seq`` in R's ``src/main/seq.c``):
+    the ends exactly, ``start + i * by`` between them, ``by = (stop - start) / (n - 1)``."""
     out = np.empty(n)
     out[0] = start
     if n > 1:
         out[-1] = stop
     if n > 2:
         by = (stop - start) / (n - 1)
-        i = np.arange(1, n - 1)
-        out[1:-1] = np.where(i < n // 2, start + i * by, stop - (n - 1 - i) * by)
+        out[1:-1] = start + np.arange(1, n - 1) * by
     return out
 
 
