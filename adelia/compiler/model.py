@@ -121,7 +121,7 @@ class Model:
         """The lowering into the runtime's problem type (arrays and pure functions only)."""
         return rt.Problem(
             y=self.y, A=self.A, offset=self.offset, extra=self.extra, family_index=self.family_index,
-            families=tuple(rt.Likelihood(f.name, tuple(f.extras), f.loglik) for f in self.families),
+            families=tuple(rt.Likelihood(f.key, tuple(f.extras), f.loglik) for f in self.families),
             lik_theta=self.lik_theta,
             components=tuple(_lower_component(c) for c in self.components),
             thetas=tuple(rt.Hyperparameter(t.label, t.internal_label, float(t.initial), bool(t.fixed),
@@ -130,7 +130,7 @@ class Model:
             fixed_offset=self.fixed_offset, fixed_prec=self.fixed_prec, fixed_mean=self.fixed_mean,
             C=self.C, e=self.e,
             copies=tuple(rt.CopyTerm(c.name, c.src_offset, c.B, c.theta_index) for c in self.copies),
-            key=repr((self.formula.source, [f.name for f in self.families])), options=self.options)
+            key=repr((self.formula.source, [f.key for f in self.families])), options=self.options)
 
 
 def _lower_component(c: Component) -> rt.LatentBlock:
@@ -166,7 +166,7 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
     if formula.response is None:
         raise ModelError("the formula has no response", source=formula.source, span=formula.span,
                          filename=filename, hint="write 'y ~ ...'")
-    y, family_index = _response(formula, res, fams, m)
+    y, family_index, response_extra = _response(formula, res, fams, m)
     obs = ~np.isnan(y)
 
     # ---- per-observation likelihood arguments ----
@@ -186,14 +186,15 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
         if bad.size:
             raise DataError(f"{key} has missing or infinite values in rows {bad[:5].tolist()}")
         extra[key] = arr
+    extra.update(response_extra)
     for f, fam in enumerate(fams):
         rows = obs & (family_index == f)
-        problem = fam.check(y[rows], {k: v[rows] for k, v in extra.items() if k in fam.extras})
-        if problem:
-            raise DataError(f"invalid data for the {fam.name} family: {problem}",
-                            hint=_first_rows_hint(fam, np.where(family_index == f, y, np.nan), extra))
-        if fam.name == "binomial" and "Ntrials" not in extra:
-            raise ModelError("the binomial family needs Ntrials=", hint="pass Ntrials = <column name or array>")
+        issue = fam.check(y[rows], {k: v[rows] for k, v in extra.items() if k in fam.extras})
+        if issue:
+            _raise_issue(fam, issue, np.flatnonzero(rows), formula, res)
+        for key in fam.requires:
+            if key not in extra:
+                raise ModelError(f"the {fam.name} family needs {key}=", hint=f"pass {key} = <column name or array>")
 
     off = np.zeros(m)
     if offset is not None:
@@ -207,9 +208,12 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
     lik_theta = []
     for f, (fam, control) in enumerate(zip(fams, controls)):
         fam_hyper = dict(control.get("hyper", {}) or {})
-        unknown = set(control) - {"hyper"}
+        unknown = set(control) - {"hyper", "link"}
         if unknown:
-            raise ModelError(f"unknown control_family option(s): {', '.join(sorted(unknown))}", hint="known: hyper")
+            raise ModelError(f"unknown control_family option(s): {', '.join(sorted(unknown))}",
+                             hint="known: hyper, link")
+        if control.get("link") is not None:           # R-INLA control.family = list(link = "probit")
+            fam = fams[f] = fam.with_link(control["link"])
         start = len(thetas)
         for spec in fam.hypers:
             th = _theta(spec, "likelihood", fam_hyper.pop(spec.short, None), res, None)
@@ -304,11 +308,19 @@ def _per_family(control, k: int) -> list[dict]:
     return [dict(c or {}) for c in control]
 
 
+#: spellings of R-INLA's survival response inla.surv(time, event)
+SURV_CALLS = ("inla.surv", "surv", "Surv", "inla_surv")
+
+
 def _response(formula: ir.Formula, res: Resolver, fams: list[Family], m: int):
-    """(y, family index per row) from 'y' or, for several families, 'cbind(y1, y2)' / '[y1, y2]'."""
+    """(y, family index per row, per-row extras from the response) from 'y', 'inla.surv(time, event)'
+    or, for several families, 'cbind(y1, y2)' / '[y1, y2]'."""
     r = formula.response
     if len(fams) == 1:
-        return res.numeric(r, "the response", allow_nan=True), np.zeros(m, dtype=np.int64)
+        if isinstance(r, ir.Call) and r.func in SURV_CALLS:
+            time, event = _surv_response(r, res, fams[0])
+            return time, np.zeros(m, dtype=np.int64), {"event": event}
+        return res.numeric(r, "the response", allow_nan=True), np.zeros(m, dtype=np.int64), {}
     items = r.items if isinstance(r, ir.Vector) else r.args if isinstance(r, ir.Call) and r.func in ("cbind", "list") else None
     if items is None or len(items) != len(fams):
         raise ModelError(f"{len(fams)} families need {len(fams)} responses, e.g. cbind(y1, y2) ~ ...",
@@ -322,18 +334,40 @@ def _response(formula: ir.Formula, res: Resolver, fams: list[Family], m: int):
                         hint="each observation belongs to one likelihood: NA in the other columns")
     index = np.argmax(present, axis=1)
     y = np.where(present.any(axis=1), ys[np.arange(m), index], np.nan)
-    return y, index.astype(np.int64)
+    return y, index.astype(np.int64), {}
 
 
-def _first_rows_hint(fam: Family, y, extra) -> str | None:
-    bad = np.flatnonzero(~np.isnan(y) & ((y < 0) | (y != np.round(y)))) if fam.name != "gaussian" else []
-    if len(bad):
-        return f"first offending rows of the response: {list(map(int, bad[:5]))}"
-    if "Ntrials" in extra:
-        bad = np.flatnonzero(~np.isnan(y) & (y > extra["Ntrials"]))
-        if len(bad):
-            return f"rows where the response exceeds Ntrials: {list(map(int, bad[:5]))}"
-    return None
+def _surv_response(r: ir.Call, res: Resolver, fam: Family):
+    """inla.surv(time, event): the times and the 0/1 event flags (1 observed, 0 right-censored;
+    a missing event means observed, as in R-INLA)."""
+    if not fam.survival:
+        survival = [n for n in FAMILIES.names() if FAMILIES.get(n).survival]
+        raise ModelError(f"the {fam.name} family does not take a survival response {r.func}(...)",
+                         source=res.source, span=r.span, filename=res.filename,
+                         hint=f"survival families: {', '.join(survival)}")
+    args = list(r.args) + [kw.value for kw in r.kwargs if kw.name in ("time", "event")]
+    others = [kw.name for kw in r.kwargs if kw.name not in ("time", "event")]
+    if len(args) not in (1, 2) or others:
+        raise ModelError(f"{r.func}() takes (time, event): interval and left censoring are not supported",
+                         source=res.source, span=r.span, filename=res.filename)
+    time = res.numeric(args[0], "the survival time", allow_nan=True)
+    event = res.numeric(args[1], "the event indicator", allow_nan=True) if len(args) == 2 else np.ones(len(time))
+    event = np.where(np.isnan(event) & ~np.isnan(time), 1.0, event)
+    return time, event
+
+
+def _raise_issue(fam: Family, issue, rows: np.ndarray, formula: ir.Formula, res: Resolver):
+    """A located DataError from a family's :class:`Issue`: the argument (the response's own text)
+    and the data rows (0-based)."""
+    bad = rows[np.asarray(issue.rows, dtype=int)]
+    what = issue.argument
+    span = None
+    if what == "response" and formula.response is not None and formula.response.span is not None:
+        span = formula.response.span
+        what = f"response {formula.source[span.start:span.end]}"
+    raise DataError(f"invalid data for the {fam.name} family: {issue.message}",
+                    source=res.source, span=span, filename=res.filename,
+                    hint=f"{what}: {len(bad)} offending row(s), first {bad[:5].tolist()}")
 
 
 def _theta(spec: HyperSpec, owner: str, user: Any, res: Resolver, span: Span | None, name: str = "") -> Theta:

@@ -15,8 +15,18 @@ correlation        log((1 + ρ)/(1 − ρ))  (ρ = tanh(θ/2))  pc.cor0, pc.cor1
 logit_mixing       logit φ (bym2's mixing parameter)      pc (Riebler et al. 2016)
 log_range          log ρ_range (SPDE)                     pc.range
 log_sd             log σ (SPDE marginal sd)               pc.sd (alias pc.sigma)
+logit_probability  logit p (zero-inflation, betabinomial  logitbeta
+                   overdispersion ρ)
+log_size           log n (negative binomial size)         pc.mgamma, loggamma
+log_dof            log(ν − 2) (Student-t dof)             pc.dof
+weibull_alpha      log(α)/0.1 (Weibull shape)             pc.alphaw
+log_dispersion     log a (a: variance of a Gamma(1/a,     pc.gamma
+                   1/a) mixing variable)
 any                —                                      normal / gaussian, flat
 =================  ====================================  ==========================================
+
+pc.mgamma applies to log_precision too: a Gamma likelihood's precision φ is 1/a for its
+Gamma(1/a, 1/a) multiplicative error, so pc.mgamma is its PC prior with base model φ = ∞.
 
 **Structure-dependent priors.** Some priors need the built component, e.g. bym2's PC prior
 for φ is a function of the eigenvalues of its graph, and ``pc.range()`` without parameters takes
@@ -28,7 +38,8 @@ evaluating an unbound one raises a :class:`ModelError`.
 from __future__ import annotations
 
 __all__ = ["Prior", "PRIORS", "make_prior", "LOG_PRECISION", "CORRELATION", "LOGIT_MIXING", "LOG_RANGE", "LOG_SD",
-           "PC_MIXING_RANGE", "pc_cor1_lambda", "pc_mixing_distance"]
+           "LOGIT_PROBABILITY", "LOG_SIZE", "LOG_DOF", "WEIBULL_ALPHA", "LOG_DISPERSION",
+           "PC_MIXING_RANGE", "pc_cor1_lambda", "pc_mixing_distance", "student_t_kld", "weibull_kld"]
 
 import dataclasses
 import math
@@ -48,6 +59,11 @@ CORRELATION = "correlation"        # θ = log((1 + ρ)/(1 − ρ)), R-INLA's int
 LOGIT_MIXING = "logit_mixing"      # θ = logit φ (bym2)
 LOG_RANGE = "log_range"            # θ = log(range) (SPDE)
 LOG_SD = "log_sd"                  # θ = log(σ) (SPDE)
+LOGIT_PROBABILITY = "logit_probability"   # θ = logit p (zero-inflation, betabinomial ρ)
+LOG_SIZE = "log_size"              # θ = log n (negative binomial size)
+LOG_DOF = "log_dof"                # θ = log(ν − 2) (Student-t degrees of freedom)
+WEIBULL_ALPHA = "weibull_alpha"    # θ = log(α)/0.1 (Weibull shape, R-INLA's scaled log)
+LOG_DISPERSION = "log_dispersion"  # θ = log a, a the variance of a Gamma(1/a, 1/a) variable
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +104,7 @@ def _loggamma(a: float, b: float) -> Prior:
     if a <= 0 or b <= 0:
         raise ValueError("loggamma(a, b) needs a > 0 and b > 0")
     const = a * math.log(b) - math.lgamma(a)
-    return Prior("loggamma", (a, b), lambda t: const + a * t - b * jnp.exp(t), (LOG_PRECISION,))
+    return Prior("loggamma", (a, b), lambda t: const + a * t - b * jnp.exp(t), (LOG_PRECISION, LOG_SIZE))
 
 
 @_def("pc.prec", "pc_prec", nparams=2, doc="PC prior on a precision: P(σ > u) = α, σ = τ^(-1/2)")
@@ -287,6 +303,140 @@ def _pc_sd(*params: float) -> Prior:
         return _pc_sd_bound(*params)
     bind = lambda structure: _pc_sd_bound(*_context(structure, "prior_sigma", "pc.sd", "an SPDE standard deviation"))
     return Prior("pc.sd", (), _unbound("pc.sd", "the SPDE object's prior_sigma"), (LOG_SD,), bind)
+
+
+# ---------------------------------------------------------------------------------------------
+# priors for likelihood hyperparameters (R-INLA inla-priors.c: priorfunc_logitbeta,
+# priorfunc_pc_dof, priorfunc_pc_gamma / _mgamma, priorfunc_pc_alphaw)
+# ---------------------------------------------------------------------------------------------
+
+@_def("logitbeta", nparams=2, doc="p ~ Beta(a, b), as a density of θ = logit p (inla.doc(\"logitbeta\"))")
+def _logitbeta(a: float, b: float) -> Prior:
+    if a <= 0 or b <= 0:
+        raise ValueError("logitbeta(a, b) needs a > 0 and b > 0")
+    const = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    # p^a (1 − p)^b: the Beta density p^(a−1)(1 − p)^(b−1) times dp/dθ = p(1 − p)
+    return Prior("logitbeta", (a, b), lambda t: const - a * jax.nn.softplus(-t) - b * jax.nn.softplus(t),
+                 (LOGIT_PROBABILITY,))
+
+
+_KLD_T_SERIES = (0.75, 1.5, 2.125, 2.9, 5.083333333333333, 10.35714285714286, 17.0625, 19.83333333333333)
+
+
+def student_t_kld(dof, log_dof_m2=None):
+    """KLD(t_ν ‖ N(0, 1)) of the unit-variance Student-t from the Gaussian (R-INLA inla_pcp_dof_d
+    tabulates it; here in closed form): ½log 2π + ½ − H(t_ν) − log √((ν − 2)/ν), with the
+    entropy H(t_ν) = (ν + 1)/2 [ψ((ν + 1)/2) − ψ(ν/2)] + ½ log ν + log B(ν/2, ½). Above ν = 20 the
+    series Σ c_k ν^(−k−2) of inla_pcp_dof_kld_approx avoids the cancellation. ``log_dof_m2`` =
+    log(ν − 2) when known (accurate as ν → 2)."""
+    from jax.scipy.special import betaln, digamma
+
+    big = dof > 20.0
+    v = jnp.where(big, 25.0, dof)
+    log_vm2 = jnp.log(v - 2.0) if log_dof_m2 is None else jnp.where(big, math.log(23.0), log_dof_m2)
+    entropy = 0.5 * (v + 1.0) * (digamma(0.5 * (v + 1.0)) - digamma(0.5 * v)) + 0.5 * jnp.log(v) + betaln(0.5 * v, 0.5)
+    exact = 0.5 * math.log(2 * math.pi) + 0.5 - entropy - 0.5 * (log_vm2 - jnp.log(v))
+    w = jnp.where(big, dof, 25.0)
+    series = sum(c * w ** (-(k + 2)) for k, c in enumerate(_KLD_T_SERIES))
+    return jnp.where(big, series, exact)
+
+
+@_def("pc.dof", "pc_dof", nparams=2,
+      doc="PC prior on Student-t degrees of freedom ν (base model ν = ∞): P(ν < u) = α, θ = log(ν − 2)")
+def _pc_dof(u: float, alpha: float) -> Prior:
+    if not u > 2 or not 0 < alpha < 1:
+        raise ValueError("pc.dof(u, alpha) needs u > 2 and 0 < alpha < 1")
+    lam = -math.log(alpha) / math.sqrt(2.0 * float(student_t_kld(jnp.asarray(float(u)))))
+    kld = lambda t: student_t_kld(2.0 + jnp.exp(t), t)
+
+    # π(ν) = λ e^{−λ d(ν)} |d′(ν)| (d → ∞ as ν → 2, d → 0 as ν → ∞); on θ = log(ν − 2) the chain
+    # rule gives dd/dθ = KLD′(θ)/d directly (AD, elementwise)
+    def logpdf(t):
+        t = jnp.asarray(t, dtype=float)
+        far = t > 20.0          # ν > 5·10⁸: d = √1.5/ν (1 + O(1/ν)), dd/dθ = −d
+        tn = jnp.where(far, 0.0, t)
+        k, dk = jax.jvp(kld, (tn,), (jnp.ones_like(tn),))
+        d = jnp.sqrt(2.0 * k)
+        near_value = math.log(lam) - lam * d + jnp.log(jnp.abs(dk)) - jnp.log(d)
+        tf = jnp.where(far, t, 20.0)
+        far_value = math.log(lam) - lam * math.sqrt(1.5) * jnp.exp(-tf) + 0.5 * math.log(1.5) - tf
+        return jnp.where(far, far_value, near_value)
+
+    return Prior("pc.dof", (u, alpha), logpdf, (LOG_DOF,))
+
+
+def _pc_gamma_logpdf(lam: float, t):
+    """PC prior for a in Gamma(1/a, 1/a) (base a = 0), as a density of θ = log a (R-INLA
+    priorfunc_pc_gamma): d(a) = √(2(log z − ψ(z))), z = 1/a, π(a) = λ e^{−λd} |d′(a)| with
+    d′(a) = (ψ′(z) − a)/(d a²). Below a = 10⁻⁴ both log z − ψ(z) = a/2 + a²/12 − a⁴/120 and
+    log(ψ′(z) − a) (R-INLA's SPECIAL()) use their expansions, written in θ so that nothing
+    underflows as θ → −∞."""
+    from jax.scipy.special import digamma, polygamma
+
+    t = jnp.asarray(t, dtype=float)
+    big, small = t < -math.log(1e4), t > 30.0          # z = 1/a above 10⁴ / below e⁻³⁰
+    tb = jnp.where(big, t, -math.log(1e4))
+    tl = jnp.where(small, t, 30.0)
+    ts = jnp.where(big | small, 0.0, t)
+    a_b, z_s, z_l = jnp.exp(tb), jnp.exp(-ts), jnp.exp(-tl)
+    # small z: ψ(z) = −1/z − γ + (π²/6) z + O(z²), ψ′(z) = 1/z² + π²/6 + O(z)
+    log_d = jnp.where(big, 0.5 * (tb + jnp.log1p(a_b / 6.0 - a_b ** 3 / 60.0)),
+                      jnp.where(small, 0.5 * jnp.log(2.0 * (-tl + jnp.exp(tl) + _EULER - math.pi ** 2 / 6 * z_l)),
+                                0.5 * jnp.log(2.0 * (jnp.log(z_s) - digamma(z_s)))))
+    special = jnp.where(big, 2 * tb - math.log(2.0) + a_b / 3 - a_b ** 2 / 18 - 22 * a_b ** 3 / 405,
+                        jnp.where(small, 2 * tl + jnp.log1p(-z_l + math.pi ** 2 / 6 * z_l ** 2),
+                                  jnp.log(polygamma(1, z_s) - 1.0 / z_s)))
+    return math.log(lam) - lam * jnp.exp(log_d) - 2.0 * t - log_d + special + t
+
+
+@_def("pc.gamma", "pc_gamma", nparams=1,
+      doc="PC prior for a in Gamma(1/a, 1/a), base model a = 0, on θ = log a (inla.doc(\"pc.gamma\"))")
+def _pc_gamma(lam: float) -> Prior:
+    if lam <= 0:
+        raise ValueError("pc.gamma(lambda) needs lambda > 0")
+    return Prior("pc.gamma", (lam,), lambda t: _pc_gamma_logpdf(lam, t), (LOG_DISPERSION,))
+
+
+@_def("pc.mgamma", "pc_mgamma", nparams=1,
+      doc="pc.gamma for θ = −log a (a = 1/size): R-INLA's default for the negative binomial size")
+def _pc_mgamma(lam: float) -> Prior:
+    if lam <= 0:
+        raise ValueError("pc.mgamma(lambda) needs lambda > 0")
+    return Prior("pc.mgamma", (lam,), lambda t: _pc_gamma_logpdf(lam, -jnp.asarray(t, dtype=float)),
+                 (LOG_SIZE, LOG_PRECISION))
+
+
+_EULER = 0.5772156649015329
+_WEIBULL_C = (1 - _EULER) ** 2 + math.pi ** 2 / 6      # KLD″(1): KLD ≈ C (α − 1)²/2 near the base
+
+
+def weibull_kld(alpha):
+    """KLD of Weibull(shape α) from the exponential (α = 1) (inla.doc("pc.alphaw")):
+    (Γ((1 + α)/α) α + α log α − αγ + γ − α)/α = Γ(1 + 1/α) + log α − γ + γ/α − 1."""
+    from jax.scipy.special import gammaln
+
+    return jnp.exp(gammaln(1.0 + 1.0 / alpha)) + jnp.log(alpha) - _EULER + _EULER / alpha - 1.0
+
+
+@_def("pc.alphaw", "pc_alphaw", nparams=1,
+      doc="PC prior for the Weibull shape α (base α = 1, exponential), on θ = log(α)/0.1")
+def _pc_alphaw(lam: float) -> Prior:
+    if lam <= 0:
+        raise ValueError("pc.alphaw(lambda) needs lambda > 0")
+
+    # π(α) = λ/2 e^{−λ d(α)} |d′(α)|, d = √(2 KLD), half the mass on each side of α = 1; α = e^{0.1θ}.
+    # (R-INLA's priorfunc_pc_alphaw writes "+ lambda" for log λ, a constant offset; ours is normalised.)
+    def logpdf(t):
+        t = jnp.asarray(t, dtype=float)
+        a = jnp.exp(0.1 * jnp.clip(t, -45.0, None))     # below α = 0.011 the density is below e^(−10⁵⁰)
+        near = jnp.abs(a - 1.0) < 1e-4
+        k, dk = jax.jvp(weibull_kld, (jnp.where(near, 1.5, a),), (jnp.ones_like(a),))
+        d = jnp.sqrt(2.0 * k)
+        log_dd = jnp.where(near, 0.5 * math.log(_WEIBULL_C), jnp.log(jnp.abs(dk)) - jnp.log(d))
+        d = jnp.where(near, math.sqrt(_WEIBULL_C) * jnp.abs(a - 1.0), d)
+        return math.log(lam / 2.0) - lam * d + log_dd + math.log(0.1) + 0.1 * t
+
+    return Prior("pc.alphaw", (lam,), logpdf, (WEIBULL_ALPHA,))
 
 
 def make_prior(name: str, params, scale: str, *, source: str | None = None, span: Span | None = None,
