@@ -58,7 +58,9 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
         Latent marginals: ``"auto"`` (R-INLA's rule: simplified Laplace below 5000 latent nodes,
         else adaptive), ``"gaussian"``, ``"simplified.laplace"`` (skew-normal corrected) or
         ``"adaptive"`` (simplified Laplace for the fixed effects and the components of at most 25
-        nodes, Gaussian for the larger ones; any solver, any size).
+        nodes, Gaussian for the larger ones; any solver, any size) or ``"laplace"`` (as "auto", and
+        the full Laplace approximation for the fixed effects and the components of at most 25
+        nodes: a constrained mode and log-determinant per abscissa, node and θ point).
     solver
         ``"auto"`` (dense below 2000 latent nodes; above, BTA for space–time models where its
         flop count beats CHOLMOD's or CHOLMOD is missing or JAX runs on a GPU, else CHOLMOD),

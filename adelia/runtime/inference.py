@@ -30,8 +30,9 @@ from adelia.runtime import criteria
 from adelia.runtime.devices import plan as devices_plan, theta_batch
 from adelia.runtime.integrate import ThetaFrame, ccd_design, grid_design, standardise
 from adelia.runtime.laplace import LaplaceProblem
-from adelia.runtime.marginals import (QUANTILES, density_summary, mixture_summary, skew_mixture_summary,
-                                      skew_normal_from_sla, theta_marginal_ccd, theta_marginal_grid)
+from adelia.runtime.marginals import (QUANTILES, density_summary, laplace_mixture_summary, mixture_summary,
+                                      skew_mixture_summary, skew_normal_from_sla, theta_marginal_ccd,
+                                      theta_marginal_grid)
 from adelia.runtime.optimize import ModeResult, central_difference_gradient, find_mode, hessian_at
 from adelia.runtime.problem import Problem, as_problem
 
@@ -49,6 +50,8 @@ BTA_FLOP_COST = 1.0
 FAST_COMPILE_DENSE_MAX = 128
 #: R-INLA's rule: "auto" means simplified.laplace below this latent size, else "adaptive".
 SLA_MAX_LATENT = 5000
+#: strategy = "laplace": standardised points x_j = x̂_j + σ_j s where log π̃(x_j | θ, y) is computed
+LAPLACE_ABSCISSAE = np.linspace(-4.0, 4.0, 11)
 #: R-INLA's control.inla adaptive.max: the adaptive strategy corrects the fixed effects and the
 #: components of at most this many nodes
 ADAPTIVE_MAX = 25
@@ -280,13 +283,17 @@ class CompiledProblem:
         self.gaussian = {name: program(f"gaussian_{name}", lambda pts, xs, sla=sla, nodes=nodes: jax.lax.map(
             lambda a: prob.gaussian(a[0], a[1], sla=sla, nodes=nodes), (pts, xs)))
             for name, (sla, nodes) in corrected.items()}
+        #: strategy = "laplace": log π̃(x_j | θ, y) at the abscissae, for the fixed effects and small components
+        self.laplace_nodes = nodes
+        self.laplace = program("laplace", lambda pts, xs: jax.lax.map(
+            lambda a: prob.laplace_log_density(a[0], nodes, LAPLACE_ABSCISSAE, a[1]), (pts, xs)))
         self.loglik_grid = program("loglik_grid", jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)),
                                                            in_axes=(0, 0)))
         self.loglik_draws = program("loglik_draws", jax.vmap(prob.loglik_terms))
         self.eta_draws = program("eta_draws", jax.vmap(prob.eta))
         self.sampler = program("sampler", prob.sample_latent, (2,))
-        self.programs = (self.value_and_grad, self.value, self.value_batch, *self.gaussian.values(), self.loglik_grid,
-                         self.loglik_draws, self.eta_draws, self.sampler)
+        self.programs = (self.value_and_grad, self.value, self.value_batch, *self.gaussian.values(), self.laplace,
+                         self.loglik_grid, self.loglik_draws, self.eta_draws, self.sampler)
 
     @property
     def compile_seconds(self) -> float:
@@ -593,7 +600,8 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     # ---- latent marginals at each point ----
     say(f"latent marginals at {len(points)} θ points")
     strategy_x = options.strategy
-    if strategy_x == "auto":
+    laplace = strategy_x == "laplace"        # full Laplace for the adaptive nodes, on top of "auto"
+    if strategy_x in ("auto", "laplace"):
         strategy_x = "simplified.laplace" if model.N < SLA_MAX_LATENT and prob.supports_sla else "adaptive"
     if strategy_x == "simplified.laplace" and not prob.supports_sla:
         raise ModelError(f"strategy = \"simplified.laplace\" is not available on the {cp.solver} path for "
@@ -613,6 +621,13 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
         eta_m = eta_m + (model.A @ shift.T).T
     else:
         latent = mixture_summary(weights, means, sds, options.quantiles)
+    if laplace:
+        say(f"full Laplace marginals of {len(cp.laplace_nodes)} latent nodes")
+        logdens, sd_nodes = cp.laplace(jnp.asarray(points), x_points)
+        full = laplace_mixture_summary(weights, means[:, cp.laplace_nodes], np.asarray(sd_nodes), LAPLACE_ABSCISSAE,
+                                       np.asarray(logdens), options.quantiles)
+        for key, values in full.items():
+            latent[key][cp.laplace_nodes] = values
     linpred = mixture_summary(weights, eta_m, eta_s, options.quantiles)
 
     # ---- θ marginals ----
