@@ -6,7 +6,6 @@ documented results; inla.group with an independent pandas.cut/numpy.quantile con
 """
 
 import math
-import textwrap
 
 import numpy as np
 import pandas as pd
@@ -21,7 +20,7 @@ from adelia.dsl import ir
 from adelia.dsl.adl import parse_model
 from adelia.dsl.parser import parse_formula
 from adelia.dsl.printer import print_formula
-from adelia.errors import AdeliaError, DataError, FormulaSyntaxError, ModelError, UnknownNameError
+from adelia.errors import AdeliaError, FormulaSyntaxError, ModelError, UnknownNameError
 
 
 def value_of(text: str):
