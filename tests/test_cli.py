@@ -174,4 +174,4 @@ def test_fit_several_likelihoods(runner, tmp_path):
     assert "Precision for the Gaussian observations" in res.stdout and "Precision for group" in res.stdout
     res = runner.invoke(cli, ["summary", str(out)])
     assert res.exit_code == 0 and "Precision for group" in res.stdout
-    assert runner.invoke(cli, ["fit", str(model), "--strategy", "laplace"]).exit_code == 2
+    assert runner.invoke(cli, ["fit", str(model), "--strategy", "fullaplace"]).exit_code == 2

@@ -571,7 +571,7 @@ def test_strategy_option():
     mf = parse_model("formula y ~ x\noptions(strategy = \"gaussian\")\n")
     assert mf.option_keywords()[0].name == "strategy"
     with pytest.raises(ModelError, match="strategy must be one of"):
-        parse_model("formula y ~ x\noptions(strategy = \"laplace\")\n")
+        parse_model("formula y ~ x\noptions(strategy = \"fullaplace\")\n")
 
 
 @pytest.mark.parametrize("name", ["spatial", "joint"])
