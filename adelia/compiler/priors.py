@@ -329,12 +329,12 @@ def student_t_kld(dof, log_dof_m2=None):
     entropy H(t_ν) = (ν + 1)/2 [ψ((ν + 1)/2) − ψ(ν/2)] + ½ log ν + log B(ν/2, ½). Above ν = 20 the
     series Σ c_k ν^(−k−2) of inla_pcp_dof_kld_approx avoids the cancellation. ``log_dof_m2`` =
     log(ν − 2) when known (accurate as ν → 2)."""
-    from jax.scipy.special import betaln, digamma
+    from adelia.compiler.special import digamma, gammaln
 
     big = dof > 20.0
     v = jnp.where(big, 25.0, dof)
     log_vm2 = jnp.log(v - 2.0) if log_dof_m2 is None else jnp.where(big, math.log(23.0), log_dof_m2)
-    entropy = 0.5 * (v + 1.0) * (digamma(0.5 * (v + 1.0)) - digamma(0.5 * v)) + 0.5 * jnp.log(v) + betaln(0.5 * v, 0.5)
+    entropy = 0.5 * (v + 1.0) * (digamma(0.5 * (v + 1.0)) - digamma(0.5 * v)) + 0.5 * jnp.log(v) + (gammaln(0.5 * v) + math.lgamma(0.5) - gammaln(0.5 * v + 0.5))
     exact = 0.5 * math.log(2 * math.pi) + 0.5 - entropy - 0.5 * (log_vm2 - jnp.log(v))
     w = jnp.where(big, dof, 25.0)
     series = sum(c * w ** (-(k + 2)) for k, c in enumerate(_KLD_T_SERIES))

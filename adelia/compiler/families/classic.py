@@ -13,8 +13,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
-from jax.scipy.special import gammaln
 
+from adelia.compiler.special import gammaln
 from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register
 
 

@@ -20,9 +20,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
-from jax.scipy.special import gammaln
-from jax.scipy.stats import t as student_t
 
+from adelia.compiler.special import gammaln
 from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register
 from adelia.compiler.families.classic import check_positive_scale
 from adelia.compiler.priors import LOG_DOF, LOG_PRECISION
@@ -109,7 +108,8 @@ def _t_logpdf(y, eta, theta, extra, link):
     # w = √(sτ)(y − η)·√(ν/(ν − 2)) is standard t_ν; the Jacobian adds ½log(sτ) + ½log(ν/(ν − 2))
     log_stretch = 0.5 * (jnp.log(prec) + jnp.log(dof) - theta[1])
     w = (y - link.inverse(eta)) * jnp.exp(log_stretch)
-    return student_t.logpdf(w, dof) + log_stretch
+    log_norm = gammaln(0.5 * (dof + 1.0)) - gammaln(0.5 * dof) - 0.5 * (jnp.log(dof) + math.log(math.pi))
+    return log_norm - 0.5 * (dof + 1.0) * jnp.log1p(w * w / dof) + log_stretch
 
 
 def _t_draw(key, mu, theta, extra):

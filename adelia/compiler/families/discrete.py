@@ -20,8 +20,8 @@ import math
 import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
-from jax.scipy.special import gammaln
 
+from adelia.compiler.special import gammaln
 from adelia.compiler.families.base import Family, HyperSpec, logit_hyper, register
 from adelia.compiler.families.classic import check_counts, check_ntrials, ntrials_int, poisson_log_mean
 from adelia.compiler.families.nbinomial import nb_logpmf, nb_moments

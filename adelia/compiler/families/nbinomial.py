@@ -15,8 +15,8 @@ import math
 
 import jax.numpy as jnp
 import numpyro.distributions as dist
-from jax.scipy.special import gammaln
 
+from adelia.compiler.special import gammaln
 from adelia.compiler.families.base import Family, HyperSpec, register
 from adelia.compiler.families.classic import check_counts, poisson_log_mean
 from adelia.compiler.priors import LOG_SIZE
