@@ -62,7 +62,7 @@ from jax import lax
 from jax.sharding import Mesh, PartitionSpec as P
 
 from adelia.runtime.bta import (BTA, _logdet_tri, _mT, bta_cholesky, bta_logdet, bta_selected_inverse,
-                                bta_solve, bta_solve_upper, factor_block, syrk)
+                                bta_solve, bta_solve_upper, factor_block, gram_upper, syrk, tri_inv)
 
 jax.config.update("jax_enable_x64", True)
 
@@ -151,7 +151,7 @@ def pbta_cholesky(Q: BTA, mesh: Mesh) -> PartitionedFactor:
             S, R, W, Dt, Ct, Tt, ld = c
             LD, LB, LC, Gt = factor_block(D[i] - S, B[i], C[i] - R)
             LW = W @ Gt
-            c = (syrk(LB), LC @ _mT(LB), -(LW @ _mT(LB)), Dt + LW @ _mT(LW), Ct + LC @ _mT(LW),
+            c = (syrk(LB), LC @ _mT(LB), -(LW @ _mT(LB)), Dt + syrk(LW), Ct + LC @ _mT(LW),
                  Tt + LC @ _mT(LC), ld + _logdet_tri(LD))
             return c, (LD, LB, LW, LC)
 
@@ -273,14 +273,19 @@ def pbta_selected_inverse(F: PartitionedFactor) -> BTA:
 
         def step(c, i):
             Sd, Sw, Sc = c   # Σ[i+1,i+1], Σ[t,i+1], Σ[T,i+1]
-            G = _mT(lax.linalg.triangular_solve(LD[i], jnp.eye(b, dtype=LD.dtype), left_side=True,
-                                                lower=True, transpose_a=True))   # G = L_D⁻¹
-            B_, W_, C_ = LB[i], LW[i], LC[i]
-            SB = -(Sd @ B_ + _mT(Sw) @ W_ + _mT(Sc) @ C_) @ G
-            SW = -(Sw @ B_ + Stt @ W_ + _mT(STt) @ C_) @ G
-            SC = -(Sc @ B_ + STt @ W_ + ST @ C_) @ G
-            SD = _mT(G) @ G - (_mT(SB) @ B_ + _mT(SW) @ W_ + _mT(SC) @ C_) @ G
-            return (SD, SW, SC), (SD, SB, SC)
+            # with Gt = L_D⁻ᵀ (tri_inv) and the transposed products A = (L_B G)ᵀ, AW = (L_W G)ᵀ,
+            # AC = (L_C G)ᵀ, the recurrence of the module doc reads (no b x b product transposes
+            # its left operand, which XLA's CPU matmul runs at half rate; bta.selinv_block)
+            #   Σ[i+1,i]ᵀ = −(A Σ[i+1,i+1] + AW Σ[t,i+1] + AC Σ[T,i+1])
+            #   Σ[t,i] = −(Σ[t,i+1] Aᵀ + Σ[t,t] AWᵀ + Σ[T,t]ᵀ ACᵀ),  Σ[T,i] likewise
+            #   Σ[i,i] = Gt Gtᵀ − Σ[i+1,i]ᵀ Aᵀ − (AW Σ[t,i])ᵀ − Σ[T,i]ᵀ ACᵀ
+            Gt = tri_inv(LD[i], transpose=True)
+            A, AW, AC = Gt @ _mT(LB[i]), Gt @ _mT(LW[i]), Gt @ _mT(LC[i])
+            SBt = -(A @ Sd + AW @ Sw + AC @ Sc)
+            SW = -(Sw @ _mT(A) + Stt @ _mT(AW) + _mT(STt) @ _mT(AC))
+            SC = -(Sc @ _mT(A) + STt @ _mT(AW) + ST @ _mT(AC))
+            SD = gram_upper(Gt) - SBt @ _mT(A) - _mT(AW @ SW) - _mT(SC) @ _mT(AC)
+            return (SD, SW, SC), (SD, _mT(SBt), SC)
 
         (_, Sw, _), (SD, SB, SC) = lax.scan(step, (Sbb, _mT(Sbt), STb), jnp.arange(1, n - 1), reverse=True)
         diag = jnp.concatenate([Stt[None], SD, Sbb[None]])
