@@ -272,7 +272,8 @@ def test_survival_response_and_its_errors():
     np.testing.assert_array_equal(model.extra["event"], [1, 0, 1])
     np.testing.assert_array_equal(model.y, data.t)
     assert [t.label for t in model.thetas] == ["alpha parameter for weibullsurv"]
-    assert "event" not in adelia.compile_formula("surv(t) ~ 1", data, "exponentialsurv").extra or True
+    np.testing.assert_array_equal(adelia.compile_formula("surv(t) ~ 1", data, "exponentialsurv").extra["event"],
+                                  [1, 1, 1])       # no event column: every time observed
     with pytest.raises(ModelError, match="does not take a survival response") as err:
         adelia.compile_formula("inla.surv(t, ev) ~ 1", data, "gamma")
     assert "weibullsurv" in str(err.value)
@@ -307,6 +308,11 @@ def test_fixed_hyperparameter_is_not_estimated():
     model = adelia.compile_formula("y ~ 1 + x", pd.DataFrame({"y": y, "x": x}), "nbinomial",
                                    control_family={"hyper": {"size": {"initial": math.log(4), "fixed": True}}})
     assert model.thetas[0].fixed and model.thetas[0].initial == pytest.approx(math.log(4))
+    fit = adelia.fit("y ~ 1 + x", pd.DataFrame({"y": y, "x": x}), family="nbinomial", n_samples=20, seed=1,
+                     control_family={"hyper": {"size": {"initial": math.log(4), "fixed": True}}})
+    table = adelia.summary(fit)
+    assert list(table.index) == ["(Intercept)", "x"]          # no row for the fixed size
+    assert table.loc["x", "0.025quant"] < 0.5 < table.loc["x", "0.975quant"]
     model = adelia.compile_formula("y ~ 1 + x", pd.DataFrame({"y": y, "x": x}), "zeroinflatednbinomial1",
                                    control_family={"hyper": {"prob": {"prior": "logitbeta", "param": [1, 3]}}})
     assert model.thetas[1].prior.describe() == "logitbeta(1, 3)"

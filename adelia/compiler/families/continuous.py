@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
-import numpy as np
 import numpyro.distributions as dist
 
 from adelia.compiler.special import gammaln
