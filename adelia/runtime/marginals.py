@@ -154,15 +154,20 @@ def _quantile(cdf, pdf, q: float, lo: np.ndarray, hi: np.ndarray, start: np.ndar
 
 
 def _mode(pdf, centre: np.ndarray, scale: np.ndarray, candidates: np.ndarray, keep: int = 3) -> np.ndarray:
-    """argmax of a mixture density, columnwise. Start points: an 81-point grid over ±5 scale and
-    the components' own centres (``candidates``, (K, n): a narrow, well separated component can
-    fall between grid points); the ``keep`` best of them are each refined twice (final spacing
-    0.0025 scale) and the highest result wins, so two peaks of nearly equal height are both
-    looked at closely before one is chosen."""
+    """argmax of a mixture density, columnwise. Start points: the local maxima of an 81-point grid
+    over ±5 scale and the components' own centres (``candidates``, (K, n): a narrow, well
+    separated component can fall between grid points); the ``keep`` best of them are each refined
+    twice (final spacing 0.0025 scale) and the highest result wins, so two peaks of nearly equal
+    height are both looked at closely before one is chosen (the best grid points alone can all sit
+    on one broad peak beside a narrow one as high)."""
     s = scale + 1e-300
     cols = np.arange(centre.shape[0])
-    start = np.concatenate([centre[None, :] + np.linspace(-5.0, 5.0, 81)[:, None] * s[None, :], candidates])
-    dens = np.stack([pdf(g) for g in start])
+    grid = centre[None, :] + np.linspace(-5.0, 5.0, 81)[:, None] * s[None, :]
+    on_grid = np.stack([pdf(g) for g in grid])
+    padded = np.pad(on_grid, ((1, 1), (0, 0)), constant_values=-np.inf)
+    peak = (on_grid >= padded[:-2]) & (on_grid >= padded[2:])
+    start = np.concatenate([grid, candidates])
+    dens = np.concatenate([np.where(peak, on_grid, -np.inf), np.stack([pdf(g) for g in candidates])])
     best_x, best_d = centre, np.full(centre.shape, -np.inf)
     for rank in np.argsort(-dens, axis=0)[:keep]:
         x = start[rank, cols]
