@@ -14,7 +14,7 @@ substitute an in-support value there; the data checks make sure no observed row 
 
 from __future__ import annotations
 
-__all__ = ["HyperSpec", "Family", "Link", "LINKS", "Issue", "FAMILIES", "logit_hyper", "bad_rows"]
+__all__ = ["HyperSpec", "Family", "Link", "LINKS", "Issue", "FAMILIES", "logit_hyper", "bad_rows", "scaled_precision"]
 
 import functools
 import math
@@ -90,6 +90,12 @@ class Issue:
     message: str
     argument: str
     rows: np.ndarray
+
+
+def scaled_precision(theta, extra):
+    """exp(θ_0) · scale: the per-row precision (or shape, or φ) of the families whose first
+    hyperparameter is a log precision and that take R-INLA's ``scale`` argument."""
+    return jnp.exp(theta[0]) * extra.get("scale", 1.0)
 
 
 def bad_rows(mask, message: str, argument: str = "response") -> Issue | None:

@@ -15,7 +15,7 @@ import numpy as np
 import numpyro.distributions as dist
 
 from adelia.compiler.special import gammaln
-from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register
+from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register, scaled_precision
 
 
 def check_counts(y, extra, *, positive_E: bool = False):
@@ -49,7 +49,7 @@ def check_positive_scale(y, extra):
 # ---- gaussian ----
 
 def _gaussian_logpdf(y, eta, theta, extra, link):
-    prec = jnp.exp(theta[0]) * extra.get("scale", 1.0)
+    prec = scaled_precision(theta, extra)
     return 0.5 * (jnp.log(prec) - math.log(2 * math.pi)) - 0.5 * prec * (y - link.inverse(eta)) ** 2
 
 
@@ -58,9 +58,9 @@ register(Family(
     (HyperSpec("prec", "Precision for the Gaussian observations",
                "Log precision for the Gaussian observations", ("loggamma", (1.0, 5e-5)), 4.0),),
     _gaussian_logpdf, ("scale",), lambda y, extra: check_positive_scale(y, extra), ("identity",),
-    moments=lambda mu, theta, extra: (mu, 1.0 / (jnp.exp(theta[0]) * extra.get("scale", 1.0)) + 0 * mu),
+    moments=lambda mu, theta, extra: (mu, 1.0 / (scaled_precision(theta, extra)) + 0 * mu),
     draw=lambda key, mu, theta, extra: dist.Normal(
-        mu, 1.0 / jnp.sqrt(jnp.exp(theta[0]) * extra.get("scale", 1.0))).sample(key),
+        mu, 1.0 / jnp.sqrt(scaled_precision(theta, extra))).sample(key),
 ), "normal")
 
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 
 from adelia.compiler.special import gammaln
-from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register
+from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register, scaled_precision
 from adelia.compiler.families.classic import check_positive_scale
 from adelia.compiler.priors import LOG_DOF, LOG_PRECISION
 
@@ -43,13 +43,9 @@ def _check_positive(y, extra):
 
 def _gamma_logpdf(y, eta, theta, extra, link):
     y = in_support(y)
-    k = jnp.exp(theta[0]) * extra.get("scale", 1.0)
+    k = scaled_precision(theta, extra)
     log_mu = eta                                     # log link
     return k * (jnp.log(k) - log_mu) - gammaln(k) + (k - 1.0) * jnp.log(y) - k * y * jnp.exp(-log_mu)
-
-
-def _gamma_k(theta, extra):
-    return jnp.exp(theta[0]) * extra.get("scale", 1.0)
 
 
 register(Family(
@@ -58,8 +54,8 @@ register(Family(
                "Intern precision-parameter for the Gamma observations", ("loggamma", (1.0, 0.01)),
                math.log(100.0), LOG_PRECISION),),
     _gamma_logpdf, ("scale",), _check_positive, ("log",),
-    moments=lambda mu, theta, extra: (mu, mu ** 2 / _gamma_k(theta, extra)),
-    draw=lambda key, mu, theta, extra: dist.Gamma(_gamma_k(theta, extra), _gamma_k(theta, extra) / mu).sample(key),
+    moments=lambda mu, theta, extra: (mu, mu ** 2 / scaled_precision(theta, extra)),
+    draw=lambda key, mu, theta, extra: dist.Gamma(scaled_precision(theta, extra), scaled_precision(theta, extra) / mu).sample(key),
 ))
 
 
@@ -67,7 +63,7 @@ register(Family(
 
 def _beta_logpdf(y, eta, theta, extra, link):
     y = in_support(y, 0.0, 1.0)
-    phi = jnp.exp(theta[0]) * extra.get("scale", 1.0)
+    phi = scaled_precision(theta, extra)
     mu = link.inverse(eta)
     a, b = mu * phi, (1.0 - mu) * phi
     return (gammaln(phi) - gammaln(a) - gammaln(b) + (a - 1.0) * jnp.log(y) + (b - 1.0) * jnp.log1p(-y))
@@ -78,26 +74,22 @@ def _check_unit(y, extra):
             or check_positive_scale(y, extra))
 
 
-def _beta_phi(theta, extra):
-    return jnp.exp(theta[0]) * extra.get("scale", 1.0)
-
-
 register(Family(
     "beta",
     (HyperSpec("phi", "precision parameter for the beta observations",
                "intern precision-parameter for the beta observations", ("loggamma", (1.0, 0.1)),
                math.log(10.0), LOG_PRECISION),),
     _beta_logpdf, ("scale",), _check_unit, ("logit", "probit", "cloglog"),
-    moments=lambda mu, theta, extra: (mu, mu * (1 - mu) / (1 + _beta_phi(theta, extra))),
-    draw=lambda key, mu, theta, extra: dist.Beta(mu * _beta_phi(theta, extra),
-                                                 (1 - mu) * _beta_phi(theta, extra)).sample(key),
+    moments=lambda mu, theta, extra: (mu, mu * (1 - mu) / (1 + scaled_precision(theta, extra))),
+    draw=lambda key, mu, theta, extra: dist.Beta(mu * scaled_precision(theta, extra),
+                                                 (1 - mu) * scaled_precision(theta, extra)).sample(key),
 ))
 
 
 # ---- Student-t ----
 
 def _t_parts(theta, extra):
-    prec = jnp.exp(theta[0]) * extra.get("scale", 1.0)
+    prec = scaled_precision(theta, extra)
     dof = 2.0 + jnp.exp(theta[1])
     return prec, dof
 
