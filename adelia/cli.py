@@ -174,14 +174,19 @@ def fit(model: Path, data: Path | None, output: Path | None, samples: int | None
     except AdeliaError as err:
         _fail([err])
     if output is not None:
-        try:
-            write_datatree(dt, output)
-        except (OSError, ValueError, TypeError) as err:
-            click.echo(f"error: cannot write '{output}': {err}", err=True)
-            raise SystemExit(EXIT_MODEL_ERROR)
-        if not quiet:
-            err_console.print(f"wrote {output}")
+        _write(dt, output, err_console, quiet)
     _print_summary(dt, out_console, title=str(model))
+
+
+def _write(dt, output, err_console, quiet: bool) -> None:
+    """Write a result atomically (never onto an input: the callers check), or exit with an error."""
+    try:
+        write_datatree(dt, output)
+    except (OSError, ValueError, TypeError) as err:
+        click.echo(f"error: cannot write '{output}': {err}", err=True)
+        raise SystemExit(EXIT_MODEL_ERROR)
+    if not quiet:
+        err_console.print(f"wrote {output}")
 
 
 class _progress:
@@ -328,13 +333,7 @@ def predict(model: Path, newdata: Path, data: Path | None, output: Path, kind: s
             pred = predict_rows(dt, new, kind=kind, n_samples=samples, seed=seed)
     except AdeliaError as err:
         _fail([err])
-    try:
-        write_datatree(pred, output)
-    except (OSError, ValueError, TypeError) as err:
-        click.echo(f"error: cannot write '{output}': {err}", err=True)
-        raise SystemExit(EXIT_MODEL_ERROR)
-    if not quiet:
-        err_console.print(f"wrote {output}")
+    _write(pred, output, err_console, quiet)
     _print_predictions(pred, out_console, kind)
 
 
