@@ -20,8 +20,8 @@ from typing import Callable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro.distributions as dist
 
+from adelia.compiler.families.base import dist
 from adelia.errors import DataError, ModelError
 
 

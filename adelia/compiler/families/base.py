@@ -92,6 +92,20 @@ class Issue:
     rows: np.ndarray
 
 
+class _LazyDistributions:
+    """``numpyro.distributions``, imported on first use: only posterior-predictive draws need it,
+    and importing numpyro cost every ``import adelia`` about 0.3 s."""
+
+    def __getattr__(self, name: str):
+        import numpyro.distributions
+
+        return getattr(numpyro.distributions, name)
+
+
+#: the families' samplers write ``dist.Gamma(...)`` as with ``import numpyro.distributions as dist``
+dist = _LazyDistributions()
+
+
 def scaled_precision(theta, extra):
     """exp(θ_0) · scale: the per-row precision (or shape, or φ) of the families whose first
     hyperparameter is a log precision and that take R-INLA's ``scale`` argument."""

@@ -12,10 +12,9 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
-import numpyro.distributions as dist
 
 from adelia.compiler.special import gammaln
-from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register, scaled_precision
+from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register, scaled_precision, dist
 
 
 def check_counts(y, extra, *, positive_E: bool = False):

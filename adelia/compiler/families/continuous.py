@@ -18,10 +18,9 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
-import numpyro.distributions as dist
 
 from adelia.compiler.special import gammaln
-from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register, scaled_precision
+from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register, scaled_precision, dist
 from adelia.compiler.families.classic import check_positive_scale
 from adelia.compiler.priors import LOG_DOF, LOG_PRECISION
 

@@ -19,10 +19,9 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpyro.distributions as dist
 
 from adelia.compiler.special import gammaln
-from adelia.compiler.families.base import Family, HyperSpec, logit_hyper, register
+from adelia.compiler.families.base import Family, HyperSpec, logit_hyper, register, dist
 from adelia.compiler.families.classic import check_counts, check_ntrials, ntrials_int, poisson_log_mean
 from adelia.compiler.families.nbinomial import nb_logpmf, nb_moments
 from adelia.compiler.priors import LOG_SIZE

@@ -14,10 +14,9 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
-import numpyro.distributions as dist
 
 from adelia.compiler.special import gammaln
-from adelia.compiler.families.base import Family, HyperSpec, register
+from adelia.compiler.families.base import Family, HyperSpec, register, dist
 from adelia.compiler.families.classic import check_counts, poisson_log_mean
 from adelia.compiler.priors import LOG_SIZE
 

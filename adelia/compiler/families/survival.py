@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-import numpyro.distributions as dist
 from jax.scipy.special import log_ndtr
 
 
 from adelia.compiler.special import gammaln
-from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register
+from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register, dist
 from adelia.compiler.families.continuous import in_support, lognormal_draw, lognormal_logpdf, lognormal_moments
 from adelia.compiler.priors import WEIBULL_ALPHA
 
