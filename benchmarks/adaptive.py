@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
