@@ -10,7 +10,7 @@ truncation error below 10⁻¹¹ relative for z ≥ 8), plain arithmetic that AD
 
 from __future__ import annotations
 
-__all__ = ["gammaln", "digamma", "trigamma"]
+__all__ = ["gammaln", "digamma", "trigamma", "log_rising_over_power"]
 
 import jax
 import jax.numpy as jnp
@@ -50,3 +50,35 @@ def gammaln(x):
 def _gammaln_jvp(primals, tangents):
     (x,), (dx,) = primals, tangents
     return gammaln(x), digamma(x) * dx
+
+
+#: above this n the Stirling form of log_rising_over_power is used: its series error is below
+#: 1/(1188 n⁹) < 10⁻¹⁶ there, while log Γ(n) itself carries a rounding error of about n log n · 10⁻¹⁶
+_STIRLING_N = 30.0
+
+
+def _stirling_remainder(x):
+    """R(x) = log Γ(x) − (x − ½) log x + x − ½ log 2π
+    ≈ 1/(12x) − 1/(360x³) + 1/(1260x⁵) − 1/(1680x⁷) (A&S 6.1.41)."""
+    ix = 1.0 / x
+    ix2 = ix * ix
+    return ix * (1 / 12 - ix2 * (1 / 360 - ix2 * (1 / 1260 - ix2 / 1680)))
+
+
+def log_rising_over_power(y, n):
+    """log Γ(y + n) − log Γ(n) − y log n, accurate for every n > 0 and y ≥ 0.
+
+    The difference tends to 0 as n → ∞ (the negative binomial's Poisson limit), but formed from
+    two log Γ values of size n log n it loses all precision at n ≈ 10¹³. For large n it is
+    (n + y − ½) log1p(y/n) − y + R(n + y) − R(n) with R Stirling's remainder, which has no
+    cancellation beyond y·10⁻¹⁶.
+    """
+    y = jnp.asarray(y, dtype=float)
+    n = jnp.asarray(n, dtype=float)
+    large = n > _STIRLING_N
+    n_small = jnp.where(large, 1.0, n)          # each branch sees only arguments it handles (finite AD)
+    n_large = jnp.where(large, n, _STIRLING_N)
+    direct = gammaln(y + n_small) - gammaln(n_small) - y * jnp.log(n_small)
+    stirling = ((n_large + y - 0.5) * jnp.log1p(y / n_large) - y
+                + _stirling_remainder(n_large + y) - _stirling_remainder(n_large))
+    return jnp.where(large, stirling, direct)

@@ -206,6 +206,25 @@ def test_unobserved_rows_stay_finite():
         assert np.isfinite(float(val)) and np.all(np.isfinite(np.asarray(grad))), case
 
 
+def test_negative_binomials_reach_the_poisson_limit():
+    """A long posterior tail of the log size reaches n = e^30 and beyond, where log Γ differences
+    lose all precision: the (zero-inflated) negative binomial must tend to the (zero-inflated)
+    Poisson there, with finite η-derivatives, instead of turning into NaN."""
+    y = jnp.asarray([0.0, 1.0, 4.0, 12.0, 0.0])
+    eta = jnp.asarray([0.3, -1.0, 1.2, 2.4, 0.1])
+    for nb, poisson, extra_theta in (("nbinomial", "poisson", ()),
+                                     ("zeroinflatednbinomial0", "zeroinflatedpoisson0", (-1.3,)),
+                                     ("zeroinflatednbinomial1", "zeroinflatedpoisson1", (-1.3,))):
+        limit = np.asarray(FAMILIES.get(poisson).loglik(y, eta, jnp.asarray(extra_theta or [0.0]), {}))
+        for log_n in (25.0, 40.0, 80.0):
+            theta = jnp.asarray((log_n, *extra_theta))
+            val = np.asarray(FAMILIES.get(nb).loglik(y, eta, theta, {}))
+            np.testing.assert_allclose(val, limit, atol=1e-9, err_msg=f"{nb} at log size {log_n}")
+            g = jax.grad(lambda th: jnp.sum(FAMILIES.get(nb).loglik(y, eta, th, {})))(theta)
+            h = jax.hessian(lambda e: jnp.sum(FAMILIES.get(nb).loglik(y, e, theta, {})))(eta)
+            assert np.all(np.isfinite(np.asarray(g))) and np.all(np.isfinite(np.asarray(h))), (nb, log_n)
+
+
 # ---- through the compiler: data checks, links, survival response, fixed hyperparameters ----
 
 def _frame(m=20, seed=0, **cols):

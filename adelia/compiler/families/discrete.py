@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from adelia.compiler.special import gammaln
 from adelia.compiler.families.base import Family, HyperSpec, logit_hyper, register, dist
 from adelia.compiler.families.classic import check_counts, check_ntrials, ntrials_int, poisson_log_mean
-from adelia.compiler.families.nbinomial import nb_logpmf, nb_moments
+from adelia.compiler.families.nbinomial import nb_log_p0_rate, nb_logpmf, nb_moments
 from adelia.compiler.priors import LOG_SIZE
 
 # ---- betabinomial ----
@@ -132,7 +132,7 @@ def _zinb(zero_type: int) -> Family:
     def logpdf(y, eta, theta, extra, link):
         log_mu = poisson_log_mean(eta, extra, link)
         n = jnp.exp(theta[0])
-        log_p0 = n * (theta[0] - jnp.logaddexp(theta[0], log_mu))
+        log_p0 = -n * nb_log_p0_rate(log_mu, theta[0])
         return _zi_logpdf(log_p0, nb_logpmf(y, log_mu, theta[0]), y, theta[1], zero_type)
 
     def moments(mu, theta, extra):

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 
-from adelia.compiler.special import gammaln
+from adelia.compiler.special import gammaln, log_rising_over_power
 from adelia.compiler.families.base import Family, HyperSpec, register, dist
 from adelia.compiler.families.classic import check_counts, poisson_log_mean
 from adelia.compiler.priors import LOG_SIZE
@@ -26,11 +27,24 @@ SIZE = HyperSpec("size", "size for the nbinomial observations (1/overdispersion)
 
 
 def nb_logpmf(y, log_mu, log_n):
-    """log NB(y; mean e^{log_mu}, size e^{log_n}), with log p and log(1 − p) from logaddexp."""
+    """log NB(y; mean μ = e^{log_mu}, size n = e^{log_n}).
+
+    With p = n/(n + μ): log p = −softplus(r), log(1 − p) = log μ − log n − softplus(r) for
+    r = log μ − log n, so
+
+        log NB = [log Γ(y + n) − log Γ(n) − y log n] − log Γ(y + 1) + y log μ − (n + y) softplus(r),
+
+    every term finite and free of cancellation as n → ∞, where it tends to the Poisson log-pmf
+    (a long posterior tail of the log size reaches n ≈ 10¹³ and beyond).
+    """
     n = jnp.exp(log_n)
-    log_total = jnp.logaddexp(log_n, log_mu)
-    return (gammaln(y + n) - gammaln(n) - gammaln(y + 1.0)
-            + n * (log_n - log_total) + y * (log_mu - log_total))
+    return (log_rising_over_power(y, n) - gammaln(y + 1.0) + y * log_mu
+            - (n + y) * nb_log_p0_rate(log_mu, log_n))
+
+
+def nb_log_p0_rate(log_mu, log_n):
+    """−log p = log(1 + μ/n) = softplus(log μ − log n); the zero probability is p^n."""
+    return jax.nn.softplus(log_mu - log_n)
 
 
 def nb_moments(mu, n):
