@@ -32,7 +32,7 @@ from adelia.runtime.integrate import ThetaFrame, ccd_design, grid_design, standa
 from adelia.runtime.laplace import LaplaceProblem
 from adelia.runtime.marginals import (QUANTILES, density_summary, laplace_mixture_summary, mixture_summary,
                                       skew_mixture_summary, skew_normal_from_sla, theta_marginal_ccd,
-                                      theta_marginal_grid)
+                                      theta_marginal_grid, theta_marginal_lattice)
 from adelia.runtime.optimize import ModeResult, central_difference_gradient, find_mode, hessian_at
 from adelia.runtime.problem import Problem, as_problem
 
@@ -643,6 +643,8 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
             continue
         if nfree == 1 and strategy == "grid":
             grid_t, lp = theta_marginal_grid(points[:, j], -fz)
+        elif strategy == "grid":
+            grid_t, lp = theta_marginal_lattice(frame, Z, -fz, options.dz, j_free)
         else:
             grid_t, lp = theta_marginal_ccd(frame, j_free)
         hyper[t.label] = density_summary(grid_t, lp, lambda v, t=t: np.asarray(t.to_natural(jnp.asarray(v))),

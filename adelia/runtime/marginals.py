@@ -2,15 +2,16 @@
 
 Latent marginals (strategy "gaussian"): π(x_j | y) ≈ Σ_k w_k N(x̂_j(θ_k), σ²_j(θ_k)), the
 weights being the normalised integration weights. Hyperparameter marginals: for d = 1 the
-log-density through the grid points (a cubic spline, R-INLA's "gridsum" idea); for d > 1
-R-INLA's asymmetric-Gaussian ("ccd") interpolator along the line of conditional means
-(METHOD.md §13.1, ``GMRFLib_ai_marginal_one_hyperparamter``).
+log-density through the grid points (a cubic spline, R-INLA's "gridsum" idea); for a grid
+design with d > 1 the design's own cells pushed forward to θ_j; for CCD R-INLA's
+asymmetric-Gaussian ("ccd") interpolator along the line of conditional means (METHOD.md §13.1,
+``GMRFLib_ai_marginal_one_hyperparamter``).
 """
 
 from __future__ import annotations
 
 __all__ = ["mixture_summary", "skew_mixture_summary", "skew_normal_from_sla", "density_summary", "laplace_mixture_summary",
-           "theta_marginal_grid", "QUANTILES", "mixture_density", "marginal_grid", "symmetric_kld"]
+           "theta_marginal_grid", "theta_marginal_lattice", "QUANTILES", "mixture_density", "marginal_grid", "symmetric_kld"]
 
 import numpy as np
 from scipy.special import ndtr, ndtri, owens_t
@@ -68,6 +69,43 @@ def theta_marginal_grid(theta_pts: np.ndarray, logpost: np.ndarray, n_fine: int 
     spline = CubicSpline(t, lp)
     fine = np.linspace(t[0], t[-1], n_fine)
     return fine, spline(fine)
+
+
+def theta_marginal_lattice(frame, Z: np.ndarray, logpost: np.ndarray, dz: float, j: int,
+                           max_fine: int = 200_000):
+    """θ_j marginal of the grid design (d ≥ 2): each design point's cell of the z-lattice carries
+    its midpoint-rule mass π̃(θ(z) | y) |dθ/dz| dz^d (the integration weights), spread uniformly
+    over the cell and pushed forward to θ_j.
+
+    Each cell is sampled on an r^d sub-lattice and the samples binned linearly at θ_j(z). R-INLA
+    uses such a "gridsum" only for d = 1 or a diagonal Hessian and otherwise the
+    asymmetric-Gaussian interpolant of ``theta_marginal_ccd`` (``GMRFLib_ai_INLA``,
+    approx-inference.c), which cannot follow a curved or long-tailed posterior: for the
+    zero-inflated negative binomial (type 0) the log size's sd came out at 0.4 of the exact (NUTS)
+    one, against 0.92 here.
+    """
+    n, d = Z.shape
+    r = int(np.clip((max_fine / n) ** (1.0 / d), 2, 16))
+    sub = (np.arange(r) + 0.5) / r * dz - dz / 2
+    offsets = np.stack(np.meshgrid(*([sub] * d), indexing="ij"), axis=-1).reshape(-1, d)
+    zf = (Z[:, None, :] + offsets[None, :, :]).reshape(-1, d)
+    logmass = np.repeat(logpost, len(offsets)) + frame.log_volume(zf)
+    mass = np.exp(logmass - logmass.max())
+    v = frame.theta(zf)[:, j]
+    # bins no finer than the spread of one sub-cell along θ_j, so that every bin collects samples
+    step = dz / r * np.max(np.abs(frame.vectors[j] * frame.scales) * np.maximum(frame.s_plus, frame.s_minus))
+    n_bins = int(np.clip((v.max() - v.min()) / step, 20, 400))
+    edges = np.linspace(v.min(), v.max(), n_bins + 1)
+    width = edges[1] - edges[0]
+    pos = (v - edges[0]) / width - 0.5                 # linear binning onto the bin centres
+    left = np.clip(np.floor(pos).astype(int), 0, n_bins - 1)
+    frac = np.clip(pos - left, 0.0, 1.0)
+    dens = (np.bincount(left, mass * (1 - frac), n_bins)
+            + np.bincount(np.minimum(left + 1, n_bins - 1), mass * frac, n_bins))
+    centres = edges[:-1] + width / 2
+    keep = dens > dens.max() * 1e-12
+    first, last = np.argmax(keep), len(keep) - np.argmax(keep[::-1])
+    return centres[first:last], np.log(np.maximum(dens[first:last], dens.max() * 1e-12))
 
 
 def theta_marginal_ccd(frame, j: int, x=np.linspace(-7, 7, 801)):
@@ -240,33 +278,51 @@ def symmetric_kld(w, loc, scale, alpha, mean: np.ndarray, sd: np.ndarray, n_grid
     return np.maximum(0.5 * kl, 0.0)
 
 
-def laplace_mixture_summary(w, mu, sd, s, logdens, quantiles=QUANTILES, n_fine: int = 401) -> dict[str, np.ndarray]:
+def laplace_mixture_summary(w, mu, sd, s, logdens, quantiles=QUANTILES) -> dict[str, np.ndarray]:
     """Summaries of Σ_k w_k π̃_k(x_j) per node j from full-Laplace log densities.
 
     ``mu``, ``sd``: (K, n) the Gaussian approximation's mode and sd at each θ_k; ``logdens``
     (K, n, len(s)): log π̃_k(x_j = μ + σ s_i) up to a constant. Each is a cubic spline in s,
-    normalised on [s_0, s_last] (beyond ±4 Gaussian sds the mass is < 1e-4), and the weighted
-    mixture is tabulated on one grid per node for :func:`density_summary`.
+    normalised on [s_0, s_last] (beyond ±4 Gaussian sds the mass is < 1e-4). Every component's
+    moments and CDF are taken on its own s-grid and combined exactly (mean, variance, mixture CDF
+    for the quantiles): a far tail point of θ can have a conditional sd twenty times the bulk's
+    and a point near the precision's upper end one twentieth, which no common x-grid resolves.
     """
     w = np.asarray(w, float) / np.sum(w)
     s = np.asarray(s, float)
     fine_s = np.linspace(s[0], s[-1], 201)
+    ds = fine_s[1] - fine_s[0]
     from scipy.interpolate import CubicSpline
 
     logp = CubicSpline(s, np.moveaxis(np.asarray(logdens, float), 2, 0))(fine_s)      # (201, K, n)
     dens_s = np.exp(logp - logp.max(axis=0))
     dens_s /= np.trapezoid(dens_s, fine_s, axis=0)                                    # ∫ π̃(s) ds = 1
-    K, n = mu.shape
-    out = {k: np.empty(n) for k in ["mean", "sd", *[f"{q}quant" for q in quantiles], "mode"]}
-    for j in range(n):
-        x = np.linspace(np.min(mu[:, j] + s[0] * sd[:, j]), np.max(mu[:, j] + s[-1] * sd[:, j]), n_fine)
-        total = np.zeros(n_fine)
-        for k in range(K):
-            if w[k] > 0:
-                total += w[k] / sd[k, j] * np.interp((x - mu[k, j]) / sd[k, j], fine_s, dens_s[:, k, j],
-                                                     left=0.0, right=0.0)
-        with np.errstate(divide="ignore"):
-            row = density_summary(x, np.log(total), lambda v: v, quantiles)["internal"]
-        for key in out:
-            out[key][j] = row[key]
+    cum_s = np.concatenate([np.zeros((1, *dens_s.shape[1:])),
+                            np.cumsum(0.5 * (dens_s[1:] + dens_s[:-1]) * ds, axis=0)])
+    cum_s /= cum_s[-1]
+    m1 = np.trapezoid(fine_s[:, None, None] * dens_s, fine_s, axis=0)
+    m2 = np.trapezoid(fine_s[:, None, None] ** 2 * dens_s, fine_s, axis=0)
+    mean = w @ (mu + sd * m1)
+    var = w @ (sd ** 2 * m2 + 2 * mu * sd * m1 + mu ** 2) - mean ** 2
+    sd_all = np.sqrt(np.maximum(var, 0.0))
+
+    def on_grid(table, x, outside_left, outside_right):
+        # Σ_k w_k table_k((x − μ_k)/σ_k), linear in s on the uniform fine grid, columnwise in x
+        pos = ((x[None, :] - mu) / sd - fine_s[0]) / ds
+        i = np.clip(np.floor(pos).astype(int), 0, len(fine_s) - 2)
+        f = np.clip(pos - i, 0.0, 1.0)
+        k_idx, j_idx = np.indices(mu.shape)
+        v = (1 - f) * table[i, k_idx, j_idx] + f * table[i + 1, k_idx, j_idx]
+        v = np.where(pos < 0, outside_left, np.where(pos > len(fine_s) - 1, outside_right, v))
+        return v
+
+    cdf = lambda x: w @ on_grid(cum_s, x, 0.0, 1.0)
+    pdf = lambda x: w @ (on_grid(dens_s, x, 0.0, 0.0) / sd)
+    lo = np.min(mu + fine_s[0] * sd, axis=0)
+    hi = np.max(mu + fine_s[-1] * sd, axis=0)
+    out = {"mean": mean, "sd": sd_all}
+    for q in quantiles:
+        out[f"{q}quant"] = _quantile(cdf, pdf, q, lo, hi, mean + ndtri(q) * sd_all)
+    peaks = mu + sd * fine_s[np.argmax(dens_s, axis=0)]
+    out["mode"] = _mode(pdf, mean, sd_all, peaks)
     return out

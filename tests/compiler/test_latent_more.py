@@ -327,7 +327,12 @@ def test_recover_bym_precisions():
                     d, W=sp.csr_matrix(W), n_samples=10, control_family=FIXED_NOISE(0.2))
     covers(dt, "Precision for region (spatial component)", 1.0)
     covers(dt, "(Intercept)", 1.0 + v.mean())            # Σu = 0, but the drawn iid part has a mean
-    assert interval(dt, "Precision for region (iid component)")[0] > 5.0       # truth 44: a small iid part
+    # truth 44, a small iid part. The exact posterior (Gaussian data: π̃(θ | y) is exact; a dense
+    # 181 × 201 quadrature of it) is bimodal, with a second mode where the spatial part is switched
+    # off and the iid part takes over: log τ_iid quantiles (0.85, 6.84, 8.80), against (0.69, 6.90,
+    # 8.91) here. R-INLA's box design cuts that ridge and gave a 2.5 % quantile of 5.1 (log 1.6).
+    covers(dt, "Precision for region (iid component)", 44.0)
+    assert adelia.summary(dt).loc["Precision for region (iid component)", "0.5quant"] > 100.0
     assert dt["inla"]["summary_random_region"].shape[0] == 2 * 49
 
 
