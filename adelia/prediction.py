@@ -507,7 +507,7 @@ def _draw_predictive(cp, problem, res, n_samples: int, seed: int, xs):
                                 for key in keys])
         x[which == k] = draws[: counts[k]]
     thetas = res.points[which]
-    if problem.copies:
+    if problem.copies or problem.theta_covariates:
         eta = np.asarray(cp.eta_draws(jnp.asarray(x), jnp.asarray(thetas)))
     else:
         eta = (problem.A @ x.T).T + problem.offset

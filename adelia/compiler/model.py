@@ -94,6 +94,7 @@ class Model:
     copies: tuple["Copy", ...] = ()   # copy terms with an estimated scale β: η += β B x_src
     e: np.ndarray = field(default_factory=lambda: np.zeros(0))    # right-hand side of C x = e
     options: dict[str, Any] = field(default_factory=dict)
+    theta_covariates: tuple[rt.ThetaCovariate, ...] = ()   # η += β(θ) w (clinear)
 
     @property
     def family(self) -> Family:
@@ -130,6 +131,7 @@ class Model:
             fixed_offset=self.fixed_offset, fixed_prec=self.fixed_prec, fixed_mean=self.fixed_mean,
             C=self.C, e=self.e,
             copies=tuple(rt.CopyTerm(c.name, c.src_offset, c.B, c.theta_index) for c in self.copies),
+            theta_covariates=self.theta_covariates,
             key=repr((self.formula.source, [f.key for f in self.families])), options=self.options)
 
 
@@ -230,6 +232,7 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
     columns: list[np.ndarray] = []
     offset_now = 0
     names_seen: dict[str, ir.LatentTerm] = {}
+    theta_covariates: list[rt.ThetaCovariate] = []
     copies = [t for t in formula.latent if t.kwarg("copy") is not None]
     for term in formula.latent:
         if term.kwarg("copy") is not None:
@@ -239,6 +242,9 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
             raise ModelError(f"two f() terms are called '{comp.name}'", source=formula.source, span=term.span,
                              filename=filename, hint="each f() index variable may appear once")
         names_seen[comp.name] = term
+        if comp.structure.covariate is not None:          # no latent nodes: η += β(θ) w
+            theta_covariates.append(rt.ThetaCovariate(comp.name, comp.structure.covariate, comp.theta_index[0]))
+            continue
         components.append(comp)
         columns.append(block)
         offset_now += comp.n
@@ -285,7 +291,8 @@ def compile_model(formula: ir.Formula, data, family: str = "gaussian", *, object
                         else comp.structure.constraint_rhs for comp in components] or [np.zeros(0)])
 
     return Model(formula, tuple(fams), family_index, y, A, off, extra, tuple(components), fixed, offset_now,
-                 fixed_prec, fixed_mean, tuple(thetas), tuple(lik_theta), C, tuple(copy_blocks), e)
+                 fixed_prec, fixed_mean, tuple(thetas), tuple(lik_theta), C, tuple(copy_blocks), e,
+                 theta_covariates=tuple(theta_covariates))
 
 
 def _families(family) -> list[Family]:
@@ -500,6 +507,11 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
     extraconstr = args.pop("extraconstr", None)
     try:
         structure = lm.build(TermInput(name, index, args, describe))
+        if structure.covariate is not None:
+            given = [k for k, v in (*kron_args.items(), ("extraconstr", extraconstr)) if v is not None]
+            if given:
+                raise ModelError(f"f({name}, model = \"{lm.name}\") has no latent nodes to take {given[0]}",
+                                 span=describe(given[0]), hint="remove the argument")
         own = tuple(range(theta_start, theta_start + len(hypers)))
         for k in own:   # priors that need the structure
             if thetas[k].prior.bind is not None:
@@ -513,6 +525,9 @@ def _component(term: ir.LatentTerm, res: Resolver, offset: int, theta_start: int
         raise type(err)(err.message, source=res.source, span=err.span or term.span, filename=res.filename,
                         hint=err.hint) from None
     w = np.ones(m) if weights is None else weights
+    if structure.covariate is not None:
+        structure = dataclasses.replace(structure, covariate=w * structure.covariate)
+        return Component(name, lm.name, offset, structure, tuple(range(theta_start, len(thetas)))), None
     if structure.projector is not None:
         block = sp.csr_matrix(sp.diags(w) @ sp.csr_matrix(structure.projector))
     else:

@@ -300,11 +300,15 @@ def fold(e: ir.Expr) -> ir.Expr:
             if lv is not None and rv is not None:
                 return _as_ir(_binop(ir.BinOp(op, lf, rf, e.span), lv, rv), e.span)
             return ir.BinOp(op, lf, rf, e.span)
+        case ir.Name(id="Inf"):
+            return ir.Num(math.inf, e.span)           # R's Inf (range = c(0, Inf) of clinear)
         case ir.Neg(operand=x):
             xf = fold(x)
             xv = _value(xf)
             if xv is not None:
                 v = xv.numbers("'-'", x.span)
+                if np.isinf(v).any():                 # -Inf: negation makes no new infinity
+                    return _as_ir(_Value(tuple(ir.Num(float(-t), e.span) for t in v), xv.vector), e.span)
                 return _as_ir(_from_numbers(-v, xv.vector, e.span, "'-'"), e.span)
             return ir.Neg(xf, e.span)
         case ir.Vector(items=items):

@@ -32,6 +32,8 @@ def print_string(s: str) -> str:
 
 
 def _num(value: float) -> str:
+    if value in (float("inf"), float("-inf")):
+        return "Inf" if value > 0 else "-Inf"
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return repr(float(value))

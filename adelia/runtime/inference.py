@@ -441,6 +441,8 @@ def fingerprint(model: Problem) -> str:
                    [(t.label, t.prior_key, t.initial, t.fixed) for t in model.thetas])).encode())
     for cp_ in model.copies:
         h.update(repr((cp_.name, cp_.src_offset, cp_.theta_index)).encode() + np.ascontiguousarray(cp_.B).tobytes())
+    for tc in model.theta_covariates:
+        h.update(repr((tc.name, tc.theta_index)).encode() + np.ascontiguousarray(tc.w, dtype=float).tobytes())
     for comp in model.components:
         h.update(repr((comp.name, comp.offset, comp.n, comp.rank_def, comp.logdet_star, comp.theta_index,
                        comp.blocks)).encode())
@@ -716,7 +718,8 @@ def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions, x_poin
     for k, draws in zip(used, per_point):
         xs[which == k] = draws
     thetas = res.points[which]
-    eta = np.asarray(cp.eta_draws(jnp.asarray(xs), jnp.asarray(thetas))) if res.problem.copies else \
+    eta = np.asarray(cp.eta_draws(jnp.asarray(xs), jnp.asarray(thetas))) \
+        if res.problem.copies or res.problem.theta_covariates else \
         (res.problem.A @ xs.T).T + res.problem.offset
     obs = res.problem.observed
     loglik = cp.loglik_draws(jnp.asarray(eta), jnp.asarray(thetas))

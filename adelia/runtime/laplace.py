@@ -210,7 +210,10 @@ class LaplaceProblem:
         return A
 
     def eta(self, x: jax.Array, theta: jax.Array) -> jax.Array:
-        return self.A_of(theta) @ x + self.off
+        eta = self.A_of(theta) @ x + self.off
+        for tc in self.model.theta_covariates:
+            eta = eta + self.model.thetas[tc.theta_index].to_natural(theta[tc.theta_index]) * jnp.asarray(tc.w)
+        return eta
 
     def g(self, x: jax.Array, theta: jax.Array, Qp: jax.Array | None = None) -> jax.Array:
         Qp = self.Qp(theta) if Qp is None else Qp

@@ -9,13 +9,13 @@ priors π(θ_k); a latent vector x = [components…, fixed effects] with prior p
     Q_p(θ) = blockdiag_c( Σ_j c_cj(θ) K_cj ) ⊕ diag(fixed_prec),   mean μ = [0…, fixed_mean],
 
 linear constraints C x = e; a linear predictor η = A x + offset (plus β(θ)·B x_src for copies
-with an estimated scale); and observations y_i with likelihood p(y_i | η_i, θ) from the family
+with an estimated scale and β(θ)·w for constrained linear effects); and observations y_i with likelihood p(y_i | η_i, θ) from the family
 of row i (NaN in y: no observation, a prediction row).
 """
 
 from __future__ import annotations
 
-__all__ = ["Hyperparameter", "Likelihood", "LatentBlock", "CopyTerm", "Problem", "as_problem"]
+__all__ = ["Hyperparameter", "Likelihood", "LatentBlock", "CopyTerm", "ThetaCovariate", "Problem", "as_problem"]
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -79,6 +79,16 @@ class CopyTerm:
 
 
 @dataclass(frozen=True)
+class ThetaCovariate:
+    """A covariate whose coefficient is a hyperparameter: η += β(θ_k) · w, β = thetas[k].to_natural
+    (R-INLA ``clinear``, where β is a hyperparameter on a constrained range)."""
+
+    name: str
+    w: np.ndarray                    # (m,)
+    theta_index: int
+
+
+@dataclass(frozen=True)
 class Problem:
     y: np.ndarray                    # (m,), NaN where there is no observation
     A: sp.csr_matrix                 # (m, N)
@@ -95,6 +105,7 @@ class Problem:
     C: np.ndarray                    # (k, N) constraint rows over the whole of x
     e: np.ndarray                    # (k,)
     copies: tuple[CopyTerm, ...] = ()
+    theta_covariates: tuple[ThetaCovariate, ...] = ()
     key: str = ""                    # a text identifying the model (formula, families) for hashing
     options: dict[str, Any] = field(default_factory=dict)
 

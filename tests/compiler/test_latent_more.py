@@ -475,3 +475,71 @@ def test_group_and_extraconstr_through_the_compiler():
     s = model.components[0].structure
     np.testing.assert_array_equal(s.constraints, A)
     np.testing.assert_array_equal(s.constraint_rhs, [0.5])
+
+
+# ---- clinear: η += β(θ) w, β a hyperparameter on R-INLA's range ----
+
+def _clinear_data(seed=3, m=200):
+    rng = np.random.default_rng(seed)
+    x, z = rng.normal(size=m), rng.normal(size=m)
+    return pd.DataFrame({"y": 0.6 * x + 0.3 * z + rng.normal(0, 0.5, m), "x": x, "z": z})
+
+
+@pytest.mark.parametrize("rng_text,low,high", [("", None, None), (", range = c(0, 1)", 0.0, 1.0),
+                                              (", range = c(0.2, Inf)", 0.2, math.inf)])
+def test_clinear_log_posterior_matches_the_exact_gaussian_marginal(rng_text, low, high):
+    """Gaussian data, y | β, τ ~ N(β(θ₁) x, τ⁻¹ I + 1000 z zᵀ) after integrating the fixed effect
+    z (prior precision 0.001): π̃(θ | y) must differ between θ points as this density times the
+    priors (β's internal θ₁ ~ N(1, precision 10), log τ ~ loggamma(1, 5·10⁻⁵)) does."""
+    from scipy import stats
+
+    from adelia.runtime.inference import Evaluations, compiled
+
+    d = _clinear_data()
+    model = adelia.compile_formula(f'y ~ -1 + z + f(x, model = "clinear"{rng_text})', d)
+    assert [t.label for t in model.thetas] == ["Precision for the Gaussian observations", "Beta for x"]
+    assert model.thetas[1].internal_label == "Beta_intern for x"
+    ev = Evaluations(compiled(model.problem))
+    pts = np.array([[1.0, 0.3], [1.4, -0.2], [0.6, 1.1], [1.2, 2.0]])
+    f = ev.values(pts)
+
+    def beta(t):                                      # R-INLA models.R, clinear's from.theta
+        if low is None:
+            return t
+        if math.isinf(high):
+            return low + math.exp(t)
+        return low + (high - low) * math.exp(t) / (1 + math.exp(t))
+
+    def exact(lt, t):
+        cov = np.eye(len(d)) / math.exp(lt) + 1000.0 * np.outer(d.z, d.z)
+        ll = stats.multivariate_normal(np.zeros(len(d)), cov).logpdf(d.y - beta(t) * d.x)
+        return ll + stats.norm(1.0, 1 / math.sqrt(10)).logpdf(t) + (lt - 5e-5 * math.exp(lt))
+
+    ref = np.array([exact(*p) for p in pts])
+    np.testing.assert_allclose(-(f - f[0]), ref - ref[0], atol=1e-6)
+
+
+def test_clinear_recovers_its_coefficient_on_each_range():
+    d = _clinear_data(m=300)
+    for rng_text in ("", ", range = c(0, 1)", ", range = c(0, Inf)"):
+        dt = adelia.fit(f'y ~ 1 + z + f(x, model = "clinear"{rng_text})', d, n_samples=20)
+        covers(dt, "Beta for x", 0.6)
+        covers(dt, "z", 0.3)
+        assert "summary_random_x" not in dt["inla"]          # no latent nodes: β is a hyperparameter
+        eta = dt["inla"]["summary_linear_predictor"].sel(stat="mean").values
+        s = adelia.summary(dt)
+        approx = s.loc["(Intercept)", "mean"] + s.loc["z", "mean"] * d.z + s.loc["Beta for x", "mean"] * d.x
+        assert np.max(np.abs(eta - approx)) < 0.02
+
+
+@pytest.mark.parametrize("formula,message", [
+    ('y ~ f(x, model = "clinear", range = c(1, 0))', r"range of f\(x, model = \"clinear\"\) must be c\(low, high\)"),
+    ('y ~ f(x, model = "clinear", range = c(-Inf, 1))', r"range = c\(-Inf, 1\) of f\(x\) is not supported"),
+    ('y ~ f(x, model = "clinear", group = z)', r"has no latent nodes to take group"),
+    ('y ~ f(x, model = "clinear", constr = TRUE)', r"would fix β·w at 0"),
+])
+def test_clinear_errors_are_located(formula, message):
+    d = _clinear_data(m=20)
+    with pytest.raises(AdeliaError, match=message) as err:
+        adelia.compile_formula(formula, d)
+    assert err.value.span is not None

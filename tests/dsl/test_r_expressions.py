@@ -88,6 +88,9 @@ CONSTANTS = [
     ("c(T, F)", [True, False]),
     ("T", True),
     ("F", False),
+    ("c(0, Inf)", [0.0, math.inf]),   # clinear's range = c(low, high)
+    ("-Inf", -math.inf),
+    ("c(-Inf, Inf)", [-math.inf, math.inf]),
 ]
 
 
@@ -101,6 +104,13 @@ def test_constant_arguments_fold_as_in_r(text, expected):
     else:
         assert got == pytest.approx(expected, rel=1e-15) if isinstance(expected, float) and not isinstance(
             expected, bool) else got == expected
+
+
+def test_inf_prints_back_as_r_writes_it():
+    f = parse_formula('y ~ f(x, model = "clinear", range = c(0, Inf)) + f(z, v = -Inf)')
+    text = print_formula(f)
+    assert "0, Inf" in text and "-Inf" in text
+    assert print_formula(parse_formula(text)) == text
 
 
 def test_seq_by_fractions_matches_r_construction():

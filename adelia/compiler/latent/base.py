@@ -67,6 +67,9 @@ class Structure:
     #: Q couples only neighbouring ones of ``blocks`` contiguous equal-size node blocks (group/replicate
     #: in time-major order): the BTA layout's time blocks (METHOD.md §3.1); 1 = no such structure
     blocks: int = 1
+    #: a component without latent nodes whose effect is η += β(θ) · covariate, β the natural value
+    #: of its one hyperparameter (``clinear``); n = 0 then
+    covariate: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
