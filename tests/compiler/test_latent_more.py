@@ -202,6 +202,29 @@ def test_rw2d_is_the_discrete_thin_plate_energy():
     assert math.exp(np.mean(np.log(np.diag(ginv)))) == pytest.approx(1.0, rel=1e-9)
 
 
+def test_cyclic_rw2d_is_the_torus_stencil():
+    """cyclic = TRUE: R-INLA's stencil (20, −8, 2, 1) at every node of the torus, written out node by
+    node; null space the constant alone; scale.model under Σx = 0 gives generalised variance 1."""
+    nr, nc = 5, 6
+    n = nr * nc
+    s = build("rw2d", np.arange(1, n + 1), nrow=nr, ncol=nc, cyclic=True)
+    node = lambda i, j: (i % nr) + (j % nc) * nr
+    K = np.zeros((n, n))
+    for i in range(nr):
+        for j in range(nc):
+            a = node(i, j)
+            K[a, a] += 20
+            for di, dj, v in ((1, 0, -8), (-1, 0, -8), (0, 1, -8), (0, -1, -8), (1, 1, 2), (1, -1, 2), (-1, 1, 2),
+                              (-1, -1, 2), (2, 0, 1), (-2, 0, 1), (0, 2, 1), (0, -2, 1)):
+                K[a, node(i + di, j + dj)] += v
+    np.testing.assert_allclose(Q_of(s, [0.0]), K, atol=1e-12)
+    assert s.rank_def == 1 and np.linalg.matrix_rank(K) == n - 1
+    Ks = build("rw2d", np.arange(1, n + 1), nrow=nr, ncol=nc, cyclic=True, **{"scale.model": True}).matrices[0].toarray()
+    w, U = np.linalg.eigh(Ks)
+    ginv = (U[:, 1:] / w[1:]) @ U[:, 1:].T
+    assert math.exp(np.mean(np.log(np.diag(ginv)))) == pytest.approx(1.0, rel=1e-9)
+
+
 def test_matern2d_matches_gmrflib_stencil_and_marginal_variance():
     nr, nc = 6, 5
     n = nr * nc
@@ -396,6 +419,10 @@ def test_recover_rw2d_and_matern2d():
     node = np.repeat(np.arange(1, n + 1), 2)
     d = pd.DataFrame({"y": x[node - 1] + rng.normal(0, 0.1, len(node)), "node": node})
     dt = adelia.fit('y ~ 1 + f(node, model = "rw2d", nrow = 8, ncol = 8)', d, n_samples=10)
+    covers(dt, "Precision for node", tau)
+    c = build("rw2d", np.arange(1, n + 1), nrow=nr, ncol=nc, cyclic=True)
+    d["y"] = draw(tau * c.matrices[0].toarray(), rng)[node - 1] + rng.normal(0, 0.1, len(node))
+    dt = adelia.fit('y ~ 1 + f(node, model = "rw2d", nrow = 8, ncol = 8, cyclic = TRUE)', d, n_samples=10)
     covers(dt, "Precision for node", tau)
     m = build("matern2d", np.arange(1, n + 1), nrow=nr, ncol=nc)
     x = draw(Q_of(m, [0.0, math.log(3.0)]), rng)

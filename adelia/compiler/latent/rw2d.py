@@ -15,7 +15,11 @@ default boundary. Rank deficiency 3 (constant and the two linear trends). ``cons
 ``scale.model = TRUE`` scales K to generalised variance 1 (the geometric mean of the marginal
 variances under the three null-space constraints, ``GMRFLib_rw2d_scale``). The index holds
 R-INLA's node numbers 1..nrow·ncol (``inla.lattice2node``), or 0-based ones. θ = log τ,
-loggamma(1, 5·10⁻⁵), initial 4. ``cyclic`` is not supported.
+loggamma(1, 5·10⁻⁵), initial 4.
+
+``cyclic = TRUE`` puts the field on a torus: the same K with circulant differences, i.e. the
+stencil (20, −8, 2, 1) at every node and no boundary rows; only the constant is in the null
+space (rank deficiency 1), and ``scale.model`` scales under Σx = 0 alone.
 
 Normalising constant: R-INLA counts (n − 3)/2 log τ but not ½ log|K|* (inla.c, case F_RW2D).
 """
@@ -28,13 +32,15 @@ import scipy.sparse as sp
 from adelia.compiler.latent.base import (LATENT, LatentModel, Structure, TermInput, precision_hyper,
                                          single_precision_structure)
 from adelia.compiler.latent.lattice import difference, lattice_nodes, lattice_shape
+from adelia.compiler.latent.rw import difference_matrix
 from adelia.errors import ModelError
 
 
-def rw2d_matrix(nrow: int, ncol: int) -> sp.csr_matrix:
+def rw2d_matrix(nrow: int, ncol: int, cyclic: bool = False) -> sp.csr_matrix:
     Ir, Ic = sp.identity(nrow), sp.identity(ncol)
-    D2r, D2c = difference(nrow, 2), difference(ncol, 2)
-    D1r, D1c = difference(nrow, 1), difference(ncol, 1)
+    diff = (lambda n, k: difference_matrix(n, k, True)) if cyclic else difference
+    D2r, D2c = diff(nrow, 2), diff(ncol, 2)
+    D1r, D1c = diff(nrow, 1), diff(ncol, 1)
     K = sp.kron(Ic, D2r.T @ D2r) + sp.kron(D2c.T @ D2c, Ir) + 2.0 * sp.kron(D1c.T @ D1c, D1r.T @ D1r)
     return sp.csr_matrix(K)
 
@@ -50,14 +56,14 @@ def build(term: TermInput) -> Structure:
     if nrow < 3 or ncol < 3:
         raise ModelError(f"rw2d needs a lattice of at least 3 × 3, f({term.name}) has {nrow} × {ncol}",
                          span=term.describe("nrow"))
-    if term.args.get("cyclic"):
-        raise ModelError("the cyclic rw2d model is not supported", span=term.describe("cyclic"), hint="drop cyclic = TRUE")
+    cyclic = bool(term.args.get("cyclic", False))
     values, node_of_obs = lattice_nodes(term, nrow, ncol)
     n = nrow * ncol
     constr = np.ones((1, n)) if term.args.get("constr", True) else np.zeros((0, n))
-    return single_precision_structure(rw2d_matrix(nrow, ncol), rank_def=3, constraints=constr, values=values,
-                                      node_of_obs=node_of_obs, scale_model=bool(term.args.get("scale.model", False)),
-                                      null_basis=rw2d_null_basis(nrow, ncol))
+    null = np.ones((n, 1)) if cyclic else rw2d_null_basis(nrow, ncol)
+    return single_precision_structure(rw2d_matrix(nrow, ncol, cyclic), rank_def=null.shape[1], constraints=constr,
+                                      values=values, node_of_obs=node_of_obs,
+                                      scale_model=bool(term.args.get("scale.model", False)), null_basis=null)
 
 
 LATENT.register("rw2d")(LatentModel("rw2d", (precision_hyper(),), build, ("nrow", "ncol"), doc=__doc__))
