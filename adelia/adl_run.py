@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from adelia.dsl import ir
-from adelia.dsl.adl import (FIXED_ARGS, LIKELIHOOD, OPTION_ARGS, ColumnDecl, DataDecl, GraphDecl, ModelFile,
+from adelia.dsl.adl import (FIXED_ARGS, LIKELIHOOD, OPTION_ARGS, DataDecl, GraphDecl, ModelFile,
                             ObjectDecl, _canon, article, parse_model, response_items, structural_problems)
 from adelia.dsl.printer import print_formula
 from adelia.errors import AdeliaError, DataError, ModelError, Span, UnknownNameError

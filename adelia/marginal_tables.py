@@ -121,7 +121,7 @@ def marginal_tables(model, res, which: Sequence[str] = ("fixed", "hyperpar")) ->
                                       f"kld_random_{comp.name}"))
     if "linear_predictor" in which:
         pm = res.point_marginals
-        mean, sd = np.asarray(res.linear_predictor["mean"]), np.asarray(res.linear_predictor["sd"])
+        mean = np.asarray(res.linear_predictor["mean"])
         x = marginal_grid(res.weights, pm["eta_mean"], pm["eta_sd"], None)
         dims, coords = ("obs_id", "marginal_point"), {"obs_id": np.arange(len(mean))}
         out["marginals_linear_predictor_x"] = xr.DataArray(x, dims=dims, coords=coords)

@@ -11,7 +11,6 @@ __all__ = ["Model", "Component", "Theta", "compile_model"]
 
 import dataclasses
 import functools
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 

@@ -49,7 +49,6 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import gammaln
 
 from adelia.errors import ModelError, Span
 from adelia.registry import Registry

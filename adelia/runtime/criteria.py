@@ -16,7 +16,6 @@ from __future__ import annotations
 
 __all__ = ["compute", "quadrature_nodes", "loo_pit"]
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.special import logsumexp

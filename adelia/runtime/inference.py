@@ -28,7 +28,7 @@ from scipy.special import logsumexp
 from adelia.errors import FitError, ModelError
 from adelia.runtime import criteria
 from adelia.runtime.devices import plan as devices_plan, theta_batch
-from adelia.runtime.integrate import ThetaFrame, ccd_design, grid_design, standardise
+from adelia.runtime.integrate import ccd_design, grid_design, standardise
 from adelia.runtime.laplace import LaplaceProblem
 from adelia.runtime.marginals import (QUANTILES, density_summary, laplace_mixture_summary, mixture_summary,
                                       skew_mixture_summary, skew_normal_from_sla, theta_marginal_ccd,

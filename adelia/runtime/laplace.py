@@ -159,7 +159,6 @@ class LaplaceProblem:
         return c
 
     def Qp(self, theta: jax.Array) -> jax.Array:
-        N = self.model.N
         Q = jnp.diag(self.fixed_diag)
         for off, K, coef, idx in self.pieces:
             n = K.shape[0]

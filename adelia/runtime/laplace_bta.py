@@ -220,7 +220,7 @@ def _solve_fwd(Q, L, b):
 def _solve_bwd(res, xbar):
     L, x = res
     u = _sol(L, xbar)
-    nt, bs, a = L.nt, L.b, L.a
+    nt, bs = L.nt, L.b
     U, X = _cols(u, nt, bs), _cols(x, nt, bs)
     Ut, Xt = _tip_cols(u, nt * bs), _tip_cols(x, nt * bs)
     # Q̄ = −½(u xᵀ + x uᵀ) on the pattern; blocks stored once carry both mirror halves

@@ -45,7 +45,7 @@ import numpy as np
 import scipy.linalg
 
 from adelia.runtime.laplace import LaplaceProblem
-from adelia.runtime.problem import Problem, as_problem
+from adelia.runtime.problem import as_problem
 
 #: eigenvalues below this fraction of a component's largest are its null space
 NULL_TOL = 1e-9
