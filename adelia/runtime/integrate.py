@@ -76,6 +76,11 @@ def grid_design(frame: ThetaFrame, f: Callable[[np.ndarray], np.ndarray], f_mode
     """The lattice points z ∈ dz·ℤ^d connected to the mode with f − f* ≤ diff.logdens, their
     continuation along slowly falling tails, and on each axis the first point past the threshold.
 
+    Returns (Z, f(θ(Z)), n_core): the first n_core rows are R-INLA's kind of design (within the
+    threshold, plus the axis points past it), the rest the tails. The latent marginals mix over
+    the core, the θ marginals and the marginal likelihood integrate over all of them: each tail
+    point costs one inner optimisation and no latent marginals.
+
     R-INLA scans the axes until f − f* > diff.logdens and keeps the points of the box they span
     that pass the threshold. Here the region is grown from the mode instead, one layer of
     lattice neighbours at a time (each layer one batch of evaluations): on a round posterior the
@@ -85,7 +90,9 @@ def grid_design(frame: ThetaFrame, f: Callable[[np.ndarray], np.ndarray], f_mode
     the step to it from its kept neighbour fell by less than half of what a Gaussian falls there
     (½(|z_q|² − |z_p|²)): a tail much heavier than the Gaussian's, such as a PC prior's where the
     likelihood has gone flat. Across such a tail the points are kept while they lie less than 2.5
-    below its ridge. A Gaussian-like posterior has no such step and keeps R-INLA's set. The zero-inflated negative binomial's (log size, logit p)
+    below its ridge, and the tail holds at most as many points as the region within diff.logdens
+    (a PC prior's tail of a precision goes on for ever). A Gaussian-like posterior has no such
+    step and keeps R-INLA's set. The zero-inflated negative binomial's (log size, logit p)
     posterior bends towards small size and no zero-inflation and has an exponential tail of the
     log size towards the Poisson limit; R-INLA's box kept 77 points and left the log size's sd at
     0.84 of the exact (NUTS) one (tests/compiler/test_family_recovery.py).
@@ -105,6 +112,7 @@ def grid_design(frame: ThetaFrame, f: Callable[[np.ndarray], np.ndarray], f_mode
     seen = {origin}
     frontier = [origin]
     radius2 = lambda q: float(np.dot(q, q)) * dz * dz
+    tail_room = lambda: 2 * len(tail) < len(kept) - len(tail)     # the tail costs at most half the core
     while frontier:
         layer, parent = [], []
         for p in frontier:
@@ -127,20 +135,20 @@ def grid_design(frame: ThetaFrame, f: Callable[[np.ndarray], np.ndarray], f_mode
             if drop <= diff_logdens:
                 kept[q] = float(v)
                 frontier.append(q)
-            elif drop <= 2 * diff_logdens and outward > 0 and fall < 0.25 * outward:
+            elif tail_room() and drop <= 2 * diff_logdens and outward > 0 and fall < 0.25 * outward:
                 kept[q] = float(v)            # a slow tail: grown further
                 tail[q] = float(v)
                 frontier.append(q)
-            elif drop <= 2 * diff_logdens and p in tail and v - tail[p] < 2.5:
+            elif tail_room() and drop <= 2 * diff_logdens and p in tail and v - tail[p] < 2.5:
                 kept[q] = float(v)            # across the tail, down to e^-2.5 of its ridge
                 tail[q] = tail[p]
                 frontier.append(q)
             elif sum(c != 0 for c in q) == 1 and tuple(c - np.sign(c) for c in q) in kept:
                 past[q] = float(v)
-    points = sorted(kept) + sorted(past)
+    points = sorted(q for q in kept if q not in tail) + sorted(past) + sorted(tail)
     Z = np.array(points, dtype=float).reshape(-1, d) * dz
     fz = np.array([kept.get(q, past.get(q)) for q in points], dtype=float)
-    return Z, fz
+    return Z, fz, len(points) - len(tail)
 
 
 @lru_cache(maxsize=None)

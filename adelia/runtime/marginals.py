@@ -72,7 +72,7 @@ def theta_marginal_grid(theta_pts: np.ndarray, logpost: np.ndarray, n_fine: int 
 
 
 def theta_marginal_lattice(frame, Z: np.ndarray, logpost: np.ndarray, dz: float, j: int,
-                           max_fine: int = 200_000):
+                           max_fine: int = 200_000, n_out: int = 801):
     """θ_j marginal of the grid design (d ≥ 2): each design point's cell of the z-lattice carries
     its midpoint-rule mass π̃(θ(z) | y) |dθ/dz| dz^d (the integration weights), spread uniformly
     over the cell and pushed forward to θ_j.
@@ -105,7 +105,9 @@ def theta_marginal_lattice(frame, Z: np.ndarray, logpost: np.ndarray, dz: float,
     centres = edges[:-1] + width / 2
     keep = dens > dens.max() * 1e-12
     first, last = np.argmax(keep), len(keep) - np.argmax(keep[::-1])
-    return centres[first:last], np.log(np.maximum(dens[first:last], dens.max() * 1e-12))
+    t, logd = centres[first:last], np.log(np.maximum(dens[first:last], dens.max() * 1e-12))
+    fine = np.linspace(t[0], t[-1], n_out)            # one length for every θ_j (the stored table)
+    return fine, np.interp(fine, t, logd)
 
 
 def theta_marginal_ccd(frame, j: int, x=np.linspace(-7, 7, 801)):

@@ -60,12 +60,13 @@ def _design(f, start=(0.0, 0.0)):
     mode, H = _mode_and_hessian(f, np.asarray(start, float))
     f_mode = f(mode)[0]
     frame = standardise(mode, H, f, f_mode)
-    Z, fz = grid_design(frame, f, f_mode)
-    return frame, Z, fz, f_mode
+    Z, fz, n_core = grid_design(frame, f, f_mode)
+    return frame, Z, fz, f_mode, n_core
 
 
 def test_gaussian_design_is_rinla_s():
-    frame, Z, fz, f_mode = _design(gaussian)
+    frame, Z, fz, f_mode, n_core = _design(gaussian)
+    assert n_core == len(Z)                     # no tail
     # the lattice points within diff.logdens (z on 0.75·ℤ², f − f* = |z|²/2 exactly) and the four
     # first points past it on the axes
     k = np.arange(-12, 13)
@@ -79,7 +80,8 @@ def test_gaussian_design_is_rinla_s():
 
 @pytest.mark.parametrize("f", [gaussian, banana, exp_tail], ids=["gaussian", "banana", "exp-tail"])
 def test_marginals_match_dense_quadrature(f):
-    frame, Z, fz, _ = _design(f)
+    frame, Z, fz, _, n_core = _design(f)
+    assert (n_core < len(Z)) == (f is not gaussian)     # the ridge and the exponential tail are continued
     for j in range(2):
         t, logd = theta_marginal_lattice(frame, Z, -fz, 0.75, j)
         got = density_summary(t, logd, lambda v: v)["internal"]
