@@ -135,7 +135,11 @@ def grid_design(frame: ThetaFrame, f: Callable[[np.ndarray], np.ndarray], f_mode
             if drop <= diff_logdens:
                 kept[q] = float(v)
                 frontier.append(q)
-            elif tail_room() and drop <= 2 * diff_logdens and outward > 0 and fall < 0.25 * outward:
+                continue
+            inner = tuple(c - np.sign(c) for c in q)
+            if sum(c != 0 for c in q) == 1 and inner in kept and inner not in tail:
+                past[q] = float(v)            # the axis point past the threshold: in the core
+            if tail_room() and drop <= 2 * diff_logdens and outward > 0 and fall < 0.25 * outward:
                 kept[q] = float(v)            # a slow tail: grown further
                 tail[q] = float(v)
                 frontier.append(q)
@@ -143,12 +147,11 @@ def grid_design(frame: ThetaFrame, f: Callable[[np.ndarray], np.ndarray], f_mode
                 kept[q] = float(v)            # across the tail, down to e^-2.5 of its ridge
                 tail[q] = tail[p]
                 frontier.append(q)
-            elif sum(c != 0 for c in q) == 1 and tuple(c - np.sign(c) for c in q) in kept:
-                past[q] = float(v)
-    points = sorted(q for q in kept if q not in tail) + sorted(past) + sorted(tail)
+    core = sorted(q for q in kept if q not in tail) + sorted(past)
+    points = core + sorted(q for q in tail if q not in past)
     Z = np.array(points, dtype=float).reshape(-1, d) * dz
     fz = np.array([kept.get(q, past.get(q)) for q in points], dtype=float)
-    return Z, fz, len(points) - len(tail)
+    return Z, fz, len(core)
 
 
 @lru_cache(maxsize=None)
