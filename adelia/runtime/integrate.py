@@ -72,7 +72,7 @@ def standardise(mode: np.ndarray, H: np.ndarray, f: Callable[[np.ndarray], np.nd
 
 
 def grid_design(frame: ThetaFrame, f: Callable[[np.ndarray], np.ndarray], f_mode: float,
-                dz: float = 0.75, diff_logdens: float = 6.0, max_steps: int = 50):
+                dz: float = 0.75, diff_logdens: float = 6.0, max_steps: int = 30):
     """The lattice points z ∈ dz·ℤ^d connected to the mode with f − f* ≤ diff.logdens, their
     continuation along slowly falling tails, and on each axis the first point past the threshold.
 
