@@ -475,3 +475,12 @@ def test_adl_malformed_r_expressions(text, line, column, fragment):
     err = info.value
     assert fragment in err.message, str(err)
     assert (err.line, err.column) == (line, column), str(err)
+
+
+def test_adl_folds_inf_in_a_clinear_range(tmp_path, curve):
+    curve.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "m.adl").write_text('data d = csv("d.csv")\nformula y ~ 1 + f(x, model = "clinear", range = c(0, Inf))\n')
+    mf = parse_model(tmp_path / "m.adl")
+    assert mf.formula.latent[0].kwarg("range").value == ir.Vector((ir.Num(0.0), ir.Num(math.inf)))
+    prepared = load_model(tmp_path / "m.adl")
+    assert prepared is not None
