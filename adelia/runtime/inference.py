@@ -324,7 +324,6 @@ class Evaluations:
         self.n_objective = 0
         self.n_gradient = 0
         self._memo: dict[bytes, tuple[float, jax.Array]] = {}
-        self._starts: list[tuple[np.ndarray, jax.Array]] = []     # (θ_free, x̂) of sequential evaluations
         self._batched = jax.default_backend() != "cpu"
         # θ batches sharded over several devices (adelia.runtime.devices), and the gradients
         # they computed ahead for the Hessian
@@ -416,28 +415,12 @@ class Evaluations:
             rows = np.concatenate([thetas_free, np.repeat(thetas_free[:1], size - n, axis=0)])
             f, x = self.cp.value_batch(jnp.asarray(self._full(rows)), jnp.repeat(x0[None, :], size, axis=0))
             return [(float(f[i]), x[i]) for i in range(n)]
-        out = []
-        for t, full in zip(thetas_free, self._full(thetas_free)):
-            start = self._nearest_start(t, x0)
-            if self.cp.solver == "dense":
-                self.n_gradient += 1
-                (f, x), _ = self.cp.value_and_grad(jnp.asarray(t), start)
-            else:
-                f, x = self.cp.value(jnp.asarray(full), start)
-            out.append((float(f), x))
-            if np.isfinite(out[-1][0]):
-                self._starts.append((np.asarray(t, dtype=float), x))
-        return out
-
-    def _nearest_start(self, theta_free: np.ndarray, default: jax.Array) -> jax.Array:
-        """The inner Newton iteration's start: x̂ at the nearest θ evaluated so far (a design grown
-        outwards from the mode, or its far tails, start one lattice step away instead of at the
-        mode; fewer Newton steps, same x̂)."""
-        if not self._starts:
-            return default
-        pts = np.array([p for p, _ in self._starts])
-        k = int(np.argmin(np.sum((pts - theta_free) ** 2, axis=1)))
-        return self._starts[k][1]
+        if self.cp.solver == "dense":
+            self.n_gradient += len(thetas_free)
+            out = [self.cp.value_and_grad(jnp.asarray(t), x0)[0] for t in thetas_free]
+        else:
+            out = [self.cp.value(jnp.asarray(t), x0) for t in self._full(thetas_free)]
+        return [(float(f), x) for f, x in out]
 
 
 _CACHE: OrderedDict[str, CompiledProblem] = OrderedDict()
