@@ -63,7 +63,7 @@ def latent_table() -> str:
         lm = LATENT.get(name)
         specs = lm.hyper_specs()
         if callable(lm.hypers):
-            hyp = (_hyper_text(specs, most=4) + "<br>(as many as the arguments ask for)") if specs else \
+            hyp = (_hyper_text(specs, most=4) + f"<br>({lm.hypers_note})") if specs else \
                 "from the model object"
         else:
             hyp = _hyper_text(specs) or "none"

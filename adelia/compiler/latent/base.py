@@ -83,6 +83,8 @@ class LatentModel:
     build: Callable[[TermInput], Structure]
     arguments: tuple[str, ...] = ()         # keyword arguments the model accepts beyond the common ones
     doc: str = ""
+    #: how a function ``hypers`` depends on the arguments, for the README's model table
+    hypers_note: str = "as many as the arguments ask for"
 
     def hyper_specs(self, args: dict | None = None) -> tuple[HyperSpec, ...]:
         """The hyperparameters for these arguments (``None``: every one the model can have)."""

@@ -76,4 +76,5 @@ def build(term: TermInput) -> Structure:
     return Structure(0, (), (), 0, np.zeros((0, 0)), np.zeros(0), np.full(len(w), -1, dtype=np.int64), covariate=w)
 
 
-LATENT.register("clinear")(LatentModel("clinear", _hypers, build, ("range", "precision"), doc=__doc__))
+LATENT.register("clinear")(LatentModel("clinear", _hypers, build, ("range", "precision"), doc=__doc__,
+                                       hypers_note="one; its map to β follows range"))
