@@ -561,6 +561,8 @@ def test_clinear_recovers_its_coefficient_on_each_range():
 
 @pytest.mark.parametrize("formula,message", [
     ('y ~ f(x, model = "clinear", range = c(1, 0))', r"range of f\(x, model = \"clinear\"\) must be c\(low, high\)"),
+    ('y ~ f(x, model = "clinear", range = c(0, 1, 2))', r"range of f\(x, model = \"clinear\"\) must be c\(low, high\)"),
+    ('y ~ f(x, model = "clinear", range = "a")', r"range of f\(x, model = \"clinear\"\) must be c\(low, high\)"),
     ('y ~ f(x, model = "clinear", range = c(-Inf, 1))', r"range = c\(-Inf, 1\) of f\(x\) is not supported"),
     ('y ~ f(x, model = "clinear", group = z)', r"has no latent nodes to take group"),
     ('y ~ f(x, model = "clinear", constr = TRUE)', r"would fix β·w at 0"),

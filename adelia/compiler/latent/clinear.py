@@ -31,12 +31,18 @@ from adelia.errors import DataError, ModelError
 REAL = "real"
 
 
-def _range(args: dict | None) -> tuple[float, float]:
-    value = (args or {}).get("range")
+def _range(value) -> tuple[float, float] | None:
+    """(low, high) from the ``range`` argument (absent: (-Inf, Inf)); None when it is not two
+    numbers with low <= high (``build`` reports that, located)."""
     if value is None:
         return -math.inf, math.inf
-    low, high = (float(v) for v in np.atleast_1d(np.asarray(value, dtype=float)))
-    return low, high
+    try:
+        bounds = np.atleast_1d(np.asarray(value, dtype=float))
+    except (TypeError, ValueError):
+        return None
+    if bounds.shape != (2,) or np.isnan(bounds).any() or not bounds[0] <= bounds[1]:
+        return None
+    return float(bounds[0]), float(bounds[1])
 
 
 def beta_map(low: float, high: float):
@@ -49,22 +55,20 @@ def beta_map(low: float, high: float):
 
 
 def _hypers(args: dict | None) -> tuple[HyperSpec, ...]:
-    low, high = _range(args)
+    low, high = _range((args or {}).get("range")) or (-math.inf, math.inf)
     return (HyperSpec("beta", "Beta for {name}", "Beta_intern for {name}", ("normal", (1.0, 10.0)), 1.0, REAL,
                       beta_map(low, high)),)
 
 
 def build(term: TermInput) -> Structure:
-    value = term.args.get("range")
-    if value is not None:
-        bounds = np.atleast_1d(np.asarray(value, dtype=float))
-        low, high = (bounds.tolist() + [math.nan, math.nan])[:2]
-        if bounds.size != 2 or np.isnan(bounds).any() or not low <= high:
-            raise ModelError(f"range of f({term.name}, model = \"clinear\") must be c(low, high) with low <= high",
-                             span=term.describe("range"), hint="e.g. range = c(0, 1) or c(0, Inf)")
-        if low != high and math.isinf(low) != math.isinf(high) and math.isinf(low):
-            raise ModelError(f"range = c(-Inf, {high:g}) of f({term.name}) is not supported (nor by R-INLA)",
-                             span=term.describe("range"), hint="use c(low, Inf), c(low, high) or c(-Inf, Inf)")
+    bounds = _range(term.args.get("range"))
+    if bounds is None:
+        raise ModelError(f"range of f({term.name}, model = \"clinear\") must be c(low, high) with low <= high",
+                         span=term.describe("range"), hint="e.g. range = c(0, 1) or c(0, Inf)")
+    low, high = bounds
+    if math.isinf(low) and not math.isinf(high):
+        raise ModelError(f"range = c(-Inf, {high:g}) of f({term.name}) is not supported (nor by R-INLA)",
+                         span=term.describe("range"), hint="use c(low, Inf), c(low, high) or c(-Inf, Inf)")
     if term.args.get("constr"):
         raise ModelError(f"constr = TRUE on f({term.name}, model = \"clinear\") would fix β·w at 0",
                          span=term.describe("constr"))
