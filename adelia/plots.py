@@ -129,7 +129,9 @@ def _hyper_marginal(inla: xr.Dataset, internal: str, natural: bool) -> tuple[np.
     row = inla.sel(internal_hyperpar=internal)
     theta, lp = row["marginal_theta"].values, row["marginal_log_density"].values
     dens = np.exp(lp - lp.max())
-    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(theta))])
+    from scipy.integrate import cumulative_trapezoid
+
+    cdf = cumulative_trapezoid(dens, theta, initial=0.0)
     cdf /= cdf[-1]
     ts = np.linspace(*np.interp([0.0005, 0.9995], cdf, theta), DENSITY_POINTS)
     d_theta = np.interp(ts, theta, dens) / np.trapezoid(dens, theta)

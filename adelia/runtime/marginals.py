@@ -40,7 +40,9 @@ def density_summary(theta: np.ndarray, logdens: np.ndarray, to_natural, quantile
     """Summaries of a 1-D density given on a fine θ grid, for θ itself and for to_natural(θ)."""
     dens = np.exp(logdens - logdens.max())
     dens /= np.trapezoid(dens, theta)
-    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(theta))])
+    from scipy.integrate import cumulative_trapezoid   # here: scipy.integrate costs `import adelia` 0.12 s
+
+    cdf = cumulative_trapezoid(dens, theta, initial=0.0)
     cdf /= cdf[-1]
     nat = np.asarray(to_natural(theta), float)
     out = {}
@@ -299,8 +301,9 @@ def laplace_mixture_summary(w, mu, sd, s, logdens, quantiles=QUANTILES) -> dict[
     logp = CubicSpline(s, np.moveaxis(np.asarray(logdens, float), 2, 0))(fine_s)      # (201, K, n)
     dens_s = np.exp(logp - logp.max(axis=0))
     dens_s /= np.trapezoid(dens_s, fine_s, axis=0)                                    # ∫ π̃(s) ds = 1
-    cum_s = np.concatenate([np.zeros((1, *dens_s.shape[1:])),
-                            np.cumsum(0.5 * (dens_s[1:] + dens_s[:-1]) * ds, axis=0)])
+    from scipy.integrate import cumulative_trapezoid
+
+    cum_s = cumulative_trapezoid(dens_s, fine_s, axis=0, initial=0.0)
     cum_s /= cum_s[-1]
     m1 = np.trapezoid(fine_s[:, None, None] * dens_s, fine_s, axis=0)
     m2 = np.trapezoid(fine_s[:, None, None] ** 2 * dens_s, fine_s, axis=0)
