@@ -177,3 +177,46 @@ def test_extraconstr_gaussian_equals_exact_conditional_marginal_likelihood(const
     exact = multivariate_normal(model.A.toarray() @ m_c + model.offset, cov).logpdf(model.y)
     exact += sum(float(t.prior.logpdf(theta[i])) for i, t in enumerate(model.thetas))
     assert float(prob.log_posterior(jnp.asarray(theta))) == pytest.approx(exact, rel=1e-9, abs=1e-8)
+
+
+def test_newton_needs_few_steps_from_a_nearby_mode():
+    """The quadratic-convergence prediction stops the inner iteration without a confirming step:
+    from the mode at a θ 0.01 away, two Newton steps, and the same mode as from the feasible start."""
+    prob, model = problem('y_pois ~ 1 + x + f(g, model = "iid") + f(t, model = "rw2")', "poisson")
+    newton = jax.jit(lambda th, x0: prob.newton(th, x0))
+    for theta in ([0.0, 0.0], [4.0, 8.0], [-4.0, 14.0]):
+        theta = jnp.asarray(theta)
+        x_near, _, _ = newton(theta + 0.01, prob.x_feasible)
+        x, it, converged = newton(theta, x_near)
+        x_far, _, _ = newton(theta, prob.x_feasible)
+        assert bool(converged) and int(it) <= 2
+        np.testing.assert_allclose(np.asarray(x), np.asarray(x_far), rtol=1e-9, atol=1e-9)
+
+
+class _NoisySolve(LaplaceProblem):
+    """Solves carrying relative rounding noise of 1e-9 that changes with every right-hand side:
+    an ill-conditioned Q_c's floor, far above the stopping tolerance."""
+
+    def factor_qc(self, w, theta, Qp):
+        base = super().factor_qc(w, theta, Qp)
+
+        class Noisy:
+            logdet = base.logdet
+
+            def solve(self, b):
+                x = base.solve(b)
+                return x * (1.0 + 1e-9 * jnp.sin(1e13 * b))
+
+        return Noisy()
+
+
+def test_newton_stops_at_the_rounding_floor_not_at_its_cap():
+    from adelia.runtime.laplace import NEWTON_MAX_ITER
+
+    df = make_data()
+    model = compile_model(parse_formula('y_pois ~ 1 + x + f(g, model = "iid")'), df, "poisson")
+    prob = _NoisySolve(model)
+    x, it, converged = jax.jit(lambda th: prob.newton(th))(jnp.asarray([1.0]))
+    assert bool(converged) and int(it) < 15 < NEWTON_MAX_ITER
+    exact = LaplaceProblem(model).mode(jnp.asarray([1.0]))
+    np.testing.assert_allclose(np.asarray(x), np.asarray(exact), rtol=1e-7, atol=1e-8)
