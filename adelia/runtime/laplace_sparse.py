@@ -66,6 +66,10 @@ class RowSparse:
             return jax.ops.segment_sum(self.vals * x[self.cols], self.rows, num_segments=self.shape[0])
         return jax.ops.segment_sum(self.vals[:, None] * x[self.cols], self.rows, num_segments=self.shape[0])
 
+    def T_dense(self):
+        """Aᵀ as a dense (N × m) array (right-hand sides of Σ Aᵀ)."""
+        return jnp.zeros((self.shape[1], self.shape[0])).at[self.cols, self.rows].add(self.vals)
+
     def rowwise_dot(self, M):
         """Σ_j A_ij M_ij for each row i (M dense, m × N)."""
         return jax.ops.segment_sum(self.vals * M[self.rows, self.cols], self.rows, num_segments=self.shape[0])
@@ -125,8 +129,8 @@ class SparseFactor:
 class SparseLaplaceProblem(LaplaceProblem):
     @property
     def supports_sla(self) -> bool:
-        """Simplified-Laplace coefficients need Cov(η, x_j) for every j: the whole of Q_c⁻¹,
-        N solves with the sparse factor and N² numbers, affordable below this size."""
+        """Simplified-Laplace coefficients need Cov(η, x_j) for every j: A Q_c⁻¹, min(m, N)
+        solves with the sparse factor and m·N numbers, affordable below this size."""
         return self.model.N <= SLA_COVARIANCE_MAX
 
     def _setup_matrices(self, model: Problem) -> None:
@@ -204,10 +208,9 @@ class SparseLaplaceProblem(LaplaceProblem):
     # ---- marginals ----
     def gaussian(self, theta, x_mode=None, sla=False, nodes=None):
         """Gaussian marginals from the selected inverse; with ``sla`` also the simplified-Laplace
-        coefficients: of every node from the whole covariance (see :attr:`supports_sla`), or of
-        ``nodes`` only (R-INLA's adaptive strategy) from their columns of Σ, one solve each."""
-        if sla and nodes is None:
-            return super().gaussian(theta, x_mode)
+        coefficients: of every node from Cov(η, x) = A Σ_c (m solves with Aᵀ, or N with the
+        identity where m ≥ N; see :attr:`supports_sla`), or of ``nodes`` only (R-INLA's
+        adaptive strategy) from their columns of Σ, one solve each."""
         x = self.mode(theta) if x_mode is None else x_mode
         eta = self.eta(x, theta)
         w = self._derivs(eta, theta)[1]
@@ -226,13 +229,23 @@ class SparseLaplaceProblem(LaplaceProblem):
         if not sla:
             zeros = jnp.zeros_like(x)
             return GaussianApprox(x, sd, eta, jnp.sqrt(eta_var), zeros, zeros)
-        cols = np.asarray(nodes)
-        # Σ_c[:, cols] = Σ E − V S⁻¹ (V[cols])ᵀ: the constrained covariance columns
-        E = jnp.zeros((self.model.N, len(cols))).at[cols, np.arange(len(cols))].set(1.0)
-        X = F.solve(E)
-        if self.C.shape[0]:
-            X = X - V @ (S_inv @ V[cols].T)
-        gamma1, gamma3 = self._sla(theta, eta, eta_var, sd, self.A @ X, cols)
+        N, m = self.model.N, self.model.m
+        if nodes is None and m < N:
+            # every node: Cov(η, x) = A Σ_c = (Σ_c Aᵀ)ᵀ, m solves (Σ_c Aᵀ = Σ Aᵀ − V S⁻¹ (A V)ᵀ)
+            cols = np.arange(N)
+            X = F.solve(self.A.T_dense())
+            if self.C.shape[0]:
+                X = X - V @ (S_inv @ AV.T)
+            A_sigma = X.T
+        else:
+            # Σ_c[:, cols] = Σ E − V S⁻¹ (V[cols])ᵀ: the constrained covariance columns
+            cols = np.arange(N) if nodes is None else np.asarray(nodes)
+            E = jnp.zeros((N, len(cols))).at[cols, np.arange(len(cols))].set(1.0)
+            X = F.solve(E)
+            if self.C.shape[0]:
+                X = X - V @ (S_inv @ V[cols].T)
+            A_sigma = self.A @ X
+        gamma1, gamma3 = self._sla(theta, eta, eta_var, sd, A_sigma, cols)
         return GaussianApprox(x, sd, eta, jnp.sqrt(eta_var), gamma1, gamma3)
 
 
