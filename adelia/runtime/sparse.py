@@ -100,6 +100,7 @@ import scipy.sparse as sp
 
 from adelia.errors import AdeliaError, FitError
 from adelia.runtime import selinv as _si
+from adelia.runtime import supernodal_solve as _sns
 
 ENV_VAR = "ADELIA_CHOLMOD"
 BACKENDS = ("cvxopt", "sksparse")
@@ -657,6 +658,7 @@ class SparseAnalysis:
         if arr is not None:
             self.supernodes = _si.supernodes_from_arrays(n, *arr[:4])
         self._direct = self.supernodes is not None
+        self._sn_blocks = None                  # adelia.runtime.supernodal_solve's, made when first needed
         self._perm_checked = False
         self._cache_values: np.ndarray | None = None
         self._cache_factor: Factor | None = None
@@ -843,19 +845,41 @@ class Factor:
         return self.analysis._backend.logdet(self._live)
 
     def solve(self, b) -> np.ndarray:
-        """Q⁻¹ b for a vector or a matrix of right-hand sides."""
+        """Q⁻¹ b for a vector or a matrix of right-hand sides (many columns: BLAS-3 per supernode,
+        :mod:`adelia.runtime.supernodal_solve`; else the backend's solve)."""
         b = np.asarray(b, dtype=np.float64)
-        if b.shape[0] != self.analysis.n:
-            raise ValueError(f"right-hand side has {b.shape[0]} rows, expected {self.analysis.n}")
-        return self.analysis._backend.solve(self._live, b)
+        an = self.analysis
+        if b.shape[0] != an.n:
+            raise ValueError(f"right-hand side has {b.shape[0]} rows, expected {an.n}")
+        blocks = self._blocks_for(b)
+        if blocks is None:
+            return an._backend.solve(self._live, b)
+        x = np.empty_like(b)
+        x[an.perm] = _sns.solve(blocks, self.factor_values()[1], b[an.perm])
+        return x
 
     def sample_standard(self, z) -> np.ndarray:
         """Pᵀ L⁻ᵀ z ~ N(0, Q⁻¹) for z ~ N(0, I) (Rue & Held 2005, Alg. 2.4)."""
         z = np.asarray(z, dtype=np.float64)
-        y = self.analysis._backend.solve_Lt(self._live, z)
+        blocks = self._blocks_for(z)
+        if blocks is None:
+            y = self.analysis._backend.solve_Lt(self._live, z)
+        else:
+            y = _sns.solve_lt(blocks, self.factor_values()[1], z)
         x = np.empty_like(y)
         x[self.analysis.perm] = y
         return x
+
+    def _blocks_for(self, b: np.ndarray):
+        """The supernodal blocks when b's columns are solved faster by them than by the backend
+        (which needs L's values in place: the direct layout), else None."""
+        an = self.analysis
+        if b.ndim != 2 or not an._direct or not _sns.worthwhile(an.supernodes, b.shape[1]):
+            return None
+        if an._sn_blocks is None:
+            an._sn_blocks = _sns.blocks(an.supernodes)
+        self.factor_values()                   # may find the layout untrusted and leave the direct path
+        return an._sn_blocks if an._direct else None
 
     def factor_values(self) -> tuple[_si.Supernodes, np.ndarray]:
         """(supernodes, L's values in their layout); a zero-copy view of CHOLMOD's memory if possible."""
