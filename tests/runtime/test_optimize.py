@@ -1,0 +1,36 @@
+"""The θ-mode search (adelia.runtime.optimize.find_mode)."""
+
+import numpy as np
+import pytest
+
+from adelia.errors import FitError
+from adelia.runtime.optimize import find_mode
+
+H = np.diag([2800.0, 290.0, 480.0, 76.0])
+MODE = np.array([2.43, 0.47, -0.85, 2.75])
+
+
+def _noisy_quadratic(noise_f, noise_g):
+    """A large model's objective near its mode: steep (posterior sds 0.02–0.1) and carrying
+    rounding noise that no line search resolves."""
+    def value_and_grad(theta):
+        d = np.asarray(theta) - MODE
+        phase = 1e9 * np.sum(theta * np.arange(1, 5))
+        return 1596.0 + 0.5 * d @ H @ d + noise_f * np.sin(phase), H @ d + noise_g * np.cos(phase + np.arange(4))
+    return value_and_grad
+
+
+def test_precision_loss_near_the_mode_is_accepted():
+    res = find_mode(_noisy_quadratic(1e-8, 3e-3), np.zeros(4))
+    # within 1e-3 posterior sd of the mode although |∇f| stays above 1e-3
+    np.testing.assert_allclose(res.theta, MODE, atol=1e-3 * np.min(1 / np.sqrt(np.diag(H))))
+
+
+def test_a_search_that_did_not_get_there_is_still_an_error():
+    def rosenbrock(theta):
+        x, y = theta
+        return (1 - x) ** 2 + 100 * (y - x * x) ** 2, np.array([-2 * (1 - x) - 400 * x * (y - x * x),
+                                                                 200 * (y - x * x)])
+
+    with pytest.raises(FitError, match="did not converge"):
+        find_mode(rosenbrock, np.array([-1.5, 2.0]), max_iter=3)
