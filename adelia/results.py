@@ -24,6 +24,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import jax
 import jax.numpy as jnp
 import xarray as xr
 
@@ -113,13 +114,17 @@ def _plot_tables(res: FitResult) -> dict[str, xr.DataArray]:
 
 
 def _on_grid(fn, g: np.ndarray) -> np.ndarray:
-    """fn at every grid point: one vectorised call when fn broadcasts, else point by point."""
-    try:
-        v = np.asarray(fn(jnp.asarray(g)), dtype=float)
-        if v.shape == g.shape:
-            return v
-    except Exception:   # a scalar-only function: fall back to the loop
-        pass
+    """fn at every grid point: one vectorised call when fn broadcasts, else one call of its
+    jax.vmap (a scalar-only function, e.g. a prior that sums over a graph's eigenvalues: each of
+    its operations then runs once on the whole grid instead of once per point), else point by
+    point."""
+    for batched in (fn, jax.vmap(fn)):
+        try:
+            v = np.asarray(batched(jnp.asarray(g)), dtype=float)
+            if v.shape == g.shape:
+                return v
+        except Exception:   # noqa: BLE001 - not batchable this way: try the next
+            pass
     return np.array([float(fn(jnp.asarray(x))) for x in g])
 
 
