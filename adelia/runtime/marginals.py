@@ -213,28 +213,43 @@ def _quantile(cdf, pdf, q: float, lo: np.ndarray, hi: np.ndarray, start: np.ndar
 
 
 def _mode(pdf, centre: np.ndarray, scale: np.ndarray, candidates: np.ndarray, keep: int = 3) -> np.ndarray:
-    """argmax of a mixture density, columnwise. Start points: the local maxima of an 81-point grid
+    """argmax of a mixture density, columnwise. Start points: the local maxima of a 41-point grid
     over ±5 scale and the components' own centres (``candidates``, (K, n): a narrow, well
     separated component can fall between grid points); the ``keep`` best of them are each refined
-    twice (final spacing 0.0025 scale) and the highest result wins, so two peaks of nearly equal
-    height are both looked at closely before one is chosen (the best grid points alone can all sit
-    on one broad peak beside a narrow one as high)."""
+    and the highest result wins, so two peaks of nearly equal height are both looked at closely
+    before one is chosen (the best grid points alone can all sit on one broad peak beside a
+    narrow one as high).
+
+    Refinement: at steps h = 0.25, 0.05, 0.01, 0.002 scale, the vertex of the parabola through
+    log p at x − h, x, x + h (exact for a Gaussian peak; off by O(h²) of the skewness otherwise,
+    which the next, smaller step corrects) and the best of those four points is kept, so the
+    density never decreases and a narrow peak is not left for a broad parabola. 13 density
+    evaluations per start where grids of 21 points per level took 43."""
     s = scale + 1e-300
     cols = np.arange(centre.shape[0])
-    grid = centre[None, :] + np.linspace(-5.0, 5.0, 81)[:, None] * s[None, :]
+    grid = centre[None, :] + np.linspace(-5.0, 5.0, 41)[:, None] * s[None, :]
     on_grid = np.stack([pdf(g) for g in grid])
     padded = np.pad(on_grid, ((1, 1), (0, 0)), constant_values=-np.inf)
     peak = (on_grid >= padded[:-2]) & (on_grid >= padded[2:])
     start = np.concatenate([grid, candidates])
     dens = np.concatenate([np.where(peak, on_grid, -np.inf), np.stack([pdf(g) for g in candidates])])
+    log = lambda d: np.log(np.maximum(d, 1e-300))
     best_x, best_d = centre, np.full(centre.shape, -np.inf)
     for rank in np.argsort(-dens, axis=0)[:keep]:
         x = start[rank, cols]
-        for width in (0.25, 0.025):
-            grid = x[None, :] + np.linspace(-width, width, 21)[:, None] * s[None, :]
-            d = np.stack([pdf(g) for g in grid])
-            x = grid[np.argmax(d, axis=0), cols]
         d = pdf(x)
+        for h in (0.25, 0.05, 0.01, 0.002):
+            hs = h * s
+            dl, dr = pdf(x - hs), pdf(x + hs)
+            l0, ll, lr = log(d), log(dl), log(dr)
+            curv = ll - 2.0 * l0 + lr
+            with np.errstate(divide="ignore", invalid="ignore"):
+                shift = np.where(curv < 0, 0.5 * (ll - lr) / curv, 0.0)
+            v = x + np.clip(np.nan_to_num(shift), -2.0, 2.0) * hs
+            dv = pdf(v)
+            xs, ds = np.stack([x, x - hs, x + hs, v]), np.stack([d, dl, dr, dv])
+            pick = np.argmax(ds, axis=0)
+            x, d = xs[pick, cols], ds[pick, cols]
         better = d > best_d
         best_x, best_d = np.where(better, x, best_x), np.where(better, d, best_d)
     return best_x
