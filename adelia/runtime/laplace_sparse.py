@@ -140,9 +140,10 @@ class SparseLaplaceProblem(LaplaceProblem):
         N = model.N
         A = sp.csr_matrix(model.A)
         self.A = RowSparse(A)
-        pattern, ctc, J = qc_pattern(model, A)
+        pattern, ctc, J, R = qc_pattern(model, A)
         self.use_ctc = ctc is not None
         self.J = None if J is None else jnp.asarray(J)
+        self.R = None if R is None else np.asarray(R)
         self.analysis = an = self._analyse(pattern)
         self.nnz = an.nnz
         self.prow, self.pcol = jnp.asarray(an.rows), jnp.asarray(an.cols)
@@ -200,7 +201,7 @@ class SparseLaplaceProblem(LaplaceProblem):
         # Q_c is singular: factor S = Q_c + γ F_J F_Jᵀ and correct (adelia.runtime.lowrank)
         gamma = correction_scale(values[self.diag_pos], self.model.C)
         base = self._make_factor(values.at[self.J_pos].add(jax.lax.stop_gradient(gamma)))
-        return LowRankCorrected(base, self.C, self.J, gamma, self.prow, self.pcol)
+        return LowRankCorrected(base, self.C, self.J, gamma, self.prow, self.pcol, self.R)
 
     def _make_factor(self, values):
         return SparseFactor(values, self.analysis)
@@ -252,11 +253,13 @@ class SparseLaplaceProblem(LaplaceProblem):
 class QcPattern(NamedTuple):
     """What the sparse paths factorise: Q_c's pattern, and how its singular directions (if any)
     are handled — ``ctc`` (CᵀC added) or ``J`` (one node per constraint row for the low-rank
-    correction of :mod:`adelia.runtime.lowrank`), both None when Q_c is definite on its own."""
+    correction of :mod:`adelia.runtime.lowrank`, on the constraint rows ``R``), all None when
+    Q_c is definite on its own."""
 
     pattern: sp.csc_matrix
     ctc: sp.csr_matrix | None
     J: np.ndarray | None
+    R: np.ndarray | None = None
 
 
 def qc_pattern(model: Problem, A: sp.spmatrix | None = None) -> QcPattern:
@@ -272,13 +275,17 @@ def qc_pattern(model: Problem, A: sp.spmatrix | None = None) -> QcPattern:
         for K in c.matrices:
             blocks.append(_embed(K, c.offset, N))
     parts = blocks + [abs(A).T @ abs(A)]
-    ctc, J = None, None
+    ctc, J, R = None, None, None
     if model.C.shape[0]:
         M0 = _q_c0(model, A)
         if not _definite(M0):
             J = correction_nodes(model.C)
-            S0 = M0 + sp.csc_matrix((np.full(len(J), correction_scale(M0.diagonal(), model.C)), (J, J)), shape=(N, N))
-            if not _definite(S0):
+            gamma = correction_scale(M0.diagonal(), model.C)
+            S0 = M0 + sp.csc_matrix((np.full(len(J), gamma), (J, J)), shape=(N, N))
+            if _definite(S0):
+                R = _fewest_rows(M0, np.asarray(model.C), J, gamma)
+                J = J[R]
+            else:
                 J = None
                 ctc = sp.csr_matrix(model.C.T @ model.C)
                 if ctc.nnz > CTC_MAX_NNZ:
@@ -288,7 +295,37 @@ def qc_pattern(model: Problem, A: sp.spmatrix | None = None) -> QcPattern:
     # the union of structures: |·| so that entries of different parts never cancel
     pattern = sp.csc_matrix(sum((abs(sp.csc_matrix(p)) for p in parts[1:]), abs(sp.csc_matrix(parts[0]))))
     pattern.data[:] = 1.0
-    return QcPattern(pattern, ctc, J)
+    return QcPattern(pattern, ctc, J, R)
+
+
+def _fewest_rows(M0: sp.csc_matrix, C: np.ndarray, J: np.ndarray, gamma: float) -> np.ndarray:
+    """The first rows R of C (in order, with their nodes J[R]) for which both S = M0 + γ F Fᵀ and
+    M_R = M0 + C_RᵀC_R are positive definite; every row when no shorter prefix does.
+
+    S by a sparse factorisation. M_R without forming the dense C_RᵀC_R: with S definite, the null
+    space of Q_c (that of M0) is {S⁻¹F a : γ FᵀS⁻¹F a = a} (from S v = γ F Fᵀ v), the eigenvalue-1
+    directions of γ FᵀS⁻¹F ⪯ I; M_R is definite exactly when C_R maps that null space
+    injectively (null(Q_c) ∩ null(C_R) = {0})."""
+    from adelia.runtime import sparse
+
+    N, k = M0.shape[0], C.shape[0]
+    for size in range(1, k):
+        R = np.arange(size)
+        S = M0 + sp.csc_matrix((np.full(size, gamma), (J[R], J[R])), shape=(N, N))
+        if not _definite(S):
+            continue
+        F = np.zeros((N, size))
+        F[J[R], np.arange(size)] = 1.0
+        PF = np.asarray(sparse.solve(sparse.factor(sparse.analyse(S), S), F)).reshape(N, size)   # S⁻¹F
+        w, vecs = np.linalg.eigh(np.eye(size) - gamma * 0.5 * (PF[J[R]] + PF[J[R]].T))
+        null = PF @ vecs[:, w < 1e-8]
+        if null.shape[1] == 0:
+            return R
+        null /= np.linalg.norm(null, axis=0)
+        rows = C[R] / np.linalg.norm(C[R], axis=1, keepdims=True)
+        if null.shape[1] <= size and np.linalg.svd(rows @ null, compute_uv=False).min() > 1e-6:
+            return R
+    return np.arange(k)
 
 
 def correction_nodes(C: np.ndarray) -> np.ndarray:

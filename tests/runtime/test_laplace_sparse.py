@@ -64,6 +64,32 @@ def test_fit_with_sparse_solver_matches_dense(strategy):
     pd.testing.assert_frame_equal(a, b, rtol=1e-5)
 
 
+def test_one_correction_row_for_a_one_dimensional_null_space():
+    """besag by group: a sum-to-zero row per group, but the data leave a single direction unseen
+    (the intercept against the field's overall level): the correction takes one row and one
+    node, and the sparse path still equals the dense one (which adds CᵀC of every row)."""
+    from adelia.runtime.laplace_sparse import qc_pattern
+
+    d, W = _data()
+    formula = 'y ~ 1 + x + f(region, model = "besag", graph = W, group = t, control.group = list(model = "ar1"))'
+    model = compile_model(parse_formula(formula), d, "poisson", objects={"W": W})
+    q = qc_pattern(model)
+    assert model.C.shape[0] == 2 and q.R.tolist() == [0] and len(q.J) == 1
+    sparse_p, dense_p = SparseLaplaceProblem(model), LaplaceProblem(model)
+    for th in (jnp.asarray([t.initial for t in model.thetas]), jnp.asarray([t.initial for t in model.thetas]) - 1.0):
+        assert float(sparse_p.log_posterior(th)) == pytest.approx(float(dense_p.log_posterior(th)), rel=1e-10)
+        np.testing.assert_allclose(np.asarray(jax.grad(sparse_p.log_posterior)(th)),
+                                   np.asarray(jax.grad(dense_p.log_posterior)(th)), rtol=1e-7, atol=1e-9)
+        gs, gd = sparse_p.gaussian(th, sla=True), dense_p.gaussian(th)
+        for field in ("mode", "sd", "eta_sd", "gamma1", "gamma3"):
+            np.testing.assert_allclose(np.asarray(getattr(gs, field)), np.asarray(getattr(gd, field)),
+                                       rtol=1e-7, atol=1e-9, err_msg=field)
+    th = jnp.asarray([t.initial for t in model.thetas])
+    xs = np.asarray(sparse_p.sample_latent(th, jax.random.PRNGKey(1), 4000))
+    np.testing.assert_allclose(xs @ np.asarray(model.C).T, 0.0, atol=1e-8)
+    np.testing.assert_allclose(xs.std(axis=0), np.asarray(dense_p.gaussian(th).sd), rtol=0.08)
+
+
 @pytest.mark.parametrize("formula,handling", [
     # a flat intercept and a sum-to-zero besag share a direction that η cannot see: Q_c is
     # singular, and the low-rank correction on one node per constraint makes it factorisable

@@ -86,3 +86,32 @@ def test_gradient_of_logdet_through_the_correction():
     t = 0.3
     M = Qc + t * D + C.T @ C
     assert float(jax.grad(logdet)(t)) == pytest.approx(np.trace(np.linalg.solve(M, D)), rel=1e-8)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(8, 30), k=st.integers(2, 4))
+def test_fewer_rows_than_constraints(seed, n, k):
+    """A one-dimensional null space beside k constraint rows: the correction on row 0 alone is
+    M_R = Q_c + c_0 c_0ᵀ, which equals Q_c on {C x = 0}; kriging with it and the draws give the
+    constrained covariance of all k rows."""
+    Qc, C1 = _singular_problem(seed, n, 1)
+    rng = np.random.default_rng(seed + 2)
+    C = np.concatenate([C1, rng.normal(size=(k - 1, n))])
+    J = correction_nodes(C)[:1]
+    gamma = correction_scale(np.diag(Qc), C)
+    S = Qc.copy()
+    S[J, J] += gamma
+    rows, cols = np.nonzero(np.ones((n, n)))
+    F = LowRankCorrected(_DenseBase(jnp.asarray(S), rows, cols), jnp.asarray(C), jnp.asarray(J), jnp.asarray(gamma),
+                         jnp.asarray(rows), jnp.asarray(cols), R=np.array([0]))
+    M = Qc + np.outer(C[0], C[0])
+    Minv = np.linalg.inv(M)
+    b = rng.normal(size=(n, 2))
+    np.testing.assert_allclose(np.asarray(F.solve(jnp.asarray(b))), Minv @ b, rtol=1e-7, atol=1e-9)
+    assert float(F.logdet()) == pytest.approx(np.linalg.slogdet(M)[1], rel=1e-9, abs=1e-9)
+    np.testing.assert_allclose(np.asarray(F.sigma_pattern()), Minv[rows, cols], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(F.solved_constraints), Minv @ C.T, rtol=1e-7, atol=1e-9)
+    assert F.extra_normals == 1
+    T = np.asarray(F.sample_standard(jnp.eye(n + 1)))
+    Z = np.linalg.svd(C)[2][k:].T
+    np.testing.assert_allclose(T @ T.T, Z @ np.linalg.inv(Z.T @ Qc @ Z) @ Z.T, rtol=1e-7, atol=1e-9)
