@@ -256,4 +256,6 @@ def test_s4_pc_matern_helper_equals_spde_object_priors(s4_inputs, s4):
     data = data.assign(intercept=1.0, spatial=np.arange(1, len(data) + 1))
     dt = fit(f"y ~ -1 + intercept + f(spatial, model = spde, hyper = pc.matern({r0}, {p_r}, {s0}, {p_s}))", data,
              "gaussian", objects={"spde": spde})
-    pd.testing.assert_frame_equal(adelia.summary(dt), adelia.summary(dt_ref), rtol=1e-6)
+    # the same model spelt two ways: equal up to where the θ-mode search stops in the objective's
+    # rounding noise (the two spellings round differently)
+    pd.testing.assert_frame_equal(adelia.summary(dt), adelia.summary(dt_ref), rtol=1e-5)

@@ -34,3 +34,16 @@ def test_a_search_that_did_not_get_there_is_still_an_error():
 
     with pytest.raises(FitError, match="did not converge"):
         find_mode(rosenbrock, np.array([-1.5, 2.0]), max_iter=3)
+
+
+def test_search_stops_in_the_objectives_rounding_noise(monkeypatch):
+    """Once an iteration gains less than the noise allows and the gradient is small, BFGS stops
+    instead of spending its line searches on noise: the same point, a fraction of the work."""
+    import adelia.runtime.optimize as optimize
+
+    res = find_mode(_noisy_quadratic(1e-8, 1e-4), np.zeros(4))
+    assert res.message == "the objective no longer changes beyond its rounding noise"
+    np.testing.assert_allclose(res.theta, MODE, atol=1e-3 * np.min(1 / np.sqrt(np.diag(H))))
+    monkeypatch.setattr(optimize, "NOISE_FTOL", 0.0)
+    plain = find_mode(_noisy_quadratic(1e-8, 1e-4), np.zeros(4))
+    assert res.n_eval < plain.n_eval / 3
