@@ -47,3 +47,16 @@ def test_search_stops_in_the_objectives_rounding_noise(monkeypatch):
     monkeypatch.setattr(optimize, "NOISE_FTOL", 0.0)
     plain = find_mode(_noisy_quadratic(1e-8, 1e-4), np.zeros(4))
     assert res.n_eval < plain.n_eval / 3
+
+
+def test_a_line_search_lost_in_noise_ends_the_search(monkeypatch):
+    """A steep objective whose gradient noise (3e-3) keeps BFGS from its own tests: evaluations
+    that keep landing within the noise of the best f end the search at the best point."""
+    import adelia.runtime.optimize as optimize
+
+    res = find_mode(_noisy_quadratic(1e-8, 3e-3), np.zeros(4))
+    assert res.message == "the line search ran into the objective's rounding noise"
+    np.testing.assert_allclose(res.theta, MODE, atol=1e-3 * np.min(1 / np.sqrt(np.diag(H))))
+    monkeypatch.setattr(optimize, "NOISE_STREAK", 10 ** 9)
+    plain = find_mode(_noisy_quadratic(1e-8, 3e-3), np.zeros(4))
+    assert res.n_eval < plain.n_eval / 2
