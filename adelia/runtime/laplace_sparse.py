@@ -312,11 +312,12 @@ def _fewest_rows(M0: sp.csc_matrix, C: np.ndarray, J: np.ndarray, gamma: float) 
     for size in range(1, k):
         R = np.arange(size)
         S = M0 + sp.csc_matrix((np.full(size, gamma), (J[R], J[R])), shape=(N, N))
-        if not _definite(S):
+        factor = _definite_factor(S)
+        if factor is None:
             continue
         F = np.zeros((N, size))
         F[J[R], np.arange(size)] = 1.0
-        PF = np.asarray(sparse.solve(sparse.factor(sparse.analyse(S), S), F)).reshape(N, size)   # S⁻¹F
+        PF = np.asarray(sparse.solve(factor, F)).reshape(N, size)                               # S⁻¹F
         w, vecs = np.linalg.eigh(np.eye(size) - gamma * 0.5 * (PF[J[R]] + PF[J[R]].T))
         null = PF @ vecs[:, w < 1e-8]
         if null.shape[1] == 0:
@@ -359,23 +360,29 @@ def _q_c0(model: Problem, A: sp.csr_matrix) -> sp.csc_matrix:
 
 
 def _definite(M: sp.csc_matrix) -> bool:
-    """Whether M is positive definite, numerically: Q_c is singular exactly when a direction of
-    Q_p's null space (an intrinsic model's constant or trend, a flat fixed effect) leaves η
-    unchanged — null(Q_p) ∩ null(A_obs) ≠ {0}, whatever θ and W > 0 (e.g. a flat intercept
-    beside a sum-to-zero field). An exactly singular M may still factorise, with a pivot of
-    rounding size that a solve then amplifies: so a failed factorisation, or a round trip
-    M⁻¹(M r) that misses a random r, means singular."""
+    """Whether M is positive definite, numerically (see :func:`_definite_factor`)."""
+    return _definite_factor(M) is not None
+
+
+def _definite_factor(M: sp.csc_matrix):
+    """M's sparse factor if M is positive definite, numerically, else None: Q_c is singular
+    exactly when a direction of Q_p's null space (an intrinsic model's constant or trend, a flat
+    fixed effect) leaves η unchanged — null(Q_p) ∩ null(A_obs) ≠ {0}, whatever θ and W > 0 (e.g.
+    a flat intercept beside a sum-to-zero field). An exactly singular M may still factorise, with
+    a pivot of rounding size that a solve then amplifies: so a failed factorisation, or a round
+    trip M⁻¹(M r) that misses a random r, means singular."""
     from adelia.runtime import sparse
 
     if not sparse.available():
-        return False
+        return None
     try:
         F = sparse.factor(sparse.analyse(M), M)
         r = np.random.default_rng(0).normal(size=M.shape[0])
         back = np.asarray(sparse.solve(F, M @ r))
     except Exception:  # noqa: BLE001 - not positive definite (or not factorisable)
-        return False
-    return bool(np.all(np.isfinite(back)) and np.linalg.norm(back - r) <= 1e-6 * np.linalg.norm(r))
+        return None
+    ok = np.all(np.isfinite(back)) and np.linalg.norm(back - r) <= 1e-6 * np.linalg.norm(r)
+    return F if ok else None
 
 
 def _embed(K: sp.spmatrix, offset: int, N: int) -> sp.coo_matrix:

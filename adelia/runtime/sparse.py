@@ -855,7 +855,7 @@ class Factor:
         if blocks is None:
             return an._backend.solve(self._live, b)
         x = np.empty_like(b)
-        x[an.perm] = _sns.solve(blocks, self.factor_values()[1], b[an.perm])
+        x[an.perm] = _sns.solve(*blocks, b[an.perm])
         return x
 
     def sample_standard(self, z) -> np.ndarray:
@@ -865,21 +865,21 @@ class Factor:
         if blocks is None:
             y = self.analysis._backend.solve_Lt(self._live, z)
         else:
-            y = _sns.solve_lt(blocks, self.factor_values()[1], z)
+            y = _sns.solve_lt(*blocks, z)
         x = np.empty_like(y)
         x[self.analysis.perm] = y
         return x
 
     def _blocks_for(self, b: np.ndarray):
-        """The supernodal blocks when b's columns are solved faster by them than by the backend
-        (which needs L's values in place: the direct layout), else None."""
+        """(supernodal blocks, L's values) when b's columns are solved faster by them than by the
+        backend (which needs L's values in place: the direct layout), else None."""
         an = self.analysis
         if b.ndim != 2 or not an._direct or not _sns.worthwhile(an.supernodes, b.shape[1]):
             return None
         if an._sn_blocks is None:
             an._sn_blocks = _sns.blocks(an.supernodes)
-        self.factor_values()                   # may find the layout untrusted and leave the direct path
-        return an._sn_blocks if an._direct else None
+        values = self.factor_values()[1]       # may find the layout untrusted and leave the direct path
+        return (an._sn_blocks, values) if an._direct else None
 
     def factor_values(self) -> tuple[_si.Supernodes, np.ndarray]:
         """(supernodes, L's values in their layout); a zero-copy view of CHOLMOD's memory if possible."""
