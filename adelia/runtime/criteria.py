@@ -18,9 +18,23 @@ __all__ = ["compute", "quadrature_nodes", "loo_pit"]
 
 import jax.numpy as jnp
 import numpy as np
-from scipy.special import logsumexp
 
 GH_NODES = 40
+
+
+def _logsumexp_nodes(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """log Σ_{k,g} b·exp(a) over the first two axes of (K, G, n) arrays (b broadcasts; b = 1 when
+    None), the maximum factored out. scipy.special.logsumexp computes the same through its
+    array-API layer at 30 ms a call on the Germany space–time model's (15, 40, 4352), this at 5."""
+    a = np.asarray(a, dtype=float)
+    flat = a.reshape(-1, a.shape[-1])
+    m = flat.max(axis=0)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(flat - m)
+    if b is not None:
+        e = e * np.broadcast_to(b, a.shape).reshape(flat.shape)
+    with np.errstate(divide="ignore"):
+        return np.log(e.sum(axis=0)) + m
 
 
 def compute(cp, res, eta_mean: np.ndarray, eta_sd: np.ndarray) -> dict:
@@ -37,9 +51,9 @@ def compute(cp, res, eta_mean: np.ndarray, eta_sd: np.ndarray) -> dict:
     logw = np.log(res.weights)[:, None, None] + log_wq[None, :, None]   # joint weights over (k, g)
     mean_ll = np.sum(np.exp(logw) * ll, axis=(0, 1))
     mean_ll2 = np.sum(np.exp(logw) * ll ** 2, axis=(0, 1))
-    lppd = logsumexp(logw + ll, axis=(0, 1))
+    lppd = _logsumexp_nodes(logw + ll)
     p_waic = np.maximum(mean_ll2 - mean_ll ** 2, 0.0)
-    log_cpo = -logsumexp(logw - ll, axis=(0, 1))
+    log_cpo = -_logsumexp_nodes(logw - ll)
 
     eta_bar = res.linear_predictor["mean"]
     theta_bar = res.weights @ res.points
@@ -67,5 +81,5 @@ def loo_pit(logw: np.ndarray, loglik: np.ndarray, cdf: np.ndarray) -> np.ndarray
     """PIT_i = Σ w F_i / p_i / Σ w / p_i over the quadrature nodes (all (K, G, n); ``logw``
     broadcasts), i.e. the CDF of the leave-one-out predictive at y_i."""
     log_inv = logw - loglik
-    top = logsumexp(log_inv, axis=(0, 1), b=np.clip(cdf, 0.0, 1.0))
-    return np.clip(np.exp(top - logsumexp(log_inv, axis=(0, 1))), 0.0, 1.0)
+    top = _logsumexp_nodes(log_inv, np.clip(cdf, 0.0, 1.0))
+    return np.clip(np.exp(top - _logsumexp_nodes(log_inv)), 0.0, 1.0)
