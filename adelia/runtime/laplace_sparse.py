@@ -306,8 +306,6 @@ def _fewest_rows(M0: sp.csc_matrix, C: np.ndarray, J: np.ndarray, gamma: float) 
     space of Q_c (that of M0) is {S⁻¹F a : γ FᵀS⁻¹F a = a} (from S v = γ F Fᵀ v), the eigenvalue-1
     directions of γ FᵀS⁻¹F ⪯ I; M_R is definite exactly when C_R maps that null space
     injectively (null(Q_c) ∩ null(C_R) = {0})."""
-    from adelia.runtime import sparse
-
     N, k = M0.shape[0], C.shape[0]
     for size in range(1, k):
         R = np.arange(size)
@@ -371,8 +369,6 @@ def _definite_factor(M: sp.csc_matrix):
     a flat intercept beside a sum-to-zero field). An exactly singular M may still factorise, with
     a pivot of rounding size that a solve then amplifies: so a failed factorisation, or a round
     trip M⁻¹(M r) that misses a random r, means singular."""
-    from adelia.runtime import sparse
-
     if not sparse.available():
         return None
     try:

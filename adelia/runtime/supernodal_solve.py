@@ -47,7 +47,6 @@ class SupernodalBlocks:
     """Per supernode: its columns (c0, c1), the rows below its diagonal block, and the offsets
     of its block in the value array (symbolic: computed once per pattern)."""
 
-    supernodes: Supernodes
     spans: list[tuple[int, int, int, int, np.ndarray]]     # (c0, c1, m, px, rows below)
 
 
@@ -57,7 +56,7 @@ def blocks(S: Supernodes) -> SupernodalBlocks:
         c0, c1 = int(S.sup[J]), int(S.sup[J + 1])
         r = S.rows[S.pi[J]:S.pi[J + 1]]
         spans.append((c0, c1, len(r), int(S.px[J]), np.asarray(r[c1 - c0:], dtype=np.int64)))
-    return SupernodalBlocks(S, spans)
+    return SupernodalBlocks(spans)
 
 
 def worthwhile(S: Supernodes, k: int) -> bool:
