@@ -23,15 +23,13 @@ from pathlib import Path
 
 import jax
 
-ENV = "ADELIA_COMPILATION_CACHE"
-_OFF = {"off", "0", "false", "no", "none", ""}
+from adelia.cache_home import ENV, cache_home, caches_off
 
 jax.config.update("jax_enable_x64", True)   # float32 breaks the log-determinants (PERFORMANCE §5)
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "adelia" / "jax"
+    return cache_home() / "jax"
 
 
 def set_compilation_cache(path: str | os.PathLike | None) -> Path | None:
@@ -60,11 +58,10 @@ def compilation_cache_dir() -> Path | None:
 
 
 def _from_environment() -> None:
-    value = os.environ.get(ENV)
-    if value is not None and value.strip().lower() in _OFF:
+    if caches_off():
         set_compilation_cache(None)
     else:
-        set_compilation_cache(value if value else default_cache_dir())
+        set_compilation_cache(os.environ.get(ENV) or default_cache_dir())
 
 
 _from_environment()

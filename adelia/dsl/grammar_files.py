@@ -7,7 +7,7 @@ Building the LALR tables costs about 0.1 s, paid by the first parse of every pro
 own cache (``Lark(cache=path)``: the analysed parser pickled, keyed by a hash of the grammar,
 its options and Lark's version, rebuilt on any mismatch or unreadable file) keeps them in
 ``$XDG_CACHE_HOME/adelia/lark`` (``~/.cache/adelia/lark``) beside the compilation cache; the
-same switch turns both off (``ADELIA_COMPILATION_CACHE=off``, see :mod:`adelia.config`), and an
+same switch turns both off (``ADELIA_COMPILATION_CACHE=off``, :mod:`adelia.cache_home`), and an
 unwritable directory means no cache rather than a failure.
 """
 
@@ -22,16 +22,16 @@ from pathlib import Path
 import lark
 from lark import Lark
 
+from adelia.cache_home import cache_home, caches_off
+
 _OPTIONS = dict(parser="lalr", propagate_positions=True, maybe_placeholders=False)
-_OFF = ("off", "0", "false", "none", "no")
 
 
 def _cache_file(name: str) -> str | bool:
     """Where Lark keeps the analysed parser of grammar ``name`` (False: no cache)."""
-    if os.environ.get("ADELIA_COMPILATION_CACHE", "").strip().lower() in _OFF:
+    if caches_off():
         return False
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(base) / "adelia" / "lark"
+    folder = cache_home() / "lark"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
