@@ -280,6 +280,114 @@ def _runs(S: Supernodes) -> tuple[np.ndarray, np.ndarray]:
     return starts, ptr
 
 
+@dataclass(frozen=True, eq=False)
+class LeafGroup:
+    """Leaf supernodes (no children) of one shape: s own columns, r rows below.
+
+    Leaves depend on nothing below them — in the selected inversion they only read their
+    ancestors' Σ entries, in the forward solve their right-hand sides are final from the start,
+    in the backward solve they only read their ancestors' unknowns — so a group is handled by
+    a few batched NumPy calls instead of a Python step per supernode. Per leaf (axis 0, k of
+    them): ``cols`` (k, s) its columns, ``below`` (k, r) the rows below its diagonal block, and
+    the positions in the value layout of D_J (``d_pos``, k × s × s: entry [t, c] is row t,
+    column c of the diagonal block, upper triangle included), of E_J (``e_pos``, k × r × s) and of
+    Σ_RR (``rr_pos``, k × r × r, both triangles mapped to the stored lower one).
+    """
+
+    s: int
+    r: int
+    cols: np.ndarray
+    below: np.ndarray
+    d_pos: np.ndarray
+    e_pos: np.ndarray
+    rr_pos: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Leaves:
+    """The leaf supernodes of a pattern: ``groups`` by shape (s, r), and for the inverses of
+    their diagonal blocks, per width s the positions of all those blocks (``by_width``:
+    (s, k × s × s positions, the groups' index range)), so each width costs one batched call."""
+
+    groups: tuple[LeafGroup, ...]
+    by_width: tuple[tuple[int, np.ndarray, range], ...]
+
+    def diagonal_inverses(self, x: np.ndarray) -> list[np.ndarray]:
+        """L_JJ⁻¹ of every leaf, aligned with ``groups``."""
+        out = []
+        for s, pos, span in self.by_width:
+            inv = lower_inverses(x[pos], s)
+            at = 0
+            for g in self.groups[span.start:span.stop]:
+                out.append(inv[at:at + len(g.cols)])
+                at += len(g.cols)
+        return out
+
+
+def leaf_groups(S: Supernodes) -> Leaves:
+    """The leaf supernodes of S grouped by shape (cached on S)."""
+    cache = S.__dict__.get("_leaf_cache")
+    if cache is not None:
+        return cache
+    s_all = np.diff(S.sup)
+    m_all = np.diff(S.pi)
+    leaves = np.flatnonzero(S.nchildren == 0)
+    shape = np.stack([s_all[leaves], m_all[leaves] - s_all[leaves]], axis=1)
+    groups = []
+    for s, r in np.unique(shape, axis=0).tolist():          # sorted: groups of one width are adjacent
+        J = leaves[(shape[:, 0] == s) & (shape[:, 1] == r)]
+        m = s + r
+        base = S.px[J][:, None, None]
+        t = np.arange(m)[None, :, None]
+        c = np.arange(s)[None, None, :]
+        pos = base + c * m + t                                   # (k, m, s): row t, column c of J's block
+        rows = S.rows[S.pi[J][:, None] + np.arange(m)[None, :]]  # (k, m)
+        below = rows[:, s:]
+        rr = positions(S, below[:, :, None], below[:, None, :]) if r else np.zeros((len(J), 0, 0), np.int64)
+        groups.append(LeafGroup(s=s, r=r, cols=rows[:, :s], below=below, d_pos=pos[:, :s], e_pos=pos[:, s:],
+                                rr_pos=rr.reshape(len(J), r, r)))
+    widths = [g.s for g in groups]
+    by_width = []
+    for s in sorted(set(widths)):
+        first, last = widths.index(s), len(widths) - widths[::-1].index(s)
+        by_width.append((s, np.concatenate([g.d_pos for g in groups[first:last]]), range(first, last)))
+    out = Leaves(tuple(groups), tuple(by_width))
+    object.__setattr__(S, "_leaf_cache", out)
+    return out
+
+
+def leaf_mask(S: Supernodes) -> np.ndarray:
+    """Whether each supernode is a leaf of the supernodal elimination tree."""
+    return S.nchildren == 0
+
+
+def lower_inverses(D: np.ndarray, s: int) -> np.ndarray:
+    """L_JJ⁻¹ for a stack of lower-triangular blocks (their upper triangles are ignored).
+
+    Raises ``ValueError`` on a zero diagonal entry."""
+    if s == 1:
+        if not np.all(D):
+            raise ValueError("the factor has a zero diagonal entry in a leaf supernode")
+        return 1.0 / D
+    D = D * np.tri(s)
+    if not np.all(np.diagonal(D, axis1=1, axis2=2)):
+        raise ValueError("the factor has a zero diagonal entry in a leaf supernode")
+    return np.linalg.inv(D) * np.tri(s)
+
+
+def _leaf_inverse(leaves: Leaves, x: np.ndarray, out: np.ndarray) -> None:
+    """The recurrence of the module docstring for every leaf, batched by shape; reads Σ_RR from
+    ``out`` (the ancestors are done: R × R lies in the pattern, R being a clique of the filled graph)."""
+    for g, Linv in zip(leaves.groups, leaves.diagonal_inverses(x)):
+        Sjj = np.swapaxes(Linv, 1, 2) @ Linv
+        if g.r:
+            Y = x[g.e_pos] @ Linv
+            Srj = -(out[g.rr_pos] @ Y)
+            Sjj -= np.swapaxes(Srj, 1, 2) @ Y
+            out[g.e_pos] = Srj
+        out[g.d_pos] = Sjj
+
+
 # Below a column run, at most this many row runs are copied block by block; more are gathered at once.
 _PAIR_RUNS = 4
 
@@ -313,12 +421,17 @@ def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = N
     pi = S.pi.tolist()
     px = S.px.tolist()
     parent = S.parent.tolist()
-    nchild = S.nchildren.tolist()
     rel = S.rel
+    leaf = leaf_mask(S)
+    # leaves are batched after the loop (_leaf_inverse): only the other children gather from a front
+    nchild = (S.nchildren - np.bincount(S.parent[leaf & (S.parent >= 0)], minlength=S.nsuper)).tolist()
+    skip = leaf.tolist()
     front: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
     trtri, lauum = lapack.dtrtri, lapack.dlauum
     trmm, symm, gemm = blas.dtrmm, blas.dsymm, blas.dgemm
     for J in range(S.nsuper - 1, -1, -1):
+        if skip[J]:
+            continue
         s = sup[J + 1] - sup[J]
         m = pi[J + 1] - pi[J]
         r = m - s
@@ -365,6 +478,7 @@ def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = N
             top[s:] = Srj
         if nchild[J] > 0:
             front[J] = (top, Srr, s)
+    _leaf_inverse(leaf_groups(S), x, out)
     if not np.all(np.isfinite(out[S.px[:-1]])):
         raise ValueError("non-finite selected inverse: the factor is singular or not finite")
     return out

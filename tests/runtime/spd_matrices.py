@@ -45,3 +45,29 @@ def arrowhead(n, a, seed=0):
         Q[: n - a, i] = Q[i, : n - a].T
     Q = sp.csc_matrix(Q)
     return (Q + sp.diags(np.abs(Q).sum(axis=1).A1)).tocsc()
+
+
+def field_with_leaves(m, seed=0):
+    """A grid field with, hanging off random field nodes, single nodes (per-observation iid
+    effects: leaf supernodes of one column) and small cliques (leaves of several columns) —
+    the elimination-tree leaves the batched leaf step of the selected inversion handles."""
+    rng = np.random.default_rng(seed)
+    K = grid_K(m)
+    n0 = K.shape[0]
+    blocks, links = [], []
+    for size in [1] * (2 * n0) + [2, 2, 3, 3, 3, 5]:
+        hosts = rng.choice(n0, size=rng.integers(1, 4), replace=False)
+        blocks.append(np.eye(size) * 2.0 + 0.3 * np.ones((size, size)))
+        links.append((hosts, size))
+    n = n0 + sum(b.shape[0] for b in blocks)
+    Q = sp.lil_matrix((n, n))
+    Q[:n0, :n0] = K
+    at = n0
+    for b, (hosts, size) in zip(blocks, links):
+        Q[at:at + size, at:at + size] = b
+        for h in hosts:
+            Q[at:at + size, h] = -0.4
+            Q[h, at:at + size] = -0.4
+        at += size
+    Q = sp.csc_matrix(Q)
+    return (Q + sp.diags(np.abs(Q).sum(axis=1).A1)).tocsc()

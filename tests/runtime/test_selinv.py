@@ -19,7 +19,8 @@ TOL = 1e-10
 # ---------------------------------------------------------------------------
 
 
-from spd_matrices import lap1d, grid_K, spde_grid, ar1, spacetime, random_spd, arrowhead  # noqa: E402,F401
+from spd_matrices import (lap1d, grid_K, spde_grid, ar1, spacetime, random_spd, arrowhead,  # noqa: E402,F401
+                          field_with_leaves)
 
 
 
@@ -38,6 +39,7 @@ CASES = {
     "spacetime": lambda: spacetime(4, 6),
     "random": lambda: random_spd(150, 0.02, 3),
     "arrowhead": lambda: arrowhead(80, 4),
+    "field_with_leaves": lambda: field_with_leaves(5),
 }
 
 
@@ -90,6 +92,24 @@ def test_gather_routes_agree(monkeypatch, name, pair_runs):
     monkeypatch.setattr(si, "_PAIR_RUNS", pair_runs)
     sigma = si.selected_inverse(S, x)
     check_on_pattern(S, sigma, np.linalg.inv(Q.toarray()), pat.row, pat.col)
+
+
+def test_leaf_groups_cover_the_leaves_in_several_shapes():
+    """The batched leaf step is exercised: leaves of one and of several columns, with and
+    without rows below (an isolated block is a leaf and a root)."""
+    from adelia.runtime import sparse
+
+    for Q in (CASES["field_with_leaves"](), CASES["block_diagonal"]()):
+        an = sparse.analyse(Q, ordering="amd")
+        S = an.supernodes
+        groups = si.leaf_groups(S).groups
+        assert sum(len(g.cols) for g in groups) == int(np.sum(S.nchildren == 0))
+        cols = np.sort(np.concatenate([g.cols.ravel() for g in groups]))
+        own = np.concatenate([np.arange(S.sup[J], S.sup[J + 1]) for J in np.flatnonzero(S.nchildren == 0)])
+        np.testing.assert_array_equal(cols, np.sort(own))
+    leaves = si.leaf_groups(sparse.analyse(CASES["field_with_leaves"](), ordering="amd").supernodes)
+    shapes = {(g.s, g.r) for g in leaves.groups}
+    assert any(s == 1 and r > 0 for s, r in shapes) and any(s > 1 and r > 0 for s, r in shapes)
 
 
 def test_supernode_structure_of_known_patterns():
@@ -158,7 +178,8 @@ def _cholmod_backends():
 
 
 @pytest.mark.parametrize("backend", _cholmod_backends())
-@pytest.mark.parametrize("name", ["spde_grid", "spacetime", "random", "arrowhead", "block_diagonal"])
+@pytest.mark.parametrize("name", ["spde_grid", "spacetime", "random", "arrowhead", "block_diagonal",
+                                  "field_with_leaves"])
 @pytest.mark.parametrize("ordering", ["nesdis", "amd"])
 def test_on_cholmod_supernodes(backend, name, ordering):
     from adelia.runtime import sparse

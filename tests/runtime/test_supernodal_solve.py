@@ -9,13 +9,14 @@ from hypothesis import strategies as st
 
 from adelia.runtime import sparse
 from adelia.runtime import supernodal_solve as sns
-from tests.runtime.spd_matrices import arrowhead, lap1d, random_spd, spacetime, spde_grid
+from tests.runtime.spd_matrices import arrowhead, field_with_leaves, lap1d, random_spd, spacetime, spde_grid
 
 CASES = {
     "dense": lambda: sp.csc_matrix(np.eye(12) * 13 + np.ones((12, 12))),
     "block_diagonal": lambda: sp.block_diag([lap1d(7) + sp.identity(7), spde_grid(4), sp.identity(3)]).tocsc(),
     "spacetime": lambda: spacetime(4, 6),
     "arrowhead": lambda: arrowhead(80, 4),
+    "field_with_leaves": lambda: field_with_leaves(5),
 }
 
 
