@@ -324,8 +324,14 @@ class Leaves:
         return out
 
 
+#: a shape shared by fewer leaves than this is left to the per-supernode loop, which costs less
+#: for one or two supernodes than a batch's dozen NumPy calls
+MIN_BATCH = 4
+
+
 def leaf_groups(S: Supernodes) -> Leaves:
-    """The leaf supernodes of S grouped by shape (cached on S)."""
+    """The leaf supernodes of S grouped by shape, the shapes of at least :data:`MIN_BATCH`
+    leaves (cached on S)."""
     cache = S.__dict__.get("_leaf_cache")
     if cache is not None:
         return cache
@@ -334,7 +340,10 @@ def leaf_groups(S: Supernodes) -> Leaves:
     leaves = np.flatnonzero(S.nchildren == 0)
     shape = np.stack([s_all[leaves], m_all[leaves] - s_all[leaves]], axis=1)
     groups = []
-    for s, r in np.unique(shape, axis=0).tolist():          # sorted: groups of one width are adjacent
+    kinds, counts = np.unique(shape, axis=0, return_counts=True)
+    for (s, r), count in zip(kinds.tolist(), counts.tolist()):   # sorted: groups of one width are adjacent
+        if count < MIN_BATCH:
+            continue
         J = leaves[(shape[:, 0] == s) & (shape[:, 1] == r)]
         m = s + r
         base = S.px[J][:, None, None]
@@ -357,8 +366,14 @@ def leaf_groups(S: Supernodes) -> Leaves:
 
 
 def leaf_mask(S: Supernodes) -> np.ndarray:
-    """Whether each supernode is a leaf of the supernodal elimination tree."""
-    return S.nchildren == 0
+    """Whether each supernode is a leaf handled in a batch (:func:`leaf_groups`)."""
+    mask = S.__dict__.get("_leaf_mask_cache")
+    if mask is None:
+        mask = np.zeros(S.nsuper, dtype=bool)
+        for g in leaf_groups(S).groups:
+            mask[S.col2sup[g.cols[:, 0]]] = True
+        object.__setattr__(S, "_leaf_mask_cache", mask)
+    return mask
 
 
 def lower_inverses(D: np.ndarray, s: int) -> np.ndarray:

@@ -103,7 +103,7 @@ def blocks(S: Supernodes) -> SupernodalBlocks:
 def worthwhile(S: Supernodes, k: int) -> bool:
     """Whether k right-hand sides are solved faster here than column by column."""
     nnz = S.nnz
-    steps = int(np.sum(S.nchildren > 0)) + 3 * len(leaf_groups(S).groups)
+    steps = int(np.sum(~leaf_mask(S))) + 3 * len(leaf_groups(S).groups)
     return k * nnz * (CHOLMOD_S_PER_ENTRY - BLOCK_S_PER_ENTRY) > SUPERNODE_S * steps
 
 

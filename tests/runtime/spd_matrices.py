@@ -55,8 +55,8 @@ def field_with_leaves(m, seed=0):
     K = grid_K(m)
     n0 = K.shape[0]
     blocks, links = [], []
-    for size in [1] * (2 * n0) + [2, 2, 3, 3, 3, 5]:
-        hosts = rng.choice(n0, size=rng.integers(1, 4), replace=False)
+    for size in [1] * (2 * n0) + [2] * 10 + [3] * 8 + [5, 5]:
+        hosts = rng.choice(n0, size=rng.integers(1, 4) if size == 1 else 2, replace=False)
         blocks.append(np.eye(size) * 2.0 + 0.3 * np.ones((size, size)))
         links.append((hosts, size))
     n = n0 + sum(b.shape[0] for b in blocks)

@@ -103,13 +103,31 @@ def test_leaf_groups_cover_the_leaves_in_several_shapes():
         an = sparse.analyse(Q, ordering="amd")
         S = an.supernodes
         groups = si.leaf_groups(S).groups
-        assert sum(len(g.cols) for g in groups) == int(np.sum(S.nchildren == 0))
-        cols = np.sort(np.concatenate([g.cols.ravel() for g in groups]))
-        own = np.concatenate([np.arange(S.sup[J], S.sup[J + 1]) for J in np.flatnonzero(S.nchildren == 0)])
+        batched = si.leaf_mask(S)
+        assert np.all(S.nchildren[batched] == 0)
+        assert sum(len(g.cols) for g in groups) == int(np.sum(batched))
+        assert all(len(g.cols) >= si.MIN_BATCH for g in groups)
+        cols = np.sort(np.concatenate([g.cols.ravel() for g in groups] + [np.zeros(0, np.int64)]))
+        own = np.concatenate([np.arange(S.sup[J], S.sup[J + 1]) for J in np.flatnonzero(batched)]
+                             + [np.zeros(0, np.int64)])
         np.testing.assert_array_equal(cols, np.sort(own))
     leaves = si.leaf_groups(sparse.analyse(CASES["field_with_leaves"](), ordering="amd").supernodes)
     shapes = {(g.s, g.r) for g in leaves.groups}
     assert any(s == 1 and r > 0 for s, r in shapes) and any(s > 1 and r > 0 for s, r in shapes)
+    # and some leaves are left to the loop (shapes too rare to batch)
+    S = sparse.analyse(CASES["field_with_leaves"](), ordering="amd").supernodes
+    assert np.any((S.nchildren == 0) & ~si.leaf_mask(S))
+
+
+@pytest.mark.parametrize("min_batch", [1, 10**9])
+def test_every_leaf_batched_or_none(monkeypatch, min_batch):
+    monkeypatch.setattr(si, "MIN_BATCH", min_batch)
+    Q = CASES["field_with_leaves"]()
+    pat, L = natural_factor(Q)
+    S = si.supernodes_from_csc(pat)
+    assert si.leaf_mask(S).sum() == (np.sum(S.nchildren == 0) if min_batch == 1 else 0)
+    sigma = si.selected_inverse(S, si.pack_csc(S, L))
+    check_on_pattern(S, sigma, np.linalg.inv(Q.toarray()), pat.row, pat.col)
 
 
 def test_supernode_structure_of_known_patterns():
