@@ -280,7 +280,9 @@ class LaplaceProblem:
             quadratic = (s == 1.0) & (size < prev) & jnp.isfinite(prev)
             predicted = jnp.where(quadratic, size ** 3 / prev ** 2, size)
             at_floor = (prev <= NEWTON_FLOOR) & (size > 0.25 * prev)
-            done = (predicted <= NEWTON_TOL) | at_floor
+            # a non-finite step (Q_c not positive definite at this θ: the solves return NaN) ends
+            # the iteration; the caller sees the NaN mode, where more iterations only repeat it
+            done = (predicted <= NEWTON_TOL) | at_floor | ~jnp.isfinite(size)
             return x_new, g_new, it + 1, size, done
 
         def cond(state):
@@ -288,7 +290,7 @@ class LaplaceProblem:
             return (it < NEWTON_MAX_ITER) & ~done
 
         x, _, it, _, done = jax.lax.while_loop(cond, body, (x0, gfun(x0), 0, jnp.inf, False))
-        return x, it, done
+        return x, it, done & jnp.all(jnp.isfinite(x))
 
     def _make_mode(self):
         """x̂(θ) from the start x0, with the implicit-function-theorem VJP (x̂ does not depend on

@@ -661,6 +661,8 @@ class SparseAnalysis:
         self._sn_blocks = None                  # adelia.runtime.supernodal_solve's, made when first needed
         self._perm_checked = False
         self._cache_values: np.ndarray | None = None
+        self._solve_memo: tuple[np.ndarray, np.ndarray] | None = None   # (b, Q⁻¹b) on the cached factor
+        self._cache_failed: tuple[np.ndarray, FitError] | None = None   # the last values that failed
         self._cache_factor: Factor | None = None
         self._lock = threading.Lock()  # JAX may run host callbacks from several threads
         self._pattern_pos: np.ndarray | None = None
@@ -750,6 +752,8 @@ class SparseAnalysis:
         """Drop the cached factor used by the JAX wrappers (and the Σ→CSC maps)."""
         self._cache_values = None
         self._cache_factor = None
+        self._solve_memo = None
+        self._cache_failed = None
         self._csc_maps.clear()
 
     # -- factor with a one-entry cache (JAX callbacks: forward and backward see the same values)
@@ -757,10 +761,20 @@ class SparseAnalysis:
         v = np.asarray(values, dtype=np.float64)
         if self._cache_factor is not None and np.array_equal(v, self._cache_values):
             return self._cache_factor
+        failed = self._cache_failed
+        if failed is not None and np.array_equal(v, failed[0]):
+            # not positive definite a moment ago: each callback of the program that met it (a
+            # Newton iteration's solves, its objective's log-determinant...) would refactor to fail again
+            raise failed[1]
         old = self._cache_factor
         self._cache_factor = None
         self._cache_values = None
-        F = factor(self, v, reuse=old)
+        self._solve_memo = None
+        try:
+            F = factor(self, v, reuse=old)
+        except FitError as e:
+            self._cache_failed = (v.copy(), e)
+            raise
         self._cache_factor = F
         self._cache_values = v.copy()
         return F
@@ -1116,6 +1130,10 @@ def _host_sigma(an: SparseAnalysis, values):
         return F.selinv().pattern_values() * an.weights
 
 
+#: the last solve with at most this many columns is remembered on its factor
+_MEMO_COLUMNS = 32
+
+
 def _host_solve(an: SparseAnalysis, values, b):
     b = np.asarray(b)
     with an._lock:
@@ -1123,7 +1141,15 @@ def _host_solve(an: SparseAnalysis, values, b):
             F = an._factor_cached(np.asarray(values))
         except FitError:
             return np.full(b.shape, np.nan)
-        return np.asarray(F.solve(b)).reshape(b.shape)
+        # the same few columns come back on the same factor: a low-rank corrected factor solves
+        # with [Cᵀ | F] when the objective is evaluated and again when its gradient is
+        memo = an._solve_memo
+        if memo is not None and memo[0].shape == b.shape and np.array_equal(memo[0], b):
+            return memo[1].copy()
+        x = np.asarray(F.solve(b)).reshape(b.shape)
+        if b.ndim == 2 and 1 < b.shape[1] <= _MEMO_COLUMNS:
+            an._solve_memo = (b.copy(), x.copy())
+        return x
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(1,))

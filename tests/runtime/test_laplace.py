@@ -220,3 +220,26 @@ def test_newton_stops_at_the_rounding_floor_not_at_its_cap():
     assert bool(converged) and int(it) < 15 < NEWTON_MAX_ITER
     exact = LaplaceProblem(model).mode(jnp.asarray([1.0]))
     np.testing.assert_allclose(np.asarray(x), np.asarray(exact), rtol=1e-7, atol=1e-8)
+
+
+class _FailingSolve(LaplaceProblem):
+    """Solves that return NaN, as the sparse path's do where Q_c is not positive definite."""
+
+    def factor_qc(self, w, theta, Qp):
+        base = super().factor_qc(w, theta, Qp)
+
+        class Failing:
+            logdet = base.logdet
+
+            def solve(self, b):
+                return jnp.full_like(base.solve(b), jnp.nan)
+
+        return Failing()
+
+
+def test_newton_stops_at_a_non_finite_step_and_says_so():
+    df = make_data()
+    model = compile_model(parse_formula('y_pois ~ 1 + x + f(g, model = "iid")'), df, "poisson")
+    x, it, converged = jax.jit(lambda th: _FailingSolve(model).newton(th))(jnp.asarray([1.0]))
+    assert int(it) == 1 and not bool(converged)
+    assert not np.all(np.isfinite(np.asarray(x)))

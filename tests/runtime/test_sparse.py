@@ -247,6 +247,39 @@ def test_sparse_logdet_value_and_grad(problem):
     np.testing.assert_allclose(gs[1], g_r / 2.0, rtol=1e-10, atol=1e-12)
 
 
+def test_repeated_solve_is_remembered_only_for_the_same_factor_and_columns(problem):
+    an, v = problem
+    rng = np.random.default_rng(5)
+    B = rng.standard_normal((an.n, 3))
+    x1 = sparse._host_solve(an, np.asarray(v), B)
+    assert an._solve_memo is not None
+    x1[0, 0] = np.nan                                   # the caller's copy, not the memo's
+    x2 = sparse._host_solve(an, np.asarray(v), B)
+    np.testing.assert_allclose(x2, ref_solve(an, v, B), rtol=1e-10, atol=1e-12)
+    B2 = B.copy()
+    B2[1, 2] += 1.0                                     # other columns: solved afresh
+    np.testing.assert_allclose(sparse._host_solve(an, np.asarray(v), B2), ref_solve(an, v, B2), rtol=1e-10, atol=1e-12)
+    v2 = 2.0 * v                                        # another factor: the memo is dropped
+    np.testing.assert_allclose(sparse._host_solve(an, np.asarray(v2), B2), ref_solve(an, v2, B2), rtol=1e-10,
+                               atol=1e-12)
+
+
+def test_a_failed_factorisation_is_remembered_for_its_values(problem, monkeypatch):
+    an, v = problem
+    bad = np.asarray(v).copy()
+    bad[an.values_of(sp.identity(an.n, format="csc")) != 0] *= -1.0    # negative diagonal: not PD
+    calls = []
+    real = sparse.factor
+    monkeypatch.setattr(sparse, "factor", lambda *a, **k: calls.append(1) or real(*a, **k))
+    b = np.ones(an.n)
+    for _ in range(3):
+        assert np.all(np.isnan(sparse._host_solve(an, bad, b)))
+        assert np.isnan(sparse._host_logdet(an, bad))
+    assert len(calls) == 1
+    np.testing.assert_allclose(sparse._host_solve(an, np.asarray(v), b), ref_solve(an, v, b), rtol=1e-10, atol=1e-12)
+    assert len(calls) == 2
+
+
 @pytest.mark.parametrize("ncols", [None, 2])
 def test_sparse_solve_vjp(problem, ncols):
     an, v = problem
