@@ -37,7 +37,7 @@ def test_a_search_that_did_not_get_there_is_still_an_error():
 
 
 def test_search_stops_in_the_objectives_rounding_noise(monkeypatch):
-    """Once an iteration gains less than the noise allows and the gradient is small, BFGS stops
+    """Once an iteration gains less than the noise allows and the gradient is small, the search stops
     instead of spending its line searches on noise: the same point, a fraction of the work."""
     import adelia.runtime.optimize as optimize
 
@@ -50,8 +50,10 @@ def test_search_stops_in_the_objectives_rounding_noise(monkeypatch):
 
 
 def test_a_line_search_lost_in_noise_ends_the_search(monkeypatch):
-    """A steep objective whose gradient noise (3e-3) keeps BFGS from its own tests: evaluations
-    that keep landing within the noise of the best f end the search at the best point."""
+    """A steep objective whose gradient noise (3e-3) keeps the quasi-Newton search from its own
+    tests: evaluations that keep landing within the noise of the best f end the search at the
+    best point, a third of the evaluations sooner (L-BFGS-B's own relative-reduction test, at
+    ftol 1e-15, ends it eventually)."""
     import adelia.runtime.optimize as optimize
 
     res = find_mode(_noisy_quadratic(1e-8, 3e-3), np.zeros(4))
@@ -59,4 +61,4 @@ def test_a_line_search_lost_in_noise_ends_the_search(monkeypatch):
     np.testing.assert_allclose(res.theta, MODE, atol=1e-3 * np.min(1 / np.sqrt(np.diag(H))))
     monkeypatch.setattr(optimize, "NOISE_STREAK", 10 ** 9)
     plain = find_mode(_noisy_quadratic(1e-8, 3e-3), np.zeros(4))
-    assert res.n_eval < plain.n_eval / 2
+    assert res.n_eval < plain.n_eval * 2 / 3
