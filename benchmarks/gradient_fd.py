@@ -1,9 +1,9 @@
 """What the exact gradient gains in the θ-mode search: AD against R-INLA's central differences.
 
-For each reference case (S1–S5, the models of ``fit_reference.py``) the θ-mode search (BFGS,
+For each reference case (S1–S5, the models of ``fit_reference.py``) the θ-mode search (L-BFGS-B,
 ``adelia.runtime.optimize.find_mode``) runs twice on the same compiled model, from the same
-initial θ: with the AD gradient (one value-and-gradient program call per BFGS evaluation) and
-with ``gradient = "fd"`` (f at θ and θ ± h eᵢ, h = 0.005: 2d + 1 objective calls per BFGS
+initial θ: with the AD gradient (one value-and-gradient program call per search evaluation) and
+with ``gradient = "fd"`` (f at θ and θ ± h eᵢ, h = 0.005: 2d + 1 objective calls per search
 evaluation, as R-INLA). Each search runs once to compile its programs and is then timed (best
 of 3). One JSON object per case:
 
