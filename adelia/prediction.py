@@ -502,9 +502,9 @@ def _draw_predictive(cp, problem, res, n_samples: int, seed: int, xs):
     chunk = int(np.clip(1 << int(np.ceil(np.log2(max(n_samples / max(np.count_nonzero(counts), 1), 1)))), 16, 256))
     x = np.empty((n_samples, problem.N))
     for k in np.flatnonzero(counts):
-        keys = rng.integers(0, 2 ** 32, size=(-(-counts[k] // chunk), 2), dtype=np.uint32)
-        draws = np.concatenate([np.asarray(cp.sampler(jnp.asarray(res.points[k]), jnp.asarray(key), chunk, xs[k]))
-                                for key in keys])
+        draws = np.concatenate([np.asarray(cp.sampler(jnp.asarray(res.points[k]),
+                                                      rng.standard_normal((cp.prob.n_normals, chunk)), xs[k]))
+                                for _ in range(-(-counts[k] // chunk))])
         x[which == k] = draws[: counts[k]]
     thetas = res.points[which]
     if problem.copies or problem.theta_covariates:

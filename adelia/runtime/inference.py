@@ -291,7 +291,8 @@ class CompiledProblem:
                                                            in_axes=(0, 0)))
         self.loglik_draws = program("loglik_draws", jax.vmap(prob.loglik_terms))
         self.eta_draws = program("eta_draws", jax.vmap(prob.eta))
-        self.sampler = program("sampler", prob.sample_latent, (2,))
+        #: draws of x at θ from host-made standard normals (prob.n_normals × n)
+        self.sampler = program("sampler", prob.sample_latent_from)
         self.programs = (self.value_and_grad, self.value, self.value_batch, *self.gaussian.values(), self.laplace,
                          self.loglik_grid, self.loglik_draws, self.eta_draws, self.sampler)
 
@@ -745,12 +746,11 @@ def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions, x_poin
     chunk = int(np.clip(1 << int(np.ceil(np.log2(max(S / len(used), 1)))), 16, 256))
     x_points = np.asarray(x_points)
     per_point = []
+    rows = cp.prob.n_normals
     for k in used:
-        # threefry keys made on the host: jax.random.split would compile a program of its own
-        keys = rng.integers(0, 2 ** 32, size=(-(-counts[k] // chunk), 2), dtype=np.uint32)
         theta_k, x_k = jnp.asarray(res.points[k]), jnp.asarray(x_points[k])
-        per_point.append(np.concatenate([np.asarray(cp.sampler(theta_k, jnp.asarray(key), chunk, x_k))
-                                         for key in keys])[: counts[k]])
+        per_point.append(np.concatenate([np.asarray(cp.sampler(theta_k, rng.standard_normal((rows, chunk)), x_k))
+                                         for _ in range(-(-counts[k] // chunk))])[: counts[k]])
     xs = np.empty((S, res.problem.N))
     for k, draws in zip(used, per_point):
         xs[which == k] = draws

@@ -182,6 +182,11 @@ class SparseLaplaceProblem(LaplaceProblem):
         if J is not None:
             self.J_pos = self.diag_pos[self.J]
 
+    @property
+    def n_normals(self) -> int:
+        """N, plus one per row of the low-rank correction (see :mod:`adelia.runtime.lowrank`)."""
+        return self.model.N + (0 if self.J is None else len(self.J))
+
     def _analyse(self, pattern: sp.csc_matrix):
         """The solver's view of the pattern (rows, cols and nnz in its value order): CHOLMOD's analysis."""
         return sparse.analyse(pattern)
