@@ -123,3 +123,12 @@ def test_singular_q_c_handled_without_ctc(formula, handling):
     np.testing.assert_allclose(xs @ np.asarray(model.C).T, 0.0, atol=1e-8)
     sd = np.asarray(dense_p.gaussian(th).sd)
     np.testing.assert_allclose(xs.std(axis=0), sd, rtol=0.08)
+    # the fit's route: normals made outside, one per row of the low-rank correction beyond N
+    assert sparse_p.n_normals == model.N + (0 if q.J is None else len(q.J))
+    z = np.random.default_rng(3).standard_normal((sparse_p.n_normals, 5))
+    key = jax.random.PRNGKey(4)
+    np.testing.assert_allclose(np.asarray(sparse_p.sample_latent(th, key, 5)),
+                               np.asarray(sparse_p.sample_latent_from(th, jax.random.normal(key, (sparse_p.n_normals, 5)))),
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="standard normals"):
+        sparse_p.sample_latent_from(th, jnp.asarray(z[:-1]))
