@@ -76,8 +76,7 @@ def find_mode(value_and_grad: Callable, theta0: np.ndarray, *, gtol: float = 1e-
         nonlocal streak
         f, g = evaluate(th)
         if not np.isfinite(f) or not np.all(np.isfinite(g)):
-            # outside the region where the Laplace approximation is defined: push the line search back
-            return 1e300, np.zeros_like(th)
+            return _wall(np.asarray(th, float), best)
         streak = streak + 1 if abs(f - best["f"]) <= NOISE_FTOL * max(1.0, abs(f)) else 0
         if f < best["f"]:
             best.update(f=f, theta=np.array(th), g=g)
@@ -119,6 +118,8 @@ def find_mode(value_and_grad: Callable, theta0: np.ndarray, *, gtol: float = 1e-
                                             message="the line search ran into the objective's rounding noise")
     if last["noise"]:
         res.success, res.message = True, "the objective no longer changes beyond its rounding noise"
+    elif "REDUCTION OF F" in str(res.message) and np.max(np.abs(best["g"])) > NOISE_GTOL:
+        res.success = False      # f stalled with a gradient left: judged below, not taken as converged
     theta = res.x if res.fun <= best["f"] else best["theta"]
     f, g = evaluate(theta)
     if not np.isfinite(float(f)):
@@ -127,6 +128,20 @@ def find_mode(value_and_grad: Callable, theta0: np.ndarray, *, gtol: float = 1e-
         raise FitError(f"the θ-mode search did not converge (|∇f| = {np.max(np.abs(g)):.3g}; {res.message})",
                        hint="try other initial values, or fix a poorly identified hyperparameter")
     return ModeResult(np.asarray(theta), float(f), g, int(res.nit), n_eval, str(res.message))
+
+
+def _wall(theta: np.ndarray, best: dict) -> tuple[float, np.ndarray]:
+    """(f, ∇f) reported where the Laplace objective is not defined (a θ where Q_c is not positive
+    definite): the quadratic through the best point so far that rises by max(1, |f_best|) at θ,
+    so the line search steps back. A value like 1e300 with a zero gradient broke L-BFGS-B's
+    line search, which then reported convergence by its relative-reduction test (its scale is
+    max(|f_old|, |f|, 1), and so 1e300 times the tolerance)."""
+    d = theta - best["theta"]
+    rise = max(1.0, abs(best["f"])) if np.isfinite(best["f"]) else 1.0
+    dd = float(d @ d)
+    if not np.isfinite(best["f"]) or dd == 0.0:
+        return (best["f"] + rise if np.isfinite(best["f"]) else 1e300), np.zeros_like(theta)
+    return best["f"] + rise, 2.0 * rise * d / dd
 
 
 def _near_minimum(g: np.ndarray, hess_inv, tol: float = 1e-4) -> bool:
