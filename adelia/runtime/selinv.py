@@ -390,6 +390,152 @@ def lower_inverses(D: np.ndarray, s: int) -> np.ndarray:
     return np.linalg.inv(D) * np.tri(s)
 
 
+#: supernodes with children, at most this wide and with at most this many rows below, are
+#: batched by level (:func:`level_groups`); larger ones keep their own BLAS calls
+LEVEL_MAX_S = 32
+LEVEL_MAX_R = 64
+
+
+def _round_up(v: np.ndarray, q: int) -> np.ndarray:
+    return -(-v // q) * q
+
+
+@dataclass(frozen=True, eq=False)
+class LevelGroup:
+    """Supernodes batched like the leaves (:class:`LeafGroup`) but padded to one shape (s, r):
+    one height in the forest of batched supernodes (1 + the largest height of its children, 0
+    for a leaf), so members depend only on other heights.
+
+    A member whose own widths are smaller is padded: its columns and rows by ``n`` (a scratch
+    row of the solves), its diagonal block by the identity (``d_eye``), its other entries by
+    zero (``*_mask``), so the padded entries of every product are zero. ``d_keep`` / ``e_keep``:
+    flat indices of the real entries of the (k, s, s) / (k, r, s) stacks, written back to
+    ``d_pos`` / ``e_pos`` at those indices.
+    """
+
+    height: int
+    s: int
+    r: int
+    cols: np.ndarray
+    below: np.ndarray
+    d_pos: np.ndarray
+    d_mask: np.ndarray
+    d_eye: np.ndarray
+    e_pos: np.ndarray
+    e_mask: np.ndarray
+    rr_pos: np.ndarray
+    rr_mask: np.ndarray
+    d_keep: np.ndarray
+    e_keep: np.ndarray
+
+    def diagonal_inverses(self, x: np.ndarray) -> np.ndarray:
+        return lower_inverses(x[self.d_pos] * self.d_mask + self.d_eye, self.s)
+
+    def blocks_below(self, x: np.ndarray) -> np.ndarray:
+        return x[self.e_pos] * self.e_mask
+
+
+def level_groups(S: Supernodes) -> tuple[LevelGroup, ...]:
+    """Supernodes batched level by level (cached on S), lowest level first: at level 0 the
+    leaves that no exact-shape leaf group took, then supernodes with children.
+
+    A supernode joins when it is small (:data:`LEVEL_MAX_S`, :data:`LEVEL_MAX_R`), all its
+    children are batched, and at least :data:`MIN_BATCH` such supernodes of its height share
+    its padded shape (s to a multiple of 4, r of 8); the batched set is then closed under
+    descendants, so the per-supernode loop (which hands each parent's frontal inverse to its
+    children) never meets a batched parent.
+    """
+    cache = S.__dict__.get("_level_cache")
+    if cache is not None:
+        return cache
+    ns = S.nsuper
+    s_all = np.diff(S.sup)
+    r_all = np.diff(S.pi) - s_all
+    batched = leaf_mask(S).copy()
+    height = np.zeros(ns, dtype=np.int64)
+    small = ~batched & (s_all <= LEVEL_MAX_S) & (r_all <= LEVEL_MAX_R)
+    has_parent = S.parent >= 0
+    groups = []
+    h = 0                                   # level 0: the leaves too rare in their exact shape
+    while True:
+        done_children = np.bincount(S.parent[has_parent & batched], minlength=ns)
+        top_child = np.full(ns, -1, dtype=np.int64)
+        np.maximum.at(top_child, S.parent[has_parent & batched], height[has_parent & batched])
+        ready = np.flatnonzero(small & ~batched & (done_children == S.nchildren) & (top_child == h - 1))
+        if not len(ready):
+            if h == 0:                      # no rare leaves; the exact-shape leaf groups are level 0
+                h += 1
+                continue
+            break                           # nothing joined level h - 1, so nothing can join level h
+        sp, rp = _round_up(s_all[ready], 4), _round_up(r_all[ready], 8)
+        kinds, inverse, counts = np.unique(np.stack([sp, rp], axis=1), axis=0, return_inverse=True,
+                                           return_counts=True)
+        for q, (s, r) in enumerate(kinds.tolist()):
+            if counts[q] < MIN_BATCH:
+                continue
+            J = ready[inverse.ravel() == q]
+            batched[J] = True
+            height[J] = h
+            groups.append(_level_group(S, J, h, s, r))
+        small[ready] = batched[ready]         # the rest stay in the loop, and so do their ancestors
+        h += 1
+    out = tuple(groups)
+    object.__setattr__(S, "_level_cache", out)
+    object.__setattr__(S, "_batched_cache", batched)
+    return out
+
+
+def _level_group(S: Supernodes, J: np.ndarray, h: int, s: int, r: int) -> LevelGroup:
+    n = S.n
+    k = len(J)
+    sj = (S.sup[J + 1] - S.sup[J])[:, None]
+    mj = (S.pi[J + 1] - S.pi[J])[:, None]
+    rj = mj - sj
+    c = np.arange(s)[None, :]
+    a = np.arange(r)[None, :]
+    col_ok = c < sj                                                   # (k, s)
+    row_ok = a < rj                                                   # (k, r)
+    cols = np.where(col_ok, S.sup[J][:, None] + c, n)
+    below = np.where(row_ok, S.rows[np.minimum(S.pi[J][:, None] + sj + a, len(S.rows) - 1)], n)
+    base = S.px[J][:, None, None]
+    m3 = mj[:, :, None]
+    d_ok = col_ok[:, :, None] & col_ok[:, None, :]
+    d_pos = np.where(d_ok, base + np.arange(s)[None, None, :] * m3 + np.arange(s)[None, :, None], 0)
+    e_ok = row_ok[:, :, None] & col_ok[:, None, :]
+    e_pos = np.where(e_ok, base + np.arange(s)[None, None, :] * m3 + sj[:, :, None] + np.arange(r)[None, :, None], 0)
+    rr_ok = row_ok[:, :, None] & row_ok[:, None, :]
+    rr_pos = np.zeros((k, r, r), dtype=np.int64)
+    if r:
+        rr_pos[rr_ok] = positions(S, np.broadcast_to(below[:, :, None], rr_ok.shape)[rr_ok],
+                                  np.broadcast_to(below[:, None, :], rr_ok.shape)[rr_ok])
+    eye = np.zeros((k, s, s))
+    pad = np.flatnonzero(~col_ok.ravel())
+    eye.reshape(k * s, s)[pad, pad % s] = 1.0
+    return LevelGroup(height=h, s=s, r=r, cols=cols, below=below, d_pos=d_pos, d_mask=d_ok.astype(float), d_eye=eye,
+                      e_pos=e_pos, e_mask=e_ok.astype(float), rr_pos=rr_pos, rr_mask=rr_ok.astype(float),
+                      d_keep=np.flatnonzero(d_ok.ravel()), e_keep=np.flatnonzero(e_ok.ravel()))
+
+
+def batched_mask(S: Supernodes) -> np.ndarray:
+    """Whether each supernode is handled in a batch (a leaf group or a level group)."""
+    level_groups(S)
+    return S.__dict__["_batched_cache"]
+
+
+def _level_inverse(groups: tuple[LevelGroup, ...], x: np.ndarray, out: np.ndarray) -> None:
+    """:func:`_leaf_inverse` for the level groups, highest level first (a member reads Σ_RR of
+    its ancestors: supernodes of the loop, or of higher levels)."""
+    for g in sorted(groups, key=lambda g: -g.height):
+        Linv = g.diagonal_inverses(x)
+        Sjj = np.swapaxes(Linv, 1, 2) @ Linv
+        if g.r:
+            Y = g.blocks_below(x) @ Linv
+            Srj = -((out[g.rr_pos] * g.rr_mask) @ Y)
+            Sjj -= np.swapaxes(Srj, 1, 2) @ Y
+            out[g.e_pos.ravel()[g.e_keep]] = Srj.ravel()[g.e_keep]
+        out[g.d_pos.ravel()[g.d_keep]] = Sjj.ravel()[g.d_keep]
+
+
 def _leaf_inverse(leaves: Leaves, x: np.ndarray, out: np.ndarray) -> None:
     """The recurrence of the module docstring for every leaf, batched by shape; reads Σ_RR from
     ``out`` (the ancestors are done: R × R lies in the pattern, R being a clique of the filled graph)."""
@@ -437,10 +583,12 @@ def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = N
     px = S.px.tolist()
     parent = S.parent.tolist()
     rel = S.rel
-    leaf = leaf_mask(S)
-    # leaves are batched after the loop (_leaf_inverse): only the other children gather from a front
-    nchild = (S.nchildren - np.bincount(S.parent[leaf & (S.parent >= 0)], minlength=S.nsuper)).tolist()
-    skip = leaf.tolist()
+    levels = level_groups(S)
+    batched = batched_mask(S)
+    # batched supernodes come after the loop (_level_inverse, _leaf_inverse): only the loop's
+    # own children gather from a front
+    nchild = (S.nchildren - np.bincount(S.parent[batched & (S.parent >= 0)], minlength=S.nsuper)).tolist()
+    skip = batched.tolist()
     front: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
     trtri, lauum = lapack.dtrtri, lapack.dlauum
     trmm, symm, gemm = blas.dtrmm, blas.dsymm, blas.dgemm
@@ -493,6 +641,7 @@ def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = N
             top[s:] = Srj
         if nchild[J] > 0:
             front[J] = (top, Srr, s)
+    _level_inverse(levels, x, out)
     _leaf_inverse(leaf_groups(S), x, out)
     if not np.all(np.isfinite(out[S.px[:-1]])):
         raise ValueError("non-finite selected inverse: the factor is singular or not finite")

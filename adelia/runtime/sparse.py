@@ -869,7 +869,7 @@ class Factor:
         if blocks is None:
             return an._backend.solve(self._live, b)
         x = np.empty_like(b)
-        x[an.perm] = _sns.solve(*blocks, b[an.perm])
+        x[an.perm] = _sns.solve(*blocks, b[an.perm], self._sn_prepared(*blocks))
         return x
 
     def sample_standard(self, z) -> np.ndarray:
@@ -879,10 +879,17 @@ class Factor:
         if blocks is None:
             y = self.analysis._backend.solve_Lt(self._live, z)
         else:
-            y = _sns.solve_lt(*blocks, z)
+            y = _sns.solve_lt(*blocks, z, self._sn_prepared(*blocks))
         x = np.empty_like(y)
         x[self.analysis.perm] = y
         return x
+
+    def _sn_prepared(self, blocks, values):
+        """The batches' inverses and sparse blocks of this factor, made by its first blocked solve."""
+        prepared = self.__dict__.get("_prepared")
+        if prepared is None:
+            prepared = self._prepared = _sns.prepare(blocks, values)
+        return prepared
 
     def _blocks_for(self, b: np.ndarray):
         """(supernodal blocks, L's values) when b's columns are solved faster by them than by the

@@ -34,7 +34,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas
 
-from adelia.runtime.selinv import Leaves, Supernodes, leaf_groups, leaf_mask
+from adelia.runtime.selinv import (LevelGroup, Leaves, Supernodes, batched_mask, leaf_groups,
+                                   level_groups)
 
 #: the costs behind :func:`worthwhile`, measured on a 2-core x86 CPU with one BLAS thread:
 #: a column solved by CHOLMOD (through cvxopt) costs about this many seconds per entry of L ...
@@ -46,64 +47,87 @@ SUPERNODE_S = 1.1e-5
 
 
 @dataclass(frozen=True, eq=False)
+class _Sparse:
+    """E of a set of batched supernodes as one CSR matrix: rows ``rows`` (global) by the set's
+    columns (``cols``, flattened, padding included), values at ``pos`` of the value array."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    pos: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+
+    def matrix(self, x: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((x[self.pos], self.indices, self.indptr), shape=(len(self.rows), len(self.cols)))
+
+
+def _sparse(cols: np.ndarray, parts) -> _Sparse:
+    """``parts``: (row, column index into ``cols``, value position) arrays of the real entries."""
+    rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    colidx = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    pos = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int64)
+    e_rows, local = np.unique(rows, return_inverse=True)
+    order = np.lexsort((colidx, local))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(local, minlength=len(e_rows)))]).astype(np.int64)
+    return _Sparse(e_rows, cols, pos[order], colidx[order], indptr)
+
+
+@dataclass(frozen=True, eq=False)
 class SupernodalBlocks:
-    """Symbolic data of the solves, computed once per pattern: per supernode that has children,
-    its columns (c0, c1), the rows below its diagonal block and the offset of its block in the
-    value array; the leaf supernodes batched by shape (:class:`adelia.runtime.selinv.LeafGroup`),
-    and the CSR structure of E over all leaves (rows ``e_rows`` by leaf columns ``leaf_cols``,
-    values at ``e_pos``) for one sparse product per sweep."""
+    """Symbolic data of the solves, computed once per pattern: per supernode of the loop, its
+    columns (c0, c1), the rows below its diagonal block and the offset of its block in the value
+    array; the batched supernodes (:mod:`adelia.runtime.selinv`: exact-shape leaf groups, then
+    padded level groups by height), with the sparse E of the leaf groups together and of each
+    level group, for one sparse product per batch and sweep."""
 
     spans: list[tuple[int, int, int, int, np.ndarray]]     # (c0, c1, m, px, rows below)
     leaves: Leaves
-    leaf_cols: np.ndarray
-    e_rows: np.ndarray
-    e_pos: np.ndarray
-    e_indices: np.ndarray
-    e_indptr: np.ndarray
+    leaf_E: _Sparse
+    levels: tuple[LevelGroup, ...]
+    level_E: tuple[_Sparse, ...]
 
     @property
     def steps(self) -> int:
         """Python-level steps of a sweep (the cost model's unit)."""
-        return len(self.spans) + 3 * len(self.leaves.groups)
+        return _steps(len(self.spans), len(self.leaves.groups) + len(self.levels))
 
-    def leaf_E(self, x: np.ndarray) -> sp.csr_matrix:
-        """The leaves' below-diagonal blocks as one sparse matrix (rows e_rows, columns leaf_cols)."""
-        return sp.csr_matrix((x[self.e_pos], self.e_indices, self.e_indptr),
-                             shape=(len(self.e_rows), len(self.leaf_cols)))
+
+def _steps(loop: int, batches: int) -> int:
+    return loop + 3 * batches
 
 
 def blocks(S: Supernodes) -> SupernodalBlocks:
     spans = []
-    leaf = leaf_mask(S)
-    for J in np.flatnonzero(~leaf).tolist():
+    for J in np.flatnonzero(~batched_mask(S)).tolist():
         c0, c1 = int(S.sup[J]), int(S.sup[J + 1])
         r = S.rows[S.pi[J]:S.pi[J + 1]]
         spans.append((c0, c1, len(r), int(S.px[J]), np.asarray(r[c1 - c0:], dtype=np.int64)))
     leaves = leaf_groups(S)
     groups = leaves.groups
     leaf_cols = np.concatenate([g.cols.ravel() for g in groups]) if groups else np.zeros(0, np.int64)
-    rows, cols, pos = [], [], []
-    at = 0
+    parts, at = [], 0
     for g in groups:
         k = len(g.cols)
         col = at + np.arange(k * g.s).reshape(k, 1, g.s)          # index into leaf_cols of each E entry
-        rows.append(np.broadcast_to(g.below[:, :, None], g.e_pos.shape).ravel())
-        cols.append(np.broadcast_to(col, g.e_pos.shape).ravel())
-        pos.append(g.e_pos.ravel())
+        parts.append((np.broadcast_to(g.below[:, :, None], g.e_pos.shape).ravel(),
+                      np.broadcast_to(col, g.e_pos.shape).ravel(), g.e_pos.ravel()))
         at += k * g.s
-    rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    pos = np.concatenate(pos) if pos else np.zeros(0, np.int64)
-    e_rows, local = np.unique(rows, return_inverse=True)
-    order = np.lexsort((cols, local))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(local, minlength=len(e_rows)))]).astype(np.int64)
-    return SupernodalBlocks(spans, leaves, leaf_cols, e_rows, pos[order], cols[order], indptr)
+    levels = tuple(sorted(level_groups(S), key=lambda g: g.height))
+    level_E = []
+    for g in levels:
+        k = len(g.cols)
+        col = np.arange(k * g.s).reshape(k, 1, g.s)
+        keep = g.e_keep
+        level_E.append(_sparse(g.cols.ravel(), [(np.broadcast_to(g.below[:, :, None], g.e_pos.shape).ravel()[keep],
+                                                 np.broadcast_to(col, g.e_pos.shape).ravel()[keep],
+                                                 g.e_pos.ravel()[keep])]))
+    return SupernodalBlocks(spans, leaves, _sparse(leaf_cols, parts), levels, tuple(level_E))
 
 
 def worthwhile(S: Supernodes, k: int) -> bool:
     """Whether k right-hand sides are solved faster here than column by column."""
     nnz = S.nnz
-    steps = int(np.sum(~leaf_mask(S))) + 3 * len(leaf_groups(S).groups)
+    steps = _steps(int(np.sum(~batched_mask(S))), len(leaf_groups(S).groups) + len(level_groups(S)))
     return k * nnz * (CHOLMOD_S_PER_ENTRY - BLOCK_S_PER_ENTRY) > SUPERNODE_S * steps
 
 
@@ -114,16 +138,33 @@ def _views(b: SupernodalBlocks, x: np.ndarray):
         yield c0, c1, below, blk[:s], blk[s:]
 
 
-def _leaf_inverses(b: SupernodalBlocks, x: np.ndarray) -> list[np.ndarray]:
-    return b.leaves.diagonal_inverses(x)
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """What the batches of one factor need in every solve (made once per factor, see
+    :func:`prepare`): the inverses of their diagonal blocks and their E as sparse matrices."""
+
+    leaf_inv: list[np.ndarray]
+    leaf_E: sp.csr_matrix
+    level_inv: list[np.ndarray]
+    level_E: list[sp.csr_matrix]
 
 
-def _forward(b: SupernodalBlocks, x: np.ndarray, Y: np.ndarray, Dinv: list[np.ndarray]) -> None:
-    # the leaves first: no other supernode updates their rows, and they update only ancestors'
-    for g, Di in zip(b.leaves.groups, Dinv):
+def prepare(b: SupernodalBlocks, x: np.ndarray) -> Prepared:
+    return Prepared(b.leaves.diagonal_inverses(x), b.leaf_E.matrix(x),
+                    [g.diagonal_inverses(x) for g in b.levels], [E.matrix(x) for E in b.level_E])
+
+
+def _forward(b: SupernodalBlocks, x: np.ndarray, Y: np.ndarray, P: Prepared) -> None:
+    # batches first, lowest level first: no other supernode updates a leaf's rows, and a
+    # batched supernode's descendants are all batched at lower levels
+    for g, Di in zip(b.leaves.groups, P.leaf_inv):
         Y[g.cols] = Di @ Y[g.cols]
-    if len(b.e_rows):
-        Y[b.e_rows] -= b.leaf_E(x) @ Y[b.leaf_cols]
+    if len(b.leaf_E.rows):
+        Y[b.leaf_E.rows] -= P.leaf_E @ Y[b.leaf_E.cols]
+    for g, Di, E, M in zip(b.levels, P.level_inv, b.level_E, P.level_E):
+        Y[g.cols] = Di @ Y[g.cols]
+        if len(E.rows):
+            Y[E.rows] -= M @ Y[E.cols]
     for c0, c1, below, D, E in _views(b, x):
         YJ = blas.dtrsm(1.0, D, Y[c0:c1], lower=1)
         Y[c0:c1] = YJ
@@ -131,29 +172,44 @@ def _forward(b: SupernodalBlocks, x: np.ndarray, Y: np.ndarray, Dinv: list[np.nd
             Y[below] -= E @ YJ
 
 
-def _backward(b: SupernodalBlocks, x: np.ndarray, Y: np.ndarray, Dinv: list[np.ndarray]) -> None:
+def _backward(b: SupernodalBlocks, x: np.ndarray, Y: np.ndarray, P: Prepared) -> None:
     for c0, c1, below, D, E in reversed(list(_views(b, x))):
         if len(below):
             Y[c0:c1] -= E.T @ Y[below]
         Y[c0:c1] = blas.dtrsm(1.0, D, Y[c0:c1], lower=1, trans_a=1)
-    # the leaves last: they read only their ancestors' unknowns, final by now
-    if len(b.e_rows):
-        Y[b.leaf_cols] -= b.leaf_E(x).T @ Y[b.e_rows]
-    for g, Di in zip(b.leaves.groups, Dinv):
+    # batches last, highest level first: they read only their ancestors' unknowns, final by now
+    for g, Di, E, M in reversed(list(zip(b.levels, P.level_inv, b.level_E, P.level_E))):
+        if len(E.rows):
+            Y[E.cols] -= M.T @ Y[E.rows]
+        Y[g.cols] = np.swapaxes(Di, 1, 2) @ Y[g.cols]
+    if len(b.leaf_E.rows):
+        Y[b.leaf_E.cols] -= P.leaf_E.T @ Y[b.leaf_E.rows]
+    for g, Di in zip(b.leaves.groups, P.leaf_inv):
         Y[g.cols] = np.swapaxes(Di, 1, 2) @ Y[g.cols]
 
 
-def solve(b: SupernodalBlocks, x: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """(L Lᵀ)⁻¹ B in the permuted ordering, B of shape (n, k)."""
-    Y = np.array(B, dtype=np.float64, order="C")
-    Dinv = _leaf_inverses(b, x)
-    _forward(b, x, Y, Dinv)
-    _backward(b, x, Y, Dinv)
+def _extended(B: np.ndarray, n: int) -> np.ndarray:
+    """B with a zero scratch row n appended (the level groups' padding points there)."""
+    Y = np.empty((n + 1,) + B.shape[1:])
+    Y[:n] = B
+    Y[n] = 0.0
     return Y
 
 
-def solve_lt(b: SupernodalBlocks, x: np.ndarray, Z: np.ndarray) -> np.ndarray:
+def solve(b: SupernodalBlocks, x: np.ndarray, B: np.ndarray, prepared: Prepared | None = None) -> np.ndarray:
+    """(L Lᵀ)⁻¹ B in the permuted ordering, B of shape (n, k) (``prepared``: :func:`prepare`'s
+    result for these values, when kept from an earlier solve)."""
+    n = B.shape[0]
+    Y = _extended(np.asarray(B, dtype=np.float64), n)
+    P = prepare(b, x) if prepared is None else prepared
+    _forward(b, x, Y, P)
+    _backward(b, x, Y, P)
+    return Y[:n]
+
+
+def solve_lt(b: SupernodalBlocks, x: np.ndarray, Z: np.ndarray, prepared: Prepared | None = None) -> np.ndarray:
     """L⁻ᵀ Z in the permuted ordering, Z of shape (n, k)."""
-    Y = np.array(Z, dtype=np.float64, order="C")
-    _backward(b, x, Y, _leaf_inverses(b, x))
-    return Y
+    n = Z.shape[0]
+    Y = _extended(np.asarray(Z, dtype=np.float64), n)
+    _backward(b, x, Y, prepare(b, x) if prepared is None else prepared)
+    return Y[:n]

@@ -56,6 +56,27 @@ def test_random_sparse_systems(seed, n, k):
     np.testing.assert_allclose(sns.solve_lt(b, x, B), np.linalg.solve(L.T, B), rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("min_batch", [1, 4])
+@pytest.mark.parametrize("name", list(CASES))
+def test_batched_levels_solve_like_dense(monkeypatch, min_batch, name):
+    from adelia.runtime import selinv as si
+
+    monkeypatch.setattr(si, "MIN_BATCH", min_batch)
+    Q = field_with_leaves(8) if name == "field_with_leaves" else CASES[name]()
+    an = sparse.analyse(Q, ordering="amd")
+    F = sparse.factor(an, Q)
+    S, x = F.factor_values()
+    S = si.supernodes_from_arrays(S.n, S.sup, S.pi, S.px, S.rows)
+    b = sns.blocks(S)
+    if min_batch == 1 and name == "field_with_leaves":
+        assert any(g.height >= 1 for g in b.levels)
+    B = np.random.default_rng(1).standard_normal((S.n, 5))
+    Qp = Q.toarray()[np.ix_(an.perm, an.perm)]
+    np.testing.assert_allclose(sns.solve(b, x, B), np.linalg.solve(Qp, B), rtol=0, atol=1e-9)
+    L = np.linalg.cholesky(Qp)
+    np.testing.assert_allclose(sns.solve_lt(b, x, B), np.linalg.solve(L.T, B), rtol=0, atol=1e-9)
+
+
 def test_the_cost_model_picks_blocks_for_many_columns_only():
     Q = spacetime(8, 10)
     F = sparse.factor(sparse.analyse(Q), Q)
