@@ -60,9 +60,13 @@ def test_pit_matches_importance_sampling_from_the_draws(gaussian_fit):
     ref = _is_pit(st.norm.logpdf(y, eta, sd[:, None]), st.norm.cdf(y, eta, sd[:, None]))
     assert pit.shape == (len(data),)
     np.testing.assert_allclose(pit, ref, atol=0.02)
-    # and the log CPO from the same draws
-    log_cpo = -logsumexp(-st.norm.logpdf(y, eta, sd[:, None]), axis=0) + np.log(len(b0))
-    np.testing.assert_allclose(dt["inla"]["log_cpo"].values, log_cpo, atol=0.02)
+    # and the log CPO from the same draws, within 4 Monte Carlo standard errors of that harmonic
+    # mean (delta method: sd(1/p) / mean(1/p) / √S; ≈ 0.014 at the one outlying observation)
+    ll = st.norm.logpdf(y, eta, sd[:, None])
+    log_cpo = -logsumexp(-ll, axis=0) + np.log(len(b0))
+    w = np.exp(-ll - (-ll).max(axis=0))
+    se = w.std(axis=0) / w.mean(axis=0) / np.sqrt(len(b0))
+    assert np.all(np.abs(dt["inla"]["log_cpo"].values - log_cpo) <= 0.005 + 4 * se)
 
 
 def test_pit_for_counts_is_p_y_le_obs():
