@@ -21,11 +21,11 @@ __all__ = ["marginal_tables", "add_marginal_tables", "MARGINALS"]
 
 from typing import Sequence
 
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
 from adelia.errors import ModelError
+from adelia.runtime.arrays import device
 from adelia.runtime.marginals import marginal_grid, mixture_density, symmetric_kld
 
 MARGINALS = ("fixed", "hyperpar", "random", "linear_predictor")
@@ -78,7 +78,7 @@ def _hyper_tables(model, res) -> dict[str, xr.DataArray]:
         g = np.linspace(lo, hi, HYPER_POINTS)
         d = np.interp(g, theta, dens)
         d /= np.trapezoid(d, g)
-        v = np.asarray(t.to_natural(jnp.asarray(g)), float)
+        v = np.asarray(t.to_natural(device(g)), float)
         dv = d / np.maximum(np.abs(np.gradient(v, g)), 1e-300)
         order = np.argsort(v)
         rows_int.append((g, d))

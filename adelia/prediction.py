@@ -45,6 +45,7 @@ import scipy.sparse as sp
 import xarray as xr
 
 from adelia.errors import AdeliaError, DataError, ModelError
+from adelia.runtime.arrays import device
 
 #: fits kept for predict() in this process (the newest ones)
 MAX_FITS = 16
@@ -385,7 +386,7 @@ def _fixed_design(model, new: pd.DataFrame) -> np.ndarray:
 
 
 def _component_Q(c, theta: np.ndarray) -> np.ndarray:
-    th = jnp.asarray(np.asarray(theta)[list(c.theta_index)])
+    th = device(np.asarray(theta)[list(c.theta_index)])
     s = c.structure
     return sum(float(coef(th)) * np.asarray(sp.csr_matrix(K).toarray()) for coef, K in zip(s.coefs, s.matrices))
 
@@ -434,14 +435,14 @@ def gaussian_at_points(problem, res):
     x0 = cp.prob.x_feasible
     xs = []
     for theta in res.points:
-        f, x = cp.value(jnp.asarray(theta), x0)
+        f, x = cp.value(device(theta), x0)
         if not np.isfinite(float(f)):
             raise AdeliaError("the latent mode is not finite at an integration point of the fit")
         xs.append(x)
         x0 = x
     xs = jnp.stack(xs)
     strategy_x = _latent_strategy(res)
-    gauss = _gaussian_program(cp, strategy_x)(jnp.asarray(res.points), xs)
+    gauss = _gaussian_program(cp, strategy_x)(device(res.points), xs)
     return cp, xs, gauss, strategy_x
 
 
@@ -490,7 +491,7 @@ def _inverse_link(family):
     inv = getattr(family, "inverse_link", None)
     if inv is None:
         inv = FAMILIES.get(family.name).inverse_link
-    return lambda e: np.asarray(inv(jnp.asarray(e)), float)
+    return lambda e: np.asarray(inv(device(e)), float)
 
 
 def _draw_predictive(cp, problem, res, n_samples: int, seed: int, xs):
@@ -502,13 +503,13 @@ def _draw_predictive(cp, problem, res, n_samples: int, seed: int, xs):
     chunk = int(np.clip(1 << int(np.ceil(np.log2(max(n_samples / max(np.count_nonzero(counts), 1), 1)))), 16, 256))
     x = np.empty((n_samples, problem.N))
     for k in np.flatnonzero(counts):
-        draws = np.concatenate([np.asarray(cp.sampler(jnp.asarray(res.points[k]),
+        draws = np.concatenate([np.asarray(cp.sampler(device(res.points[k]),
                                                       rng.standard_normal((cp.prob.n_normals, chunk)), xs[k]))
                                 for _ in range(-(-counts[k] // chunk))])
         x[which == k] = draws[: counts[k]]
     thetas = res.points[which]
     if problem.copies or problem.theta_covariates:
-        eta = np.asarray(cp.eta_draws(jnp.asarray(x), jnp.asarray(thetas)))
+        eta = np.asarray(cp.eta_draws(device(x), device(thetas)))
     else:
         eta = (problem.A @ x.T).T + problem.offset
     return thetas, eta

@@ -22,13 +22,13 @@ __all__ = ["to_datatree", "summary"]
 import datetime as _dt
 import json
 
+import jax
 import numpy as np
 import pandas as pd
-import jax
-import jax.numpy as jnp
 import xarray as xr
 
 from adelia.errors import AdeliaError
+from adelia.runtime.arrays import device
 from adelia.runtime.inference import FitResult
 
 STATS = ("mean", "sd", "0.025quant", "0.5quant", "0.975quant", "mode")
@@ -120,12 +120,12 @@ def _on_grid(fn, g: np.ndarray) -> np.ndarray:
     point."""
     for batched in (fn, jax.vmap(fn)):
         try:
-            v = np.asarray(batched(jnp.asarray(g)), dtype=float)
+            v = np.asarray(batched(device(g)), dtype=float)
             if v.shape == g.shape:
                 return v
         except Exception:   # noqa: BLE001 - not batchable this way: try the next
             pass
-    return np.array([float(fn(jnp.asarray(x))) for x in g])
+    return np.array([float(fn(device(x))) for x in g])
 
 
 def to_datatree(res: FitResult) -> xr.DataTree:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 __all__ = ["compute", "quadrature_nodes", "loo_pit"]
 
-import jax.numpy as jnp
 import numpy as np
+
+from adelia.runtime.arrays import device
 
 GH_NODES = 40
 
@@ -46,7 +47,7 @@ def compute(cp, res, eta_mean: np.ndarray, eta_sd: np.ndarray) -> dict:
     log_wq = np.log(wq) - 0.5 * np.log(np.pi)
     # η at the quadrature nodes: (K, G, m)
     eta = eta_mean[:, None, :] + np.sqrt(2.0) * eta_sd[:, None, :] * t[None, :, None]
-    ll = cp.loglik_grid(jnp.asarray(eta), jnp.asarray(res.points))
+    ll = cp.loglik_grid(device(eta), device(res.points))
     ll = np.asarray(ll)[:, :, obs]                                      # (K, G, n_obs)
     logw = np.log(res.weights)[:, None, None] + log_wq[None, :, None]   # joint weights over (k, g)
     mean_ll = np.sum(np.exp(logw) * ll, axis=(0, 1))
@@ -57,7 +58,7 @@ def compute(cp, res, eta_mean: np.ndarray, eta_sd: np.ndarray) -> dict:
 
     eta_bar = res.linear_predictor["mean"]
     theta_bar = res.weights @ res.points
-    ll_at_mean = np.asarray(cp.loglik_draws(jnp.asarray(eta_bar[None, :]), jnp.asarray(theta_bar[None, :])))[0, obs]
+    ll_at_mean = np.asarray(cp.loglik_draws(device(eta_bar[None, :]), device(theta_bar[None, :])))[0, obs]
     dbar = -2.0 * mean_ll.sum()
     p_d = dbar - (-2.0 * ll_at_mean.sum())
     return {

@@ -27,6 +27,7 @@ from scipy.special import logsumexp
 
 from adelia.errors import FitError, ModelError
 from adelia.runtime import criteria
+from adelia.runtime.arrays import device
 from adelia.runtime.devices import plan as devices_plan, theta_batch
 from adelia.runtime.integrate import ccd_design, grid_design, standardise
 from adelia.runtime.laplace import GaussianApprox, LaplaceProblem
@@ -247,7 +248,7 @@ class CompiledProblem:
         self.prob, self.solver = prob, solver
         self.initial = np.array([t.initial for t in model.thetas], dtype=float)
         self.free = np.array([i for i, t in enumerate(model.thetas) if not t.fixed], dtype=int)
-        initial, free = jnp.asarray(self.initial), jnp.asarray(self.free)
+        initial, free = device(self.initial), device(self.free)
 
         def full(th_free):
             return initial.at[free].set(th_free) if len(self.free) else initial
@@ -334,7 +335,7 @@ class Evaluations:
         self._predictor: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def value_and_grad(self, theta_free, start: jax.Array | None = None) -> tuple[float, np.ndarray]:
-        (f, x), g = self.cp.value_and_grad(jnp.asarray(theta_free, dtype=float), self.x if start is None else start)
+        (f, x), g = self.cp.value_and_grad(device(theta_free, dtype=float), self.x if start is None else start)
         self.n_objective += 1
         self.n_gradient += 1
         f = float(f)
@@ -347,7 +348,7 @@ class Evaluations:
         Newton iteration started from the latest mode; see
         :func:`~adelia.runtime.optimize.central_difference_gradient`)."""
         x_start = self.x
-        full = lambda t: jnp.asarray(self._full(np.asarray(t, dtype=float)[None, :])[0])
+        full = lambda t: device(self._full(np.asarray(t, dtype=float)[None, :])[0])
         values = []
 
         def value(t):
@@ -402,7 +403,7 @@ class Evaluations:
         if self._predictor is None:
             return x0
         theta_star, x_star, D = self._predictor
-        return jnp.asarray(x_star + D @ (np.asarray(theta_free, dtype=float) - theta_star))
+        return device(x_star + D @ (np.asarray(theta_free, dtype=float) - theta_star))
 
     def prefetch_hessian(self, theta_free, h: float) -> None:
         """With sharded batches: the Hessian's 2d gradients (θ* ± h eᵢ, as
@@ -442,18 +443,18 @@ class Evaluations:
         self.n_objective += len(thetas_free)
         if self._sharded is not None:
             f, x = self._sharded.values(self._full(thetas_free), x0)
-            return [(float(fi), jnp.asarray(xi)) for fi, xi in zip(f, x)]
+            return [(float(fi), device(xi)) for fi, xi in zip(f, x)]
         if self._batched:
             n = len(thetas_free)
             size = max(8, 1 << int(np.ceil(np.log2(max(n, 1)))))   # few shapes, few compilations
             rows = np.concatenate([thetas_free, np.repeat(thetas_free[:1], size - n, axis=0)])
-            f, x = self.cp.value_batch(jnp.asarray(self._full(rows)), jnp.stack([self._start(r, x0) for r in rows]))
+            f, x = self.cp.value_batch(device(self._full(rows)), jnp.stack([self._start(r, x0) for r in rows]))
             return [(float(f[i]), x[i]) for i in range(n)]
         if self.cp.solver == "dense":
             self.n_gradient += len(thetas_free)
-            out = [self.cp.value_and_grad(jnp.asarray(t), self._start(t, x0))[0] for t in thetas_free]
+            out = [self.cp.value_and_grad(device(t), self._start(t, x0))[0] for t in thetas_free]
         else:
-            out = [self.cp.value(jnp.asarray(full), self._start(t, x0))
+            out = [self.cp.value(device(full), self._start(t, x0))
                    for t, full in zip(thetas_free, self._full(thetas_free))]
         return [(float(f), x) for f, x in out]
 
@@ -654,12 +655,12 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
         plan = _DrawPlan(options, weights)
         parts = []
         for k in range(len(points)):
-            parts.append(cp.gaussian[strategy_x](jnp.asarray(points[k:k + 1]), x_points[k:k + 1]))
+            parts.append(cp.gaussian[strategy_x](device(points[k:k + 1]), x_points[k:k + 1]))
             if plan.counts[k]:
                 made[k] = plan.draws_at(cp, k, points[k], x_points[k])
         gauss = GaussianApprox(*(jnp.concatenate(field) for field in zip(*parts)))
     else:
-        gauss = cp.gaussian[strategy_x](jnp.asarray(points), x_points)
+        gauss = cp.gaussian[strategy_x](device(points), x_points)
     means, sds = np.asarray(gauss.mode), np.asarray(gauss.sd)
     eta_m, eta_s = np.asarray(gauss.eta_mean), np.asarray(gauss.eta_sd)
     if not (np.all(np.isfinite(means)) and np.all(np.isfinite(sds))):
@@ -675,7 +676,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
         latent = mixture_summary(weights, means, sds, options.quantiles)
     if laplace:
         say(f"full Laplace marginals of {len(cp.laplace_nodes)} latent nodes")
-        logdens, sd_nodes = cp.laplace(jnp.asarray(points), x_points)
+        logdens, sd_nodes = cp.laplace(device(points), x_points)
         full = laplace_mixture_summary(weights, means[:, cp.laplace_nodes], np.asarray(sd_nodes), LAPLACE_ABSCISSAE,
                                        np.asarray(logdens), options.quantiles)
         for key, values in full.items():
@@ -690,7 +691,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
             from adelia.runtime.nuts import theta_draws_summary
 
             hyper[t.label] = theta_draws_summary(nuts_res.theta[:, :, j_free].ravel(),
-                                                 lambda v, t=t: np.asarray(t.to_natural(jnp.asarray(v))),
+                                                 lambda v, t=t: np.asarray(t.to_natural(device(v))),
                                                  options.quantiles)
             continue
         if nfree == 1 and strategy == "grid":
@@ -699,7 +700,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
             grid_t, lp = theta_marginal_lattice(frame, Z_all, -fz_all, options.dz, j_free)
         else:
             grid_t, lp = theta_marginal_ccd(frame, j_free)
-        hyper[t.label] = density_summary(grid_t, lp, lambda v, t=t: np.asarray(t.to_natural(jnp.asarray(v))),
+        hyper[t.label] = density_summary(grid_t, lp, lambda v, t=t: np.asarray(t.to_natural(device(v))),
                                          options.quantiles)
         hyper[t.label]["marginal"] = (np.asarray(grid_t, float), np.asarray(lp, float))   # (θ, log density): plots
     clock.lap("marginals")
@@ -763,7 +764,7 @@ class _DrawPlan:
 
     def draws_at(self, cp: CompiledProblem, k: int, theta_k, x_k) -> np.ndarray:
         """The counts[k] draws of x at point k (x_k: its mode)."""
-        theta_k, x_k = jnp.asarray(theta_k), jnp.asarray(x_k)
+        theta_k, x_k = device(theta_k), device(x_k)
         rows = cp.prob.n_normals
         return np.concatenate([np.asarray(cp.sampler(theta_k, self.rng.standard_normal((rows, self.chunk)), x_k))
                                for _ in range(-(-self.counts[k] // self.chunk))])[: self.counts[k]]
@@ -783,10 +784,10 @@ def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions, x_poin
     for k, draws in zip(used, per_point):
         xs[which == k] = draws
     thetas = res.points[which]
-    eta = np.asarray(cp.eta_draws(jnp.asarray(xs), jnp.asarray(thetas))) \
+    eta = np.asarray(cp.eta_draws(device(xs), device(thetas))) \
         if res.problem.copies or res.problem.theta_covariates else \
         (res.problem.A @ xs.T).T + res.problem.offset
     obs = res.problem.observed
-    loglik = cp.loglik_draws(jnp.asarray(eta), jnp.asarray(thetas))
+    loglik = cp.loglik_draws(device(eta), device(thetas))
     res.draws_theta, res.draws_x, res.draws_eta = thetas, xs, eta
     res.draws_loglik = np.asarray(loglik)[:, obs]

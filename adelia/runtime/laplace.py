@@ -38,6 +38,7 @@ import numpy as np
 import scipy.linalg
 
 from adelia.runtime import dense
+from adelia.runtime.arrays import device
 from adelia.runtime.problem import Problem, as_problem
 
 #: the inner Newton iteration stops once the next step is predicted below this relative size
@@ -113,22 +114,22 @@ class LaplaceProblem:
     def __init__(self, model: Problem):
         self.model = model = as_problem(model)
         obs = model.observed
-        self.y = jnp.asarray(np.where(obs, model.y, 0.0))
-        self.mask = jnp.asarray(obs.astype(float))
-        self.off = jnp.asarray(model.offset)
+        self.y = device(np.where(obs, model.y, 0.0))
+        self.mask = device(obs.astype(float))
+        self.off = device(model.offset)
         # NaN in rows of another family's block would poison jnp.where's gradient: use 1 there
-        self.extra = {k: jnp.asarray(np.where(np.isfinite(v), v, 1.0)) for k, v in model.extra.items()}
-        self.family_index = jnp.asarray(model.family_index)
-        self.C = jnp.asarray(model.C)
-        self.e = jnp.asarray(model.e)
+        self.extra = {k: device(np.where(np.isfinite(v), v, 1.0)) for k, v in model.extra.items()}
+        self.family_index = device(model.family_index)
+        self.C = device(model.C)
+        self.e = device(model.e)
         # a point with C x = e: Newton's damped steps then stay on the constraint set
-        self.x_feasible = jnp.asarray(model.C.T @ np.linalg.solve(model.C @ model.C.T, model.e)
+        self.x_feasible = device(model.C.T @ np.linalg.solve(model.C @ model.C.T, model.e)
                                       if model.C.shape[0] else np.zeros(model.N))
         N = model.N
         mu = np.zeros(N)
         mu[model.fixed_offset:] = model.fixed_mean
-        self.mu = jnp.asarray(mu)
-        self.lik_idx = [jnp.asarray(ix, dtype=int) for ix in model.lik_theta]
+        self.mu = device(mu)
+        self.lik_idx = [device(ix, dtype=np.int64) for ix in model.lik_theta]
         fp = np.zeros(N)
         fp[model.fixed_offset:] = model.fixed_prec
         self.fixed_diag_np = fp
@@ -141,9 +142,9 @@ class LaplaceProblem:
         """Dense A, Q_p pieces and CᵀC (adding CᵀC leaves the density on {C x = e} unchanged but
         keeps Q_c invertible when the data cannot separate a constrained direction, e.g. an
         intercept and an intrinsic model)."""
-        self.A = jnp.asarray(model.A.toarray())
-        self.CtC = jnp.asarray(model.C.T @ model.C)
-        self.fixed_diag = jnp.asarray(self.fixed_diag_np)
+        self.A = device(model.A.toarray())
+        self.CtC = device(model.C.T @ model.C)
+        self.fixed_diag = device(self.fixed_diag_np)
         self.pieces = [(c.offset, jnp.asarray(K.toarray()), coef, jnp.asarray(c.theta_index, dtype=int))
                        for c in model.components for K, coef in zip(c.matrices, c.coefs)]
 

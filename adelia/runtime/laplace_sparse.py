@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from adelia.errors import ModelError
 from adelia.runtime.problem import Problem, as_problem
 from adelia.runtime import sparse
+from adelia.runtime.arrays import device
 from adelia.runtime.laplace import GaussianApprox, LaplaceProblem
 from adelia.runtime.lowrank import LowRankCorrected
 
@@ -57,9 +58,9 @@ class RowSparse:
     def __init__(self, A: sp.spmatrix):
         A = sp.coo_matrix(A)
         self.shape = A.shape
-        self.rows = jnp.asarray(A.row, dtype=jnp.int64)
-        self.cols = jnp.asarray(A.col, dtype=jnp.int64)
-        self.vals = jnp.asarray(A.data)
+        self.rows = device(A.row, dtype=np.int64)
+        self.cols = device(A.col, dtype=np.int64)
+        self.vals = device(A.data)
 
     def __matmul__(self, x):
         if x.ndim == 1:
@@ -142,11 +143,11 @@ class SparseLaplaceProblem(LaplaceProblem):
         self.A = RowSparse(A)
         pattern, ctc, J, R = qc_pattern(model, A)
         self.use_ctc = ctc is not None
-        self.J = None if J is None else jnp.asarray(J)
+        self.J = None if J is None else device(J)
         self.R = None if R is None else np.asarray(R)
         self.analysis = an = self._analyse(pattern)
         self.nnz = an.nnz
-        self.prow, self.pcol = jnp.asarray(an.rows), jnp.asarray(an.cols)
+        self.prow, self.pcol = device(an.rows), device(an.cols)
         key = np.asarray(an.cols) * N + np.asarray(an.rows)
 
         def positions(M):
@@ -154,33 +155,33 @@ class SparseLaplaceProblem(LaplaceProblem):
             k = M.col.astype(np.int64) * N + M.row
             return np.searchsorted(key, k), M.data
 
-        pos, val = positions(sp.diags(self.fixed_diag_np))
-        self.fixed_vals = jnp.zeros(self.nnz).at[jnp.asarray(pos)].add(jnp.asarray(val))
+        def summed(p, v):
+            return device(np.bincount(p, weights=v, minlength=self.nnz).astype(float))
+
+        self.fixed_vals = summed(*positions(sp.diags(self.fixed_diag_np)))
         self.sparse_pieces = []
         for c in model.components:
             for K, coef in zip(c.matrices, c.coefs):
                 p, v = positions(_embed(K, c.offset, N))
-                self.sparse_pieces.append((jnp.asarray(p), jnp.asarray(v), coef, jnp.asarray(c.theta_index, dtype=int)))
+                self.sparse_pieces.append((device(p), device(v), coef, device(c.theta_index, dtype=np.int64)))
         p, v = positions(ctc) if self.use_ctc else (np.zeros(0, dtype=np.int64), np.zeros(0))
-        self.ctc_vals = jnp.zeros(self.nnz).at[jnp.asarray(p)].add(jnp.asarray(v))
-        # pairs of non-zeros of each row of A: (position in the pattern, row, a_ij a_ik)
-        rows, pair_pos, pair_val = [], [], []
-        for i in range(A.shape[0]):
-            cols = A.indices[A.indptr[i]:A.indptr[i + 1]]
-            vals = A.data[A.indptr[i]:A.indptr[i + 1]]
-            if len(cols) == 0:
-                continue
-            jj, kk = np.meshgrid(cols, cols, indexing="ij")
-            vv = np.outer(vals, vals)
-            rows.append(np.full(jj.size, i))
-            pair_pos.append(kk.ravel() * N + jj.ravel())
-            pair_val.append(vv.ravel())
-        self.pair_row = jnp.asarray(np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64))
-        self.pair_pos = jnp.asarray(np.searchsorted(key, np.concatenate(pair_pos)) if rows else np.zeros(0, dtype=np.int64))
-        self.pair_val = jnp.asarray(np.concatenate(pair_val) if rows else np.zeros(0))
-        self.diag_pos = jnp.asarray(np.searchsorted(key, np.arange(N) * N + np.arange(N)))
+        self.ctc_vals = summed(p, v)
+        # pairs of non-zeros of each row of A: (position in the pattern, row, a_ij a_ik), row by
+        # row and, within a row, j slower than k
+        counts = np.diff(A.indptr).astype(np.int64)
+        row_of = np.repeat(np.arange(A.shape[0], dtype=np.int64), counts)
+        first = np.repeat(np.arange(A.nnz, dtype=np.int64), counts[row_of])
+        starts = np.repeat(A.indptr[:-1].astype(np.int64)[row_of], counts[row_of])
+        second = starts + (np.arange(len(first), dtype=np.int64) - np.repeat(np.cumsum(counts[row_of]) - counts[row_of],
+                                                                             counts[row_of]))
+        jj, kk = A.indices[first].astype(np.int64), A.indices[second].astype(np.int64)
+        self.pair_row = device(row_of[first])
+        self.pair_pos = device(np.searchsorted(key, kk * N + jj))
+        self.pair_val = device(A.data[first] * A.data[second])
+        diag_pos = np.searchsorted(key, np.arange(N) * N + np.arange(N))
+        self.diag_pos = device(diag_pos)
         if J is not None:
-            self.J_pos = self.diag_pos[self.J]
+            self.J_pos = device(diag_pos[np.asarray(J)])
 
     @property
     def n_normals(self) -> int:
@@ -355,7 +356,7 @@ def _q_c0(model: Problem, A: sp.csr_matrix) -> sp.csc_matrix:
     theta0 = np.array([t.initial for t in model.thetas], dtype=float)
     M = sp.csc_matrix(sp.diags(np.concatenate([np.zeros(model.fixed_offset), model.fixed_prec])))
     for c in model.components:
-        th = jnp.asarray(theta0[list(c.theta_index)])
+        th = device(theta0[list(c.theta_index)])
         for K, coef in zip(c.matrices, c.coefs):
             M = M + float(coef(th)) * _embed(K, c.offset, N)
     rows = A[np.flatnonzero(model.observed)]
