@@ -662,7 +662,7 @@ class SparseAnalysis:
         self._perm_checked = False
         self._cache_values: np.ndarray | None = None
         self._solve_memo: tuple[np.ndarray, np.ndarray] | None = None   # (b, Q⁻¹b) on the cached factor
-        self._cache_failed: tuple[np.ndarray, FitError] | None = None   # the last values that failed
+        self._cache_failed: tuple[np.ndarray, str, str | None] | None = None   # values that failed, and why
         self._cache_factor: Factor | None = None
         self._lock = threading.Lock()  # JAX may run host callbacks from several threads
         self._pattern_pos: np.ndarray | None = None
@@ -764,8 +764,10 @@ class SparseAnalysis:
         failed = self._cache_failed
         if failed is not None and np.array_equal(v, failed[0]):
             # not positive definite a moment ago: each callback of the program that met it (a
-            # Newton iteration's solves, its objective's log-determinant...) would refactor to fail again
-            raise failed[1]
+            # Newton iteration's solves, its objective's log-determinant...) would refactor to fail
+            # again. A fresh error each time: a kept one would keep its traceback's frames (and the
+            # CHOLMOD objects in them) alive until interpreter shutdown, after cvxopt's own teardown
+            raise FitError(failed[1], hint=failed[2])
         old = self._cache_factor
         self._cache_factor = None
         self._cache_values = None
@@ -773,7 +775,7 @@ class SparseAnalysis:
         try:
             F = factor(self, v, reuse=old)
         except FitError as e:
-            self._cache_failed = (v.copy(), e)
+            self._cache_failed = (v.copy(), e.message, e.hint)
             raise
         self._cache_factor = F
         self._cache_values = v.copy()
