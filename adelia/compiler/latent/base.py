@@ -104,10 +104,8 @@ def single_precision_structure(K: sp.spmatrix, *, rank_def: int, constraints: np
     computed per connected block of K.
     """
     K = sp.csr_matrix(K, dtype=float)
-    dense = K.toarray()
     if scale_model and rank_def > 0:
-        dense = dense * generalized_variance(dense, null_basis)
-        K = sp.csr_matrix(dense)
+        K = K * generalized_variance(K.toarray(), null_basis)
     n = K.shape[0]
     logdet_star = 0.0            # R-INLA's convention: log|K|* is not part of the normaliser
     return Structure(n, (K,), (lambda th: jnp.exp(th[0]),), rank_def, constraints, values, node_of_obs,
