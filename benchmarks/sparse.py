@@ -23,7 +23,7 @@ it), ``selinv_over_factor`` = t_selinv / t_factor (goal ≤ 3), ``t_to_csc`` (Σ
 the original ordering, both triangles, maps cached), ``t_selinv_pkg`` (the ``selinv`` PyPI package's
 ``selinvfull`` with the same permutation — its own LDLᵀ factorisation included — or null when it
 is not installed), ``max_abs_diff_pkg`` (diag(Σ) against it), ``t_jax_value`` /
-``t_jax_value_and_grad`` (``sparse_logdet`` through ``jax.pure_callback``; the gradient adds one
+``t_jax_value_and_grad`` (``sparse_logdet`` through a host callback; the gradient adds one
 selected inversion, the factor is reused), ``t_logdet`` and ``t_solve`` (one right-hand side).
 ``logdet_rel_diff`` and ``diag_sigma_max_abs_diff`` compare a backend with the first one of the
 same case (null for the first). Times are minima over repeats; ``loadavg`` is the 1-minute load

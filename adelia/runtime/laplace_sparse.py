@@ -7,7 +7,7 @@ methods it reuses); what changes is the representation:
 * Q_c + CᵀC lives on one fixed pattern (Q_p's blocks ∪ AᵀA ∪ CᵀC ∪ diagonal), analysed once
   (nested dissection); per θ only its values change: Q_p's pieces scatter c_j(θ)·K_j into it,
   AᵀWA is a segment sum over the pairs of non-zeros of each row of A.
-* log|Q_c| and solves are CHOLMOD calls (``pure_callback``) with exact VJPs (the trace identity
+* log|Q_c| and solves are CHOLMOD calls (host callbacks) with exact VJPs (the trace identity
   with the selected inverse; METHOD.md §6), so the gradient costs a selected inversion, not d
   factorisations.
 * Marginal variances of x and η come from Σ on the pattern (diag(AΣAᵀ)_i needs only the pairs
@@ -32,6 +32,7 @@ from adelia.errors import ModelError
 from adelia.runtime.problem import Problem, as_problem
 from adelia.runtime import sparse
 from adelia.runtime.arrays import device
+from adelia.runtime.host import host_call
 from adelia.runtime.laplace import GaussianApprox, LaplaceProblem
 from adelia.runtime.lowrank import LowRankCorrected
 
@@ -118,13 +119,12 @@ class SparseFactor:
         return self.solve(jnp.eye(self.analysis.n))
 
     def sample_standard(self, z):
-        return jax.pure_callback(partial(_sample_host, self.analysis), jax.ShapeDtypeStruct(z.shape, jnp.float64),
-                                 self.values, z, vmap_method="sequential")
+        return host_call(partial(_sample_host, self.analysis), jax.ShapeDtypeStruct(z.shape, jnp.float64),
+                         self.values, z)
 
     def sigma_pattern(self):
-        return jax.pure_callback(partial(_sigma_host, self.analysis),
-                                 jax.ShapeDtypeStruct(self.values.shape, jnp.float64), self.values,
-                                 vmap_method="sequential")
+        return host_call(partial(_sigma_host, self.analysis), jax.ShapeDtypeStruct(self.values.shape, jnp.float64),
+                         self.values)
 
 
 class SparseLaplaceProblem(LaplaceProblem):

@@ -15,7 +15,7 @@ PERFORMANCE.md "General sparse on CPU"). The same seam as ``adelia.runtime.dense
 * :func:`trace_with` — tr(Q⁻¹ dQ) = ⟨Σ, dQ⟩ for a symmetric dQ on the pattern.
 
 JAX side: :func:`sparse_logdet` and :func:`sparse_solve` take Q's non-zero values in a fixed
-pattern (a JAX array), run CHOLMOD in a ``jax.pure_callback``, and have ``custom_vjp`` rules
+pattern (a JAX array), run CHOLMOD in a host callback (:func:`adelia.runtime.host.host_call`), and have ``custom_vjp`` rules
 (trace identity with the selected inverse; one extra solve) — never differentiating a
 factorisation.
 
@@ -101,6 +101,7 @@ import scipy.sparse as sp
 from adelia.errors import AdeliaError, FitError
 from adelia.runtime import selinv as _si
 from adelia.runtime import supernodal_solve as _sns
+from adelia.runtime.host import host_call
 
 ENV_VAR = "ADELIA_CHOLMOD"
 BACKENDS = ("cvxopt", "sksparse")
@@ -1165,15 +1166,14 @@ def _host_solve(an: SparseAnalysis, values, b):
 def sparse_logdet(values: jax.Array, analysis: SparseAnalysis) -> jax.Array:
     """log|Q| for Q given by its non-zero ``values`` in ``analysis``'s pattern (NaN if not PD).
 
-    Runs CHOLMOD in a ``jax.pure_callback`` (jit/vmap-able; vmap runs sequentially). Gradient:
+    Runs CHOLMOD in a host callback (jit/vmap-able; vmap runs sequentially). Gradient:
     d log|Q| = tr(Q⁻¹ dQ) = Σ_k w_k Σ_{i_k j_k} dv_k (w_k = 2 for an off-diagonal entry of a
     lower-triangle pattern, else 1; with a full pattern each of (i, j), (j, i) carries its own
     Σ_ij), Σ from the supernodal selected inversion on the factor of the forward pass
     (Takahashi et al. 1973; METHOD.md §6).
     """
     _check_values(values, analysis)
-    return jax.pure_callback(partial(_host_logdet, analysis), jax.ShapeDtypeStruct((), jnp.float64),
-                             values, vmap_method="sequential")
+    return host_call(partial(_host_logdet, analysis), jax.ShapeDtypeStruct((), jnp.float64), values)
 
 
 def _logdet_fwd(values, analysis):
@@ -1181,9 +1181,7 @@ def _logdet_fwd(values, analysis):
 
 
 def _logdet_bwd(analysis, values, g):
-    sigma = jax.pure_callback(partial(_host_sigma, analysis),
-                              jax.ShapeDtypeStruct(values.shape, jnp.float64), values,
-                              vmap_method="sequential")
+    sigma = host_call(partial(_host_sigma, analysis), jax.ShapeDtypeStruct(values.shape, jnp.float64), values)
     return (g * sigma,)
 
 
@@ -1203,8 +1201,7 @@ def sparse_solve(values: jax.Array, b: jax.Array, analysis: SparseAnalysis) -> j
     if b.shape[0] != analysis.n or b.ndim not in (1, 2):
         raise ValueError(f"b must have shape ({analysis.n},) or ({analysis.n}, k), got {b.shape}")
     b = b.astype(jnp.float64)
-    return jax.pure_callback(partial(_host_solve, analysis), jax.ShapeDtypeStruct(b.shape, jnp.float64),
-                             values, b, vmap_method="sequential")
+    return host_call(partial(_host_solve, analysis), jax.ShapeDtypeStruct(b.shape, jnp.float64), values, b)
 
 
 def _solve_fwd(values, b, analysis):
@@ -1214,8 +1211,7 @@ def _solve_fwd(values, b, analysis):
 
 def _solve_bwd(analysis, res, xbar):
     values, x = res
-    u = jax.pure_callback(partial(_host_solve, analysis), jax.ShapeDtypeStruct(xbar.shape, jnp.float64),
-                          values, xbar, vmap_method="sequential")
+    u = host_call(partial(_host_solve, analysis), jax.ShapeDtypeStruct(xbar.shape, jnp.float64), values, xbar)
     r = jnp.asarray(analysis.rows)
     c = jnp.asarray(analysis.cols)
     w = jnp.asarray(analysis.weights)
