@@ -14,7 +14,7 @@ use Gauss–Hermite quadrature and are mixed over the points with the integratio
 
 from __future__ import annotations
 
-__all__ = ["compute", "quadrature_nodes", "loo_pit"]
+__all__ = ["compute", "node_moments", "quadrature_nodes", "loo_pit"]
 
 import numpy as np
 
@@ -38,23 +38,40 @@ def _logsumexp_nodes(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         return np.log(e.sum(axis=0)) + m
 
 
+def node_moments(loglik_terms, eta_mean, eta_sd, points, log_weights):
+    """Per observation i, over the pairs (θ point k, Gauss–Hermite node g) with joint weights
+    w_kg = w_k ω_g/√π and log-likelihoods ℓ_kgi = log p(y_i | η = μ_ki + √2 σ_ki t_g, θ_k):
+    (Σ w ℓ, Σ w ℓ², log Σ w e^ℓ, −log Σ w e^−ℓ) = (E[ℓ_i], E[ℓ_i²], lppd_i, log CPO_i).
+
+    A pure JAX function of ``loglik_terms(η, θ) -> (m,)``, (K, m) moments, (K, d) points and (K,)
+    log weights, jitted as one program: XLA fuses the (K, G, m) node values into the four
+    reductions, where NumPy made a dozen (K, G, m) temporaries (0.2–0.6 s of fresh memory on the
+    Germany space–time model's (15, 40, 4352), against 40 ms when the memory was reused).
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy.special import logsumexp
+
+    t, wq = np.polynomial.hermite.hermgauss(GH_NODES)
+    log_wq = np.log(wq) - 0.5 * np.log(np.pi)
+    eta = eta_mean[:, None, :] + np.sqrt(2.0) * eta_sd[:, None, :] * t[None, :, None]
+    ll = jax.vmap(jax.vmap(loglik_terms, in_axes=(0, None)), in_axes=(0, 0))(eta, points)     # (K, G, m)
+    logw = log_weights[:, None, None] + log_wq[None, :, None]
+    w = jnp.exp(logw)
+    return (jnp.sum(w * ll, axis=(0, 1)), jnp.sum(w * ll ** 2, axis=(0, 1)),
+            logsumexp(logw + ll, axis=(0, 1)), -logsumexp(logw - ll, axis=(0, 1)))
+
+
 def compute(cp, res, eta_mean: np.ndarray, eta_sd: np.ndarray) -> dict:
     """``cp``: the model's CompiledProblem (its jitted log-likelihood functions)."""
     obs = res.problem.observed
     if not obs.any():
         return {}
-    t, wq = np.polynomial.hermite.hermgauss(GH_NODES)
-    log_wq = np.log(wq) - 0.5 * np.log(np.pi)
-    # η at the quadrature nodes: (K, G, m)
-    eta = eta_mean[:, None, :] + np.sqrt(2.0) * eta_sd[:, None, :] * t[None, :, None]
-    ll = cp.loglik_grid(device(eta), device(res.points))
-    ll = np.asarray(ll)[:, :, obs]                                      # (K, G, n_obs)
-    logw = np.log(res.weights)[:, None, None] + log_wq[None, :, None]   # joint weights over (k, g)
-    mean_ll = np.sum(np.exp(logw) * ll, axis=(0, 1))
-    mean_ll2 = np.sum(np.exp(logw) * ll ** 2, axis=(0, 1))
-    lppd = _logsumexp_nodes(logw + ll)
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(res.weights)
+    moments = cp.criteria_terms(device(eta_mean), device(eta_sd), device(res.points), device(log_weights))
+    mean_ll, mean_ll2, lppd, log_cpo = (np.asarray(v)[obs] for v in moments)
     p_waic = np.maximum(mean_ll2 - mean_ll ** 2, 0.0)
-    log_cpo = -_logsumexp_nodes(logw - ll)
 
     eta_bar = res.linear_predictor["mean"]
     theta_bar = res.weights @ res.points
