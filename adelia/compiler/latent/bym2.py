@@ -59,8 +59,9 @@ class BYM2Structure(Structure):
 
 def mixing_eigenvalues(R: np.ndarray, rank_def: int) -> np.ndarray:
     """Eigenvalues γ_j of the generalised inverse of the scaled structure R: 1/λ_j, and 0 for the
-    ``rank_def`` null directions (what the KLD of the φ prior sums over)."""
-    lam = np.linalg.eigvalsh(R)
+    ``rank_def`` null directions (what the KLD of the φ prior sums over). Every eigenvalue is
+    needed, so R is made dense here (R-INLA computes the same spectrum)."""
+    lam = np.linalg.eigvalsh(R.toarray() if sp.issparse(R) else R)
     order = np.argsort(lam)
     lam = lam[order]
     gamma = np.zeros_like(lam)
