@@ -39,6 +39,7 @@ import scipy.linalg
 
 from adelia.runtime import dense
 from adelia.runtime.arrays import device
+from adelia.runtime.block_normaliser import sparse_block
 from adelia.runtime.problem import Problem, as_problem
 
 #: the inner Newton iteration stops once the next step is predicted below this relative size
@@ -136,6 +137,11 @@ class LaplaceProblem:
         self._setup_matrices(model)
         k = model.C.shape[0]
         self.const = self._constant(model, k)
+        # normalisers of large blocks without a closed form, on their own sparse factors
+        self._sparse_blocks = {
+            j: b for j, s in enumerate(model.components)
+            if (_needs_affine(s) and s.rank_def == 0) or (not _needs_affine(s) and s.logdet is None)
+            for b in [sparse_block(s, constrained=_needs_affine(s))] if b is not None}
         self._mode = self._make_mode()
 
     def _setup_matrices(self, model: Problem) -> None:
@@ -156,7 +162,7 @@ class LaplaceProblem:
         if k:
             c += 0.5 * np.linalg.slogdet(model.C @ model.C.T)[1]
         for s in model.components:
-            if _proper_constrained(s) or s.extra_constraints:   # density on {C_c x = e_c}: n − k dims
+            if _needs_affine(s):                        # density on {C_c x = e_c}: n − k dims
                 c -= 0.5 * (s.n - s.constraints.shape[0]) * math.log(2 * math.pi)
             else:
                 c += 0.5 * s.logdet_star - 0.5 * (s.n - s.rank_def) * math.log(2 * math.pi)
@@ -180,12 +186,15 @@ class LaplaceProblem:
         Intrinsic components' constraints remove their null space: ½ log|Q_c|*.
         """
         total = jnp.zeros((), theta.dtype)
-        for s in self.model.components:
+        for j, s in enumerate(self.model.components):
             th = theta[jnp.asarray(s.theta_index, dtype=int)]
-            if _proper_constrained(s) or s.extra_constraints:
-                total = total + _affine_normaliser(s, th)
+            block = self._sparse_blocks.get(j)
+            if _needs_affine(s):
+                total = total + (block.affine_normaliser(th) if block is not None else _affine_normaliser(s, th))
             elif s.logdet is not None:
                 total = total + 0.5 * s.logdet(th)
+            elif block is not None:
+                total = total + block.half_logdet(th)
             else:
                 Q = sum(c(th) * jnp.asarray(K.toarray()) for c, K in zip(s.coefs, s.matrices))
                 total = total + 0.5 * dense.logdet(dense.factor(Q))
@@ -450,6 +459,12 @@ class LaplaceProblem:
 
 def _proper_constrained(s) -> bool:
     return s.rank_def == 0 and s.constraints.shape[0] > 0
+
+
+def _needs_affine(s) -> bool:
+    """Whether block s's density lives on its constraint set (a proper block under constraints,
+    or user extraconstr): its normaliser is :func:`_affine_normaliser`'s."""
+    return _proper_constrained(s) or bool(s.extra_constraints)
 
 
 def _affine_normaliser(s, th) -> jax.Array:
