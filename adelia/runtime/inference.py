@@ -788,9 +788,12 @@ def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions, x_poin
     for k, draws in zip(used, per_point):
         xs[which == k] = draws
     thetas = res.points[which]
-    eta = np.asarray(cp.eta_draws(device(xs), device(thetas))) \
-        if res.problem.copies or res.problem.theta_covariates else \
-        (res.problem.A @ xs.T).T + res.problem.offset
+    if res.problem.copies or res.problem.theta_covariates:
+        eta = np.asarray(cp.eta_draws(device(xs), device(thetas)))
+    else:
+        # row-major again for the device (a column-major array is transposed on its way there)
+        eta = np.empty((S, res.problem.A.shape[0]))
+        np.add((res.problem.A @ xs.T).T, res.problem.offset, out=eta)
     obs = res.problem.observed
     loglik = cp.loglik_draws(device(eta), device(thetas))
     res.draws_theta, res.draws_x, res.draws_eta = thetas, xs, eta
