@@ -82,3 +82,39 @@ def test_a_fit_with_a_large_constrained_iid_equals_the_dense_normaliser(monkeypa
     dense_fit = adelia.summary(adelia.fit(formula, data, **kw))
     assert not used
     pd.testing.assert_frame_equal(sparse_fit, dense_fit, rtol=1e-6)
+
+
+@pytest.mark.parametrize("constr", [False, True])
+def test_an_spde_fit_on_the_sparse_normaliser_equals_the_closed_form(monkeypatch, constr):
+    """SPDE meshes beyond EIGEN_MAX_NODES have no closed-form log|Q(θ)| and meshes beyond
+    DENSE_MAX go to the sparse block (½ log|Q|, or the affine form under constr = TRUE): forced
+    here on a small mesh, the fit (mlik included) equals the closed-form / dense one."""
+    import adelia
+    from adelia.compiler.latent import spde as spde_module
+    from adelia.compiler.mesh import Mesh
+    from adelia.runtime import inference
+
+    rng = np.random.default_rng(7)
+    loc = rng.uniform(0, 1, size=(60, 2))
+    mesh = Mesh.from_delaunay(loc, offset=0.3, spacing=0.2)
+    data = pd.DataFrame({"y": np.sin(3 * loc[:, 0]) + loc[:, 1] + rng.normal(scale=0.1, size=60),
+                         "site": np.arange(1, 61)})
+
+    def run():
+        inference._CACHE.clear()
+        sp_obj = spde_module.SPDE(mesh, prior_range=(0.3, 0.5), prior_sigma=(1.0, 0.01), loc=loc, constr=constr)
+        dt = adelia.fit("y ~ 1 + f(site, model = sp)", data, n_samples=0, sp=sp_obj)
+        return adelia.summary(dt), float(dt["inla"].attrs["mlik_gaussian"])
+
+    reference, mlik_ref = run()
+    used = []
+    for name in ("half_logdet", "affine_normaliser"):
+        real = getattr(block_normaliser.SparseBlock, name)
+        monkeypatch.setattr(block_normaliser.SparseBlock, name,
+                            lambda self, th, real=real: used.append(1) or real(self, th))
+    monkeypatch.setattr(spde_module, "EIGEN_MAX_NODES", 0)
+    monkeypatch.setattr(block_normaliser, "DENSE_MAX", 0)
+    got, mlik = run()
+    assert used
+    pd.testing.assert_frame_equal(got, reference, rtol=1e-6)
+    assert mlik == pytest.approx(mlik_ref, abs=1e-6)
