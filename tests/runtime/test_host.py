@@ -72,3 +72,16 @@ def test_a_failing_host_function_raises():
     with pytest.raises(Exception, match="host function failed"):
         jax.block_until_ready(jax.jit(lambda x: host_call(fail, jax.ShapeDtypeStruct((2,), jnp.float64), x))(
             jnp.ones(2)))
+
+
+def test_without_buffer_callback_it_is_pure_callback(args, monkeypatch):
+    """A JAX release without the experimental buffer_callback keeps working through pure_callback."""
+    import adelia.runtime.host as host
+
+    monkeypatch.setattr(host, "buffer_callback", None)
+    used = []
+    real = jax.pure_callback
+    monkeypatch.setattr(jax, "pure_callback", lambda *a, **k: used.append(1) or real(*a, **k))
+    fresh = jax.jit(lambda a, b: host_call(_affine, jax.ShapeDtypeStruct(a.shape, jnp.float64), a, b))
+    np.testing.assert_array_equal(np.asarray(fresh(*args)), _affine(*args))
+    assert used
