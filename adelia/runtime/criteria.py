@@ -52,11 +52,8 @@ def node_moments(loglik_terms, eta_mean, eta_sd, points, log_weights):
     import jax.numpy as jnp
     from jax.scipy.special import logsumexp
 
-    t, wq = np.polynomial.hermite.hermgauss(GH_NODES)
-    log_wq = np.log(wq) - 0.5 * np.log(np.pi)
-    eta = eta_mean[:, None, :] + np.sqrt(2.0) * eta_sd[:, None, :] * t[None, :, None]
+    eta, logw = _nodes(eta_mean, eta_sd, log_weights)
     ll = jax.vmap(jax.vmap(loglik_terms, in_axes=(0, None)), in_axes=(0, 0))(eta, points)     # (K, G, m)
-    logw = log_weights[:, None, None] + log_wq[None, :, None]
     w = jnp.exp(logw)
     return (jnp.sum(w * ll, axis=(0, 1)), jnp.sum(w * ll ** 2, axis=(0, 1)),
             logsumexp(logw + ll, axis=(0, 1)), -logsumexp(logw - ll, axis=(0, 1)))
@@ -87,12 +84,17 @@ def compute(cp, res, eta_mean: np.ndarray, eta_sd: np.ndarray) -> dict:
 
 def quadrature_nodes(weights: np.ndarray, eta_mean: np.ndarray, eta_sd: np.ndarray):
     """η at the Gauss–Hermite nodes of each point's N(μ_k, σ_k²) (K, G, m) and the joint log
-    weights over (k, g) (K, G, 1) — the expectations over π(η_i | y) used by :func:`compute`."""
+    weights over (k, g) (K, G, 1) — the expectations over π(η_i | y) of :func:`node_moments`,
+    here in NumPy for the PIT (:func:`loo_pit`)."""
+    return _nodes(eta_mean, eta_sd, np.log(weights))
+
+
+def _nodes(eta_mean, eta_sd, log_weights):
+    """(η at the nodes (K, G, m), joint log weights (K, G, 1)) for NumPy or JAX arrays alike."""
     t, wq = np.polynomial.hermite.hermgauss(GH_NODES)
     log_wq = np.log(wq) - 0.5 * np.log(np.pi)
     eta = eta_mean[:, None, :] + np.sqrt(2.0) * eta_sd[:, None, :] * t[None, :, None]
-    logw = np.log(weights)[:, None, None] + log_wq[None, :, None]
-    return eta, logw
+    return eta, log_weights[:, None, None] + log_wq[None, :, None]
 
 
 def loo_pit(logw: np.ndarray, loglik: np.ndarray, cdf: np.ndarray) -> np.ndarray:

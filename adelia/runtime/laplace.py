@@ -137,11 +137,15 @@ class LaplaceProblem:
         self._setup_matrices(model)
         k = model.C.shape[0]
         self.const = self._constant(model, k)
-        # normalisers of large blocks without a closed form, on their own sparse factors
-        self._sparse_blocks = {
-            j: b for j, s in enumerate(model.components)
-            if (_needs_affine(s) and s.rank_def == 0) or (not _needs_affine(s) and s.logdet is None)
-            for b in [sparse_block(s, constrained=_needs_affine(s))] if b is not None}
+        # normalisers of large blocks without a closed form, on their own sparse factors: a proper
+        # block on its constraint set, or an unconstrained one without a closed-form log|Q|
+        self._sparse_blocks = {}
+        for j, s in enumerate(model.components):
+            affine = _needs_affine(s)
+            if (s.rank_def == 0) if affine else (s.logdet is None):
+                block = sparse_block(s, constrained=affine)
+                if block is not None:
+                    self._sparse_blocks[j] = block
         self._mode = self._make_mode()
 
     def _setup_matrices(self, model: Problem) -> None:

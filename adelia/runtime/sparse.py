@@ -15,9 +15,9 @@ PERFORMANCE.md "General sparse on CPU"). The same seam as ``adelia.runtime.dense
 * :func:`trace_with` — tr(Q⁻¹ dQ) = ⟨Σ, dQ⟩ for a symmetric dQ on the pattern.
 
 JAX side: :func:`sparse_logdet` and :func:`sparse_solve` take Q's non-zero values in a fixed
-pattern (a JAX array), run CHOLMOD in a host callback (:func:`adelia.runtime.host.host_call`), and have ``custom_vjp`` rules
-(trace identity with the selected inverse; one extra solve) — never differentiating a
-factorisation.
+pattern (a JAX array), run CHOLMOD in a host callback (:func:`adelia.runtime.host.host_call`),
+and have ``custom_vjp`` rules (trace identity with the selected inverse; one extra solve) —
+never differentiating a factorisation.
 
 **Backends.** CHOLMOD comes from one of two places, chosen by the environment variable
 ``ADELIA_CHOLMOD`` (read when an analysis is made; :func:`backend` names the active one):

@@ -19,6 +19,11 @@ from adelia.errors import ModelError
 from adelia.runtime import sparse
 
 
+#: grounded Laplacians up to this size are inverted densely (a few ms; the sparse factor's set-up
+#: costs more there)
+_DENSE_GROUNDED_MAX = 400
+
+
 def besag_structure(W: sp.csr_matrix, scale_model: bool):
     """(K as CSR, rank_def, per-component constraint rows) for adjacency W; sparse throughout."""
     n = W.shape[0]
@@ -63,11 +68,6 @@ def laplacian_generalized_variance(K: sp.spmatrix) -> float:
     total = g_one.sum()
     diag = np.concatenate([[total / n ** 2], g_diag - 2.0 * g_one / n + total / n ** 2])
     return float(np.exp(np.mean(np.log(diag))))
-
-
-#: grounded Laplacians up to this size are inverted densely (a few ms; the sparse factor's set-up
-#: costs more there)
-_DENSE_GROUNDED_MAX = 400
 
 
 def build(term: TermInput):
