@@ -5,29 +5,38 @@
 >>> adelia.summary(dt)                              # doctest: +SKIP
 """
 
-from adelia import config  # noqa: F401  (float64, persistent compilation cache)
+import gc as _gc
+
+# Importing JAX, SciPy, pandas and xarray creates about a million long-lived objects; the cyclic
+# collector would scan them again and again while they are made (some 390 collections, 0.2 s of a
+# 1.3 s import). None of them is garbage, so collection waits until the imports are done.
+_gc_was_enabled = _gc.isenabled()
+_gc.disable()
+
+try:
+    from adelia import config  # noqa: F401  (float64, persistent compilation cache)
+    from adelia.errors import (AdeliaError, DataError, FitError, FormulaSyntaxError, ModelError,
+                               UnknownNameError)
+    from adelia.dsl.parser import parse_formula
+    from adelia.dsl.adl import parse_model
+    from adelia.api import fit, compile_formula
+    from adelia.prediction import predict
+    from adelia.model_criteria import criteria
+    from adelia.results import summary, to_datatree
+    from adelia.nuts import compare
+    from adelia.config import set_compilation_cache
+
+    # What the imports made lives as long as the process; every full collection during a fit
+    # would scan it all again (some 80 ms, the first of them inside a fresh process's first fit).
+    # gc.freeze moves it into the permanent generation, as the CPython documentation advises for
+    # such objects (https://docs.python.org/3/library/gc.html#gc.freeze); later objects are
+    # collected as usual.
+    _gc.freeze()
+finally:
+    if _gc_was_enabled:
+        _gc.enable()
 
 __version__ = "0.1.0"
-
-from adelia.errors import (AdeliaError, DataError, FitError, FormulaSyntaxError, ModelError,  # noqa: E402
-                           UnknownNameError)
-from adelia.dsl.parser import parse_formula  # noqa: E402
-from adelia.dsl.adl import parse_model  # noqa: E402
-from adelia.api import fit, compile_formula  # noqa: E402
-from adelia.prediction import predict  # noqa: E402
-from adelia.model_criteria import criteria  # noqa: E402
-from adelia.results import summary, to_datatree  # noqa: E402
-from adelia.nuts import compare  # noqa: E402
-from adelia.config import set_compilation_cache  # noqa: E402
-
-import gc as _gc  # noqa: E402
-
-# The imports above (JAX, SciPy, pandas, xarray) leave about a million objects that live as long
-# as the process; every full collection during a fit would scan them all again (some 80 ms, the
-# first of them inside a fresh process's first fit). gc.freeze moves what exists now into the
-# permanent generation, as the CPython documentation advises for such objects
-# (https://docs.python.org/3/library/gc.html#gc.freeze); later objects are collected as usual.
-_gc.freeze()
 
 
 def __getattr__(name: str):
