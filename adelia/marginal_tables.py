@@ -27,6 +27,7 @@ import xarray as xr
 from adelia.errors import ModelError
 from adelia.runtime.arrays import device
 from adelia.runtime.marginals import marginal_grid, mixture_density, symmetric_kld
+from adelia.runtime.numpy_eval import numpy_eval
 
 MARGINALS = ("fixed", "hyperpar", "random", "linear_predictor")
 #: points of each θ marginal's table
@@ -78,7 +79,7 @@ def _hyper_tables(model, res) -> dict[str, xr.DataArray]:
         g = np.linspace(lo, hi, HYPER_POINTS)
         d = np.interp(g, theta, dens)
         d /= np.trapezoid(d, g)
-        v = np.asarray(t.to_natural(device(g)), float)
+        v = np.asarray(numpy_eval(t.to_natural, g), float)
         dv = d / np.maximum(np.abs(np.gradient(v, g)), 1e-300)
         order = np.argsort(v)
         rows_int.append((g, d))

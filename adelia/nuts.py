@@ -25,6 +25,7 @@ from adelia.errors import AdeliaError, ModelError
 from adelia.results import _coord_values, _stat_names, _table
 from adelia.runtime.inference import InferenceOptions, run_inla
 from adelia.runtime.nuts import draws_summary, sample_joint
+from adelia.runtime.numpy_eval import numpy_eval
 
 #: the joint sampler works on dense N × N matrices (eigenbases of the components, Q_p)
 NUTS_MAX_LATENT = 3000
@@ -75,7 +76,7 @@ def _datatree(model, ref, res, quantiles) -> xr.DataTree:
     hyper_rows, internal_rows = {}, {}
     for j in ref.free:
         t = problem.thetas[j]
-        natural = np.asarray(t.to_natural(flat_t[:, j]), float)
+        natural = np.asarray(numpy_eval(t.to_natural, flat_t[:, j]), float)
         post[t.label] = xr.DataArray(natural.reshape(C, S), dims=("chain", "draw"), coords=coords)
         unconstrained[t.internal_label] = xr.DataArray(res.theta[:, :, j], dims=("chain", "draw"), coords=coords)
         hyper_rows[t.label] = {k: float(v[0]) for k, v in draws_summary(natural[:, None], quantiles).items()}

@@ -30,6 +30,7 @@ import xarray as xr
 from adelia.errors import AdeliaError
 from adelia.runtime.arrays import device
 from adelia.runtime.inference import FitResult
+from adelia.runtime.numpy_eval import numpy_eval
 
 STATS = ("mean", "sd", "0.025quant", "0.5quant", "0.975quant", "mode")
 
@@ -120,7 +121,7 @@ def _on_grid(fn, g: np.ndarray) -> np.ndarray:
     point."""
     for batched in (fn, jax.vmap(fn)):
         try:
-            v = np.asarray(batched(device(g)), dtype=float)
+            v = np.asarray(numpy_eval(batched, g), dtype=float)
             if v.shape == g.shape:
                 return v
         except Exception:   # noqa: BLE001 - not batchable this way: try the next
@@ -202,7 +203,7 @@ def to_datatree(res: FitResult) -> xr.DataTree:
         for j in res.free:
             t = model.thetas[j]
             th = res.draws_theta[:, j]
-            post[t.label] = xr.DataArray(np.asarray(t.to_natural(th))[None], dims=("chain", "draw"), coords=coords)
+            post[t.label] = xr.DataArray(numpy_eval(t.to_natural, th)[None], dims=("chain", "draw"), coords=coords)
             unconstrained[t.internal_label] = xr.DataArray(th[None], dims=("chain", "draw"), coords=coords)
         tree["posterior"] = xr.Dataset({_path_safe(k): v for k, v in post.items()})
         if unconstrained:

@@ -35,6 +35,7 @@ from adelia.runtime.marginals import (QUANTILES, density_summary, laplace_mixtur
                                       skew_mixture_summary, skew_normal_from_sla, theta_marginal_ccd,
                                       theta_marginal_grid, theta_marginal_lattice)
 from adelia.runtime.optimize import ModeResult, central_difference_gradient, find_mode, hessian_at
+from adelia.runtime.numpy_eval import numpy_eval
 from adelia.runtime.problem import Problem, as_problem
 
 from adelia.options import INT_STRATEGIES, SOLVERS, STRATEGIES  # noqa: E402
@@ -434,11 +435,12 @@ class Evaluations:
                 self._memo[keys[i]] = (f, x)
         return np.array([self._memo[k][0] for k in keys])
 
-    def modes(self, thetas_free) -> jax.Array:
+    def modes(self, thetas_free) -> np.ndarray:
         """x̂ at each row (evaluated by :meth:`values` unless it already was)."""
         thetas_free = np.atleast_2d(np.asarray(thetas_free, dtype=float))
         self.values(thetas_free)
-        return jnp.stack([self._memo[_memo_key(t)][1] for t in thetas_free])
+        # stacked on the host: an eager jnp.stack compiles a program per number of points
+        return np.stack([np.asarray(self._memo[_memo_key(t)][1]) for t in thetas_free])
 
     def _evaluate(self, thetas_free: np.ndarray):
         x0 = self.x if self.x_mode is None else self.x_mode
@@ -625,7 +627,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     points = np.repeat(initial[None, :], len(Z), axis=0)
     if nfree:
         points[:, free] = theta_nuts if strategy == "nuts" else frame.theta(Z)
-    x_points = ev.modes(points[:, free]) if nfree and strategy != "eb" else ev.x_mode[None, :]
+    x_points = ev.modes(points[:, free]) if nfree and strategy != "eb" else np.asarray(ev.x_mode)[None, :]
     clock.lap("integration")
 
     # ---- marginal likelihood ----
@@ -660,7 +662,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
             parts.append(cp.gaussian[strategy_x](device(points[k:k + 1]), x_points[k:k + 1]))
             if plan.counts[k]:
                 made[k] = plan.draws_at(cp, k, points[k], x_points[k])
-        gauss = GaussianApprox(*(jnp.concatenate(field) for field in zip(*parts)))
+        gauss = GaussianApprox(*(np.concatenate([np.asarray(a) for a in field]) for field in zip(*parts)))
     else:
         gauss = cp.gaussian[strategy_x](device(points), x_points)
     means, sds = np.asarray(gauss.mode), np.asarray(gauss.sd)
@@ -693,7 +695,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
             from adelia.runtime.nuts import theta_draws_summary
 
             hyper[t.label] = theta_draws_summary(nuts_res.theta[:, :, j_free].ravel(),
-                                                 lambda v, t=t: np.asarray(t.to_natural(device(v))),
+                                                 functools.partial(numpy_eval, t.to_natural),
                                                  options.quantiles)
             continue
         if nfree == 1 and strategy == "grid":
@@ -702,7 +704,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
             grid_t, lp = theta_marginal_lattice(frame, Z_all, -fz_all, options.dz, j_free)
         else:
             grid_t, lp = theta_marginal_ccd(frame, j_free)
-        hyper[t.label] = density_summary(grid_t, lp, lambda v, t=t: np.asarray(t.to_natural(device(v))),
+        hyper[t.label] = density_summary(grid_t, lp, functools.partial(numpy_eval, t.to_natural),
                                          options.quantiles)
         hyper[t.label]["marginal"] = (np.asarray(grid_t, float), np.asarray(lp, float))   # (θ, log density): plots
     clock.lap("marginals")

@@ -35,6 +35,7 @@ from adelia.runtime.arrays import device
 from adelia.runtime.host import host_call
 from adelia.runtime.laplace import GaussianApprox, LaplaceProblem
 from adelia.runtime.lowrank import LowRankCorrected
+from adelia.runtime.numpy_eval import numpy_eval
 
 #: CᵀC makes dense blocks over constrained components; above this many entries it is left out
 CTC_MAX_NNZ = 4_000_000
@@ -356,9 +357,9 @@ def _q_c0(model: Problem, A: sp.csr_matrix) -> sp.csc_matrix:
     theta0 = np.array([t.initial for t in model.thetas], dtype=float)
     M = sp.csc_matrix(sp.diags(np.concatenate([np.zeros(model.fixed_offset), model.fixed_prec])))
     for c in model.components:
-        th = device(theta0[list(c.theta_index)])
+        th = theta0[list(c.theta_index)]
         for K, coef in zip(c.matrices, c.coefs):
-            M = M + float(coef(th)) * _embed(K, c.offset, N)
+            M = M + float(numpy_eval(coef, th)) * _embed(K, c.offset, N)
     rows = A[np.flatnonzero(model.observed)]
     return sp.csc_matrix(M + rows.T @ rows)
 
