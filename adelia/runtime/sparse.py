@@ -898,7 +898,8 @@ class Factor:
         """(supernodal blocks, L's values) when b's columns are solved faster by them than by the
         backend (which needs L's values in place: the direct layout), else None."""
         an = self.analysis
-        if b.ndim != 2 or not an._direct or not _sns.worthwhile(an.supernodes, b.shape[1]):
+        if b.ndim != 2 or not an._direct or not _sns.worthwhile(an.supernodes, b.shape[1],
+                                                                 "_prepared" in self.__dict__):
             return None
         if an._sn_blocks is None:
             an._sn_blocks = _sns.blocks(an.supernodes)

@@ -41,9 +41,12 @@ from adelia.runtime.selinv import (LevelGroup, Leaves, Supernodes, batched_mask,
 #: a column solved by CHOLMOD (through cvxopt) costs about this many seconds per entry of L ...
 CHOLMOD_S_PER_ENTRY = 2e-9
 #: ... a column here about this many (dense BLAS-3 on the supernodal blocks) ...
-BLOCK_S_PER_ENTRY = 4e-10
-#: ... and each supernode this many in Python overhead, for both sweeps together
-SUPERNODE_S = 1.1e-5
+BLOCK_S_PER_ENTRY = 5e-10
+#: ... each supernode this many in Python overhead, for both sweeps together ...
+SUPERNODE_S = 1.3e-5
+#: ... and, on a factor's first solve here, each supernode this many for :func:`prepare` (the
+#: inverses of the diagonal blocks, E as sparse matrices)
+PREPARE_S = 1e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,11 +127,13 @@ def blocks(S: Supernodes) -> SupernodalBlocks:
     return SupernodalBlocks(spans, leaves, _sparse(leaf_cols, parts), levels, tuple(level_E))
 
 
-def worthwhile(S: Supernodes, k: int) -> bool:
-    """Whether k right-hand sides are solved faster here than column by column."""
+def worthwhile(S: Supernodes, k: int, prepared: bool = True) -> bool:
+    """Whether k right-hand sides are solved faster here than column by column (``prepared``:
+    whether this factor's :func:`prepare` is already made, as for its second solve here)."""
     nnz = S.nnz
     steps = _steps(int(np.sum(~batched_mask(S))), len(leaf_groups(S).groups) + len(level_groups(S)))
-    return k * nnz * (CHOLMOD_S_PER_ENTRY - BLOCK_S_PER_ENTRY) > SUPERNODE_S * steps
+    setup = 0.0 if prepared else PREPARE_S * (len(S.sup) - 1)
+    return k * nnz * (CHOLMOD_S_PER_ENTRY - BLOCK_S_PER_ENTRY) > SUPERNODE_S * steps + setup
 
 
 def _views(b: SupernodalBlocks, x: np.ndarray):

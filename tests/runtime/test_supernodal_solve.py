@@ -22,7 +22,7 @@ CASES = {
 
 @pytest.fixture(params=[True, False], ids=["blocks", "backend"])
 def blocks_path(request, monkeypatch):
-    monkeypatch.setattr(sns, "worthwhile", lambda S, k: request.param)
+    monkeypatch.setattr(sns, "worthwhile", lambda S, k, prepared=True: request.param)
     return request.param
 
 
@@ -83,3 +83,6 @@ def test_the_cost_model_picks_blocks_for_many_columns_only():
     S = F.factor_values()[0]
     assert not sns.worthwhile(S, 1)
     assert sns.worthwhile(S, Q.shape[0])
+    # a factor's first solve here also pays for prepare(): never fewer columns before it wins
+    first = [next(k for k in range(1, Q.shape[0]) if sns.worthwhile(S, k, prepared)) for prepared in (True, False)]
+    assert first[1] >= first[0]
