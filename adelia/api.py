@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import xarray as xr
 
 from adelia.compiler.model import Model, compile_model
+from adelia.config import no_hugepage_advice
 from adelia.dsl.parser import parse_formula
 from adelia.errors import ModelError
 from adelia.results import to_datatree
@@ -127,20 +128,21 @@ def fit(formula: str, data, family: str = "gaussian", *, E=None, Ntrials=None, o
         dt["inla"].attrs["timings"] = json.dumps({"parse": t1 - t0, "compile": t2 - t1,
                                                   "total": time.perf_counter() - t0})
         return dt
-    result = run_inla(model, options)
-    result.timings = {"parse": t1 - t0, "compile": t2 - t1, **result.timings}
-    t3 = time.perf_counter()
-    dt = to_datatree(result)
-    from adelia.prediction import FitCall, add_posterior_predictive, remember
+    with no_hugepage_advice():     # see adelia.config: large fresh arrays, 4 kB pages
+        result = run_inla(model, options)
+        result.timings = {"parse": t1 - t0, "compile": t2 - t1, **result.timings}
+        t3 = time.perf_counter()
+        dt = to_datatree(result)
+        from adelia.prediction import FitCall, add_posterior_predictive, remember
 
-    remember(dt, FitCall(formula, data, family, {"E": E, "Ntrials": Ntrials, "offset": offset, "scale": scale},
-                         control_family, control_fixed, dict(objects)), model, result)
-    if posterior_predictive:
-        add_posterior_predictive(dt, model, result, seed)
-    if marginals:
-        from adelia.marginal_tables import add_marginal_tables
+        remember(dt, FitCall(formula, data, family, {"E": E, "Ntrials": Ntrials, "offset": offset, "scale": scale},
+                             control_family, control_fixed, dict(objects)), model, result)
+        if posterior_predictive:
+            add_posterior_predictive(dt, model, result, seed)
+        if marginals:
+            from adelia.marginal_tables import add_marginal_tables
 
-        add_marginal_tables(dt, model, result, (marginals,) if isinstance(marginals, str) else tuple(marginals))
+            add_marginal_tables(dt, model, result, (marginals,) if isinstance(marginals, str) else tuple(marginals))
     dt["inla"].attrs["timings"] = json.dumps({**result.timings, "results": time.perf_counter() - t3,
                                               "total": time.perf_counter() - t0})
     return dt

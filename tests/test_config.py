@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 PROBE = "import adelia, jax; print(jax.config.jax_compilation_cache_dir)"
@@ -61,3 +62,24 @@ def test_unwritable_directory_disables_the_cache(tmp_path):
         assert adelia.set_compilation_cache(blocker / "sub") is None
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
+
+
+def test_hugepage_advice_off_inside_a_fit_block_and_restored(monkeypatch):
+    from adelia.config import no_hugepage_advice
+
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    switch = np._core.multiarray._set_madvise_hugepage
+    before = switch(True)
+    try:
+        with no_hugepage_advice():
+            assert switch(False) is False          # was off inside
+        assert switch(True) is True                # restored after
+        with pytest.raises(RuntimeError):
+            with no_hugepage_advice():
+                raise RuntimeError
+        assert switch(True) is True                # restored after an error too
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
+        with no_hugepage_advice():
+            assert switch(True) is True            # NumPy's own switch wins
+    finally:
+        switch(before)
