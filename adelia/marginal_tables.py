@@ -25,7 +25,6 @@ import numpy as np
 import xarray as xr
 
 from adelia.errors import ModelError
-from adelia.runtime.arrays import device
 from adelia.runtime.marginals import marginal_grid, mixture_density, symmetric_kld
 from adelia.runtime.numpy_eval import numpy_eval
 

@@ -131,7 +131,8 @@ def _run(jaxpr, consts, args):
 _TRACED: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
 
 
-def _traced(fn, args):
+def _traced(fn, args) -> tuple[dict, tuple]:
+    """(fn's traced programs by argument signature, this call's signature), traced if new."""
     key = tuple((a.shape, a.dtype.str) for a in args)
     try:
         per_fn = _TRACED.setdefault(fn, {})
@@ -143,7 +144,7 @@ def _traced(fn, args):
         except Exception:   # noqa: BLE001 - not traceable (concrete Python control flow): JAX eagerly
             closed = None
         per_fn[key] = closed if closed is not None and len(closed.jaxpr.outvars) == 1 else None
-    return per_fn[key]
+    return per_fn, key
 
 
 def numpy_eval(fn: Callable, *args) -> np.ndarray:
@@ -151,11 +152,12 @@ def numpy_eval(fn: Callable, *args) -> np.ndarray:
     shape, then run with NumPy (see the module docstring); evaluated by JAX where it uses other
     primitives or does not return one array."""
     args = [np.asarray(a) for a in args]
-    closed = _traced(fn, args)
+    per_fn, key = _traced(fn, args)
+    closed = per_fn[key]
     if closed is not None:
         try:
             with np.errstate(all="ignore"):    # inf/NaN follow IEEE arithmetic, as in XLA
                 return np.asarray(_run(closed.jaxpr, closed.consts, args)[0])
         except _Unsupported:
-            _TRACED.get(fn, {})[tuple((a.shape, a.dtype.str) for a in args)] = None
+            per_fn[key] = None      # JAX from now on
     return np.asarray(fn(*args))

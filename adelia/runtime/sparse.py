@@ -850,6 +850,7 @@ class Factor:
         self._f = cholmod_factor
         self._sigma: np.ndarray | None = None
         self._selinv_buffer: np.ndarray | None = None
+        self._prepared: _sns.Prepared | None = None    # the blocked solves' per-factor set-up
 
     @property
     def _live(self):
@@ -889,17 +890,16 @@ class Factor:
 
     def _sn_prepared(self, blocks, values):
         """The batches' inverses and sparse blocks of this factor, made by its first blocked solve."""
-        prepared = self.__dict__.get("_prepared")
-        if prepared is None:
-            prepared = self._prepared = _sns.prepare(blocks, values)
-        return prepared
+        if self._prepared is None:
+            self._prepared = _sns.prepare(blocks, values)
+        return self._prepared
 
     def _blocks_for(self, b: np.ndarray):
         """(supernodal blocks, L's values) when b's columns are solved faster by them than by the
         backend (which needs L's values in place: the direct layout), else None."""
         an = self.analysis
         if b.ndim != 2 or not an._direct or not _sns.worthwhile(an.supernodes, b.shape[1],
-                                                                 "_prepared" in self.__dict__):
+                                                                 self._prepared is not None):
             return None
         if an._sn_blocks is None:
             an._sn_blocks = _sns.blocks(an.supernodes)

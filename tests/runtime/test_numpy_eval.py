@@ -31,7 +31,8 @@ def _specs() -> list[HyperSpec]:
 def _on_numpy(fn, *args) -> np.ndarray:
     """numpy_eval's value, failing where it would have fallen back on JAX."""
     args = [np.asarray(a) for a in args]
-    closed = ne._traced(fn, args)
+    per_fn, key = ne._traced(fn, args)
+    closed = per_fn[key]
     assert closed is not None, "not traceable into one output"
     with np.errstate(all="ignore"):
         return np.asarray(ne._run(closed.jaxpr, closed.consts, args)[0])
