@@ -100,3 +100,10 @@ def test_untraceable_function_falls_back_on_jax():
 def test_arithmetic_matches_jax(x):
     fn = lambda t: jnp.maximum(jnp.exp(-t / 2.0) * 3.0 - t ** 3, jax.nn.sigmoid(t)) / (1.0 + t * t)  # noqa: E731
     np.testing.assert_allclose(numpy_eval(fn, x), np.asarray(fn(jnp.asarray(x))), rtol=1e-12)
+
+
+def test_reshape_with_a_transpose_falls_back_on_jax():
+    fn = lambda t: jax.lax.reshape(t.reshape(2, 3), (6,), dimensions=(1, 0))   # noqa: E731
+    x = np.arange(6.0)
+    np.testing.assert_array_equal(numpy_eval(fn, x), np.asarray(fn(jnp.asarray(x))))
+    np.testing.assert_array_equal(numpy_eval(fn, x), x.reshape(2, 3).T.ravel())
