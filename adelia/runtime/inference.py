@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["InferenceOptions", "FitResult", "run_inla"]
 
+import contextlib
 import functools
 import hashlib
 import math
@@ -183,7 +184,8 @@ class Program:
             if exported is None:
                 source = "exported"
                 try:
-                    exported = jax.export.export(self._jit)(*args)
+                    with _current_lowering():
+                        exported = jax.export.export(self._jit)(*args)
                 except Exception:  # noqa: BLE001 - not exportable: trace as usual
                     exported = None
                 else:
@@ -204,6 +206,22 @@ class Program:
         digest = hashlib.sha256(repr((self._export_key, key, sorted(self._options.items()), _code_version(), jax.__version__,
                                       jax.default_backend())).encode())
         return Path(cache) / "adelia-exported" / f"{digest.hexdigest()[:32]}.jaxexport"
+
+
+@contextlib.contextmanager
+def _current_lowering():
+    """Export with the lowerings a direct ``jit`` uses. By default ``jax.export`` picks the
+    forward-compatible ones, which expand ops such as log Γ and ψ (XLA CPU's ``cpu_lgamma_ffi``
+    and ``cpu_digamma_ffi`` kernels) into polynomial code: twice the HLO and twice the compile
+    time of a binomial model's objective. An exported program here is only read back by the same
+    adelia and JAX versions (both are in its cache key), so forward compatibility buys nothing."""
+    flag = "jax_export_ignore_forward_compatibility"
+    before = getattr(jax.config, flag)
+    jax.config.update(flag, True)
+    try:
+        yield
+    finally:
+        jax.config.update(flag, before)
 
 
 @functools.lru_cache(maxsize=1)

@@ -52,3 +52,24 @@ def test_sparse_path_programs_are_traced_not_exported(tmp_path):
     env = {**os.environ, "ADELIA_COMPILATION_CACHE": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1])["sources"] == ["traced"]
+
+
+def test_export_keeps_the_direct_lowering_of_log_gamma():
+    """Exported with the lowering a direct jit uses (XLA CPU's log Γ kernel), not the
+    forward-compatible polynomial expansion that doubled a binomial objective's compile time;
+    the global flag is restored afterwards."""
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy.special import gammaln
+
+    from adelia.runtime.inference import _current_lowering
+
+    def exported_text():
+        return jax.export.export(jax.jit(gammaln))(jnp.ones(3)).mlir_module()
+
+    before = jax.config.jax_export_ignore_forward_compatibility
+    with _current_lowering():
+        inside = exported_text()
+    assert jax.config.jax_export_ignore_forward_compatibility == before
+    assert "cpu_lgamma_ffi" in inside
+    assert "cpu_lgamma_ffi" not in exported_text()
