@@ -310,8 +310,9 @@ class CompiledProblem:
         self.loglik_grid = program("loglik_grid", jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)),
                                                            in_axes=(0, 0)))
         self.loglik_draws = program("loglik_draws", jax.vmap(prob.loglik_terms))
-        #: DIC/WAIC/CPO's per-observation moments over the points' Gauss–Hermite nodes
-        self.criteria_terms = program("criteria_terms", functools.partial(criteria.node_moments, prob.loglik_terms))
+        #: DIC/WAIC/CPO's per-observation moments over the points' Gauss–Hermite nodes, and DIC's
+        #: log-likelihood at the posterior means
+        self.criteria_terms = program("criteria_terms", functools.partial(criteria.terms, prob.loglik_terms))
         self.eta_draws = program("eta_draws", jax.vmap(prob.eta))
         #: draws of x at θ from host-made standard normals (prob.n_normals × n)
         self.sampler = program("sampler", prob.sample_latent_from)
