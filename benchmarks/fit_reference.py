@@ -3,6 +3,7 @@
 Every cold number comes from a NEW Python process: this file run again with the hidden argument
 ``--child NAME``, given a fresh, empty JAX compilation cache through the environment variable
 ``ADELIA_COMPILATION_CACHE`` (a directory for JAX's persistent compilation cache, or ``off``).
+adelia's bytecode is written first (:func:`byte_compile`), as after the README's ``pip install``.
 Per case:
 
 * ``cold_s``: first process, empty cache; from the child's first statement (before any import)
@@ -235,9 +236,22 @@ def main(argv):
         names = [n for n in CASES if any(n == p or n.startswith(p + "_") for p in picks)]
         if not names:
             ap.error(f"no case matches {args.only!r}; cases: {', '.join(CASES)}")
+    byte_compile()
     for name in names:
         print(json.dumps(measure(name, args.timeout)), flush=True)
     return 0
+
+
+def byte_compile() -> None:
+    """Write adelia's bytecode, as ``pip install`` does, so that every new process loads its
+    modules as users' do. An editable install run with PYTHONDONTWRITEBYTECODE=1 otherwise
+    compiles some 80 modules from source in each process: 0.13–0.3 s more on every cold number."""
+    import compileall
+    import importlib.util
+
+    spec = importlib.util.find_spec("adelia")
+    if spec is not None and spec.origin:
+        compileall.compile_dir(str(Path(spec.origin).parent), quiet=2)
 
 
 if __name__ == "__main__":
