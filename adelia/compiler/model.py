@@ -121,7 +121,7 @@ class Model:
         """The lowering into the runtime's problem type (arrays and pure functions only)."""
         return rt.Problem(
             y=self.y, A=self.A, offset=self.offset, extra=self.extra, family_index=self.family_index,
-            families=tuple(rt.Likelihood(f.key, tuple(f.extras), f.loglik) for f in self.families),
+            families=tuple(rt.Likelihood(f.key, tuple(f.extras), f.loglik, f.quadratic_in_eta) for f in self.families),
             lik_theta=self.lik_theta,
             components=tuple(_lower_component(c) for c in self.components),
             thetas=tuple(rt.Hyperparameter(t.label, t.internal_label, float(t.initial), bool(t.fixed),

@@ -47,6 +47,7 @@ class Likelihood:
     name: str
     extras: tuple[str, ...]          # per-observation arguments it reads (E, Ntrials, scale)
     loglik: Callable
+    quadratic: bool = False          # loglik is quadratic in η (Gaussian, identity link)
 
 
 @dataclass(frozen=True)

@@ -243,3 +243,22 @@ def test_newton_stops_at_a_non_finite_step_and_says_so():
     x, it, converged = jax.jit(lambda th: _FailingSolve(model).newton(th))(jnp.asarray([1.0]))
     assert int(it) == 1 and not bool(converged)
     assert not np.all(np.isfinite(np.asarray(x)))
+
+
+def test_gaussian_mode_is_one_newton_step_from_any_start():
+    """Gaussian observations make g quadratic in x: one step from any start (feasible or not)
+    lands on the constrained mode the damped iteration converges to."""
+    formula = 'y_gauss ~ 1 + x + f(g, model = "iid", constr = TRUE) + f(t, model = "rw1")'
+    prob, model = problem(formula, "gaussian")
+    iterative = LaplaceProblem(model)
+    iterative.quadratic = False
+    assert prob.quadratic and not problem(formula.replace("y_gauss", "y_pois"), "poisson")[0].quadratic
+    rng = np.random.default_rng(4)
+    for theta in ([0.0, 0.0, 0.0], [3.0, -2.0, 5.0]):
+        theta = jnp.asarray(theta)
+        x_ref, _, _ = jax.jit(lambda th: iterative.newton(th))(theta)
+        x0 = jnp.asarray(rng.normal(scale=3.0, size=model.N))
+        x, it, converged = jax.jit(lambda th, x0: prob.newton(th, x0))(theta, x0)
+        assert int(it) == 1 and bool(converged)
+        np.testing.assert_allclose(np.asarray(x), np.asarray(x_ref), rtol=1e-9, atol=1e-10)
+        assert abs(model.C @ np.asarray(x)).max() < 1e-10

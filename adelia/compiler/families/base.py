@@ -138,6 +138,9 @@ class Family:
     requires: tuple[str, ...] = ()          # extras that must be given (binomial: Ntrials)
     survival: bool = False                  # takes an inla.surv(time, event) response
     link: str = ""                          # the chosen link; "" = the default
+    #: log p(y | η) is quadratic in η under the identity link (the inner Newton iteration then
+    #: needs a single step)
+    quadratic: bool = False
 
     @property
     def link_name(self) -> str:
@@ -147,6 +150,10 @@ class Family:
     def key(self) -> str:
         """Name plus a non-default link: what tells two compiled likelihoods apart."""
         return self.name if self.link_name == self.links[0] else f"{self.name}[link={self.link_name}]"
+
+    @property
+    def quadratic_in_eta(self) -> bool:
+        return self.quadratic and self.link_name == "identity"
 
     @property
     def loglik(self) -> Callable:

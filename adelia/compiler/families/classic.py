@@ -57,6 +57,7 @@ register(Family(
     (HyperSpec("prec", "Precision for the Gaussian observations",
                "Log precision for the Gaussian observations", ("loggamma", (1.0, 5e-5)), 4.0),),
     _gaussian_logpdf, ("scale",), lambda y, extra: check_positive_scale(y, extra), ("identity",),
+    quadratic=True,
     moments=lambda mu, theta, extra: (mu, 1.0 / (scaled_precision(theta, extra)) + 0 * mu),
     draw=lambda key, mu, theta, extra: dist.Normal(
         mu, 1.0 / jnp.sqrt(scaled_precision(theta, extra))).sample(key),
