@@ -36,7 +36,7 @@ from adelia.runtime.marginals import (QUANTILES, density_summary, laplace_mixtur
                                       skew_mixture_summary, skew_normal_from_sla, theta_marginal_ccd,
                                       theta_marginal_grid, theta_marginal_lattice)
 from adelia.runtime.optimize import ModeResult, central_difference_gradient, find_mode, hessian_at
-from adelia.runtime.numpy_eval import numpy_eval
+from adelia.runtime.numpy_eval import numpy_eval, numpy_outputs
 from adelia.runtime.problem import Problem, as_problem
 
 from adelia.options import INT_STRATEGIES, SOLVERS, STRATEGIES  # noqa: E402
@@ -53,6 +53,10 @@ BTA_FLOP_COST = 1.0
 FAST_COMPILE_DENSE_MAX = 128
 #: R-INLA's rule: "auto" means simplified.laplace below this latent size, else "adaptive".
 SLA_MAX_LATENT = 5000
+#: below these argument sizes the log-likelihood of the draws and the criteria's node moments
+#: run on NumPy instead of being compiled (:class:`Program`'s ``host_max``)
+LOGLIK_HOST_MAX = 150_000
+CRITERIA_HOST_MAX = 5_000
 #: strategy = "laplace": standardised points x_j = x̂_j + σ_j s where log π̃(x_j | θ, y) is computed
 LAPLACE_ABSCISSAE = np.linspace(-4.0, 4.0, 11)
 #: R-INLA's control.inla adaptive.max: the adaptive strategy corrects the fixed effects and the
@@ -150,10 +154,16 @@ class Program:
     argument signature): a new process fitting the same model deserialises it instead of tracing
     and lowering the Python code again, and JAX's cache then supplies the compiled executable.
     Programs that cannot be exported (host callbacks: the CHOLMOD path) are traced as usual.
+
+    With ``host_max``, calls whose arguments hold at most that many numbers run the traced
+    equations with NumPy instead (:func:`~adelia.runtime.numpy_eval.numpy_outputs`): a few
+    milliseconds at that size, where compiling costs 50–150 ms of a small model's first fit.
+    A program using a primitive NumPy does not cover is compiled as usual.
     """
 
     def __init__(self, fn: Callable, static_argnums: tuple[int, ...] = (), *, export_key: str | None = None,
-                 compiler_options: dict | None = None):
+                 compiler_options: dict | None = None, host_max: int = 0):
+        self._fn, self._host_max = fn, 0 if static_argnums else host_max
         self._jit = jax.jit(fn, static_argnums=static_argnums)
         self._options = dict(compiler_options or {})
         self._static = frozenset(static_argnums)
@@ -163,6 +173,10 @@ class Program:
         self.sources: list[str] = []     # per compilation: "exported", "loaded" or "traced"
 
     def __call__(self, *args):
+        if self._host_max and sum(np.size(a) for a in args) <= self._host_max:
+            out = numpy_outputs(self._fn, *args)
+            if out is not None:
+                return out
         key = tuple(a if i in self._static else (jnp.shape(a), jnp.result_type(a)) for i, a in enumerate(args))
         exe = self._executables.get(key)
         if exe is None:
@@ -285,9 +299,10 @@ class CompiledProblem:
         # trace those programs twice
         exportable = key is not None and solver != "sparse"
 
-        def program(name, fn, static_argnums=()):
+        def program(name, fn, static_argnums=(), host_max=0):
             return Program(fn, static_argnums, export_key=(key, solver, name) if exportable else None,
-                           compiler_options={"xla_backend_optimization_level": 0} if fast else None)
+                           compiler_options={"xla_backend_optimization_level": 0} if fast else None,
+                           host_max=host_max)
 
         #: ((f, x̂), ∇f) at free θ
         self.value_and_grad = program("value_and_grad", jax.value_and_grad(
@@ -309,10 +324,11 @@ class CompiledProblem:
             lambda a: prob.laplace_log_density(a[0], nodes, LAPLACE_ABSCISSAE, a[1]), (pts, xs)))
         self.loglik_grid = program("loglik_grid", jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)),
                                                            in_axes=(0, 0)))
-        self.loglik_draws = program("loglik_draws", jax.vmap(prob.loglik_terms))
+        self.loglik_draws = program("loglik_draws", jax.vmap(prob.loglik_terms), host_max=LOGLIK_HOST_MAX)
         #: DIC/WAIC/CPO's per-observation moments over the points' Gauss–Hermite nodes, and DIC's
         #: log-likelihood at the posterior means
-        self.criteria_terms = program("criteria_terms", functools.partial(criteria.terms, prob.loglik_terms))
+        self.criteria_terms = program("criteria_terms", functools.partial(criteria.terms, prob.loglik_terms),
+                                      host_max=CRITERIA_HOST_MAX)
         self.eta_draws = program("eta_draws", jax.vmap(prob.eta))
         #: draws of x at θ from host-made standard normals (prob.n_normals × n)
         self.sampler = program("sampler", prob.sample_latent_from)

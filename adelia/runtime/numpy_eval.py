@@ -15,7 +15,7 @@ decides speed, never the result.
 
 from __future__ import annotations
 
-__all__ = ["numpy_eval"]
+__all__ = ["numpy_eval", "numpy_outputs"]
 
 import weakref
 from typing import Callable
@@ -52,6 +52,62 @@ def _broadcast_in_dim(x, shape, broadcast_dimensions, **_):
     for src, dst in enumerate(broadcast_dimensions):
         expanded[dst] = x.shape[src]
     return np.broadcast_to(x.reshape(expanded), shape)
+
+
+def _gather(operand, indices, *, dimension_numbers, slice_sizes, mode, fill_value=None, **_):
+    """XLA's gather (operation semantics, "Gather"): for each batch position b of the indices
+    (every dimension but the last), the slice of ``slice_sizes`` starting at the operand index
+    whose dimensions ``start_index_map`` take indices[b] and whose ``operand_batching_dims`` take
+    b's coordinate along the paired ``start_indices_batching_dims`` (0 elsewhere), clamped into
+    bounds, or filled where out of bounds under FILL_OR_DROP; collapsed and batching dimensions
+    (size 1) dropped, the others placed at output positions ``offset_dims``, the batch dimensions
+    filling the rest in order. Evaluated as one NumPy advanced index."""
+    dn = dimension_numbers
+    mode_name = getattr(mode, "name", str(mode))
+    if mode_name not in ("CLIP", "PROMISE_IN_BOUNDS", "FILL_OR_DROP"):
+        raise _Unsupported("gather")
+    operand, indices = np.asarray(operand), np.asarray(indices)
+    batch_shape = indices.shape[:-1]
+    batching = list(zip(getattr(dn, "operand_batching_dims", ()), getattr(dn, "start_indices_batching_dims", ())))
+    dropped = set(dn.collapsed_slice_dims) | {d for d, _ in batching}
+    kept = [d for d in range(operand.ndim) if d not in dropped]
+    rank = len(batch_shape) + len(kept)
+    offset_pos = list(dn.offset_dims)
+    batch_pos = [p for p in range(rank) if p not in offset_pos]
+
+    def placed(values, positions):
+        shape = [1] * rank
+        for p, n in zip(positions, values.shape):
+            shape[p] = n
+        return values.reshape(shape)
+
+    start = np.zeros(batch_shape + (operand.ndim,), dtype=np.int64)
+    for k, d in enumerate(dn.start_index_map):
+        start[..., d] = indices[..., k]
+    for d, axis in batching:        # vmap's gathers: operand dimension d follows the indices' batch axis
+        start[..., d] = np.arange(batch_shape[axis]).reshape([-1 if a == axis else 1 for a in range(len(batch_shape))])
+    high = np.asarray(operand.shape) - np.asarray(slice_sizes)
+    outside = np.any((start < 0) | (start > high), axis=-1)
+    start = np.clip(start, 0, high)
+    index = []
+    for d in range(operand.ndim):
+        i = placed(start[..., d], batch_pos)
+        if d in kept:
+            i = i + placed(np.arange(slice_sizes[d]), [offset_pos[kept.index(d)]])
+        index.append(i)
+    shape = [0] * rank
+    for p, n in zip(batch_pos, batch_shape):
+        shape[p] = n
+    for p, d in zip(offset_pos, kept):
+        shape[p] = slice_sizes[d]
+    out = np.broadcast_to(operand[tuple(index)], shape)
+    if mode_name == "FILL_OR_DROP" and outside.any():
+        if fill_value is None:
+            fill_value = np.nan if np.issubdtype(operand.dtype, np.inexact) else (
+                True if operand.dtype == bool else np.iinfo(operand.dtype).min
+                if np.issubdtype(operand.dtype, np.signedinteger) else np.iinfo(operand.dtype).max)
+        out = np.where(placed(outside, batch_pos), np.asarray(fill_value, operand.dtype), out)
+    return out
 
 
 _UNARY = {
@@ -91,6 +147,7 @@ _OPS: dict[str, Callable] = {
     "reduce_min": lambda x, axes, **_: np.min(x, axis=tuple(axes)),
     "concatenate": lambda *xs, dimension, **_: np.concatenate(xs, axis=dimension),
     "clamp": lambda lo, x, hi, **_: np.clip(x, lo, hi),
+    "gather": _gather,
 }
 #: primitives whose body is a traced sub-program: name -> the parameter holding it
 _CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr", "custom_jvp_call": "call_jaxpr",
@@ -134,7 +191,8 @@ _TRACED: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary
 
 
 def _traced(fn, args) -> tuple[dict, tuple]:
-    """(fn's traced programs by argument signature, this call's signature), traced if new."""
+    """(fn's traced programs by argument signature, this call's signature), traced if new. A
+    program is (closed jaxpr, output tree), or None where fn cannot run on NumPy."""
     key = tuple((a.shape, a.dtype.str) for a in args)
     try:
         per_fn = _TRACED.setdefault(fn, {})
@@ -142,11 +200,27 @@ def _traced(fn, args) -> tuple[dict, tuple]:
         per_fn = {}
     if key not in per_fn:
         try:
-            closed = jax.make_jaxpr(fn)(*args)
+            closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
         except Exception:   # noqa: BLE001 - not traceable (concrete Python control flow): JAX eagerly
-            closed = None
-        per_fn[key] = closed if closed is not None and len(closed.jaxpr.outvars) == 1 else None
+            per_fn[key] = None
+        else:
+            per_fn[key] = (closed, jax.tree.structure(shapes))
     return per_fn, key
+
+
+def _evaluate(fn, args) -> tuple[list | None, object]:
+    """(fn's flat outputs, or None where it cannot run on NumPy; their tree)."""
+    per_fn, key = _traced(fn, args)
+    entry = per_fn[key]
+    if entry is None:
+        return None, None
+    closed, tree = entry
+    try:
+        with np.errstate(all="ignore"):    # inf/NaN follow IEEE arithmetic, as in XLA
+            return [np.asarray(o) for o in _run(closed.jaxpr, closed.consts, args)], tree
+    except _Unsupported:
+        per_fn[key] = None      # JAX from now on
+        return None, None
 
 
 def numpy_eval(fn: Callable, *args) -> np.ndarray:
@@ -154,12 +228,15 @@ def numpy_eval(fn: Callable, *args) -> np.ndarray:
     shape, then run with NumPy (see the module docstring); evaluated by JAX where it uses other
     primitives or does not return one array."""
     args = [np.asarray(a) for a in args]
-    per_fn, key = _traced(fn, args)
-    closed = per_fn[key]
-    if closed is not None:
-        try:
-            with np.errstate(all="ignore"):    # inf/NaN follow IEEE arithmetic, as in XLA
-                return np.asarray(_run(closed.jaxpr, closed.consts, args)[0])
-        except _Unsupported:
-            per_fn[key] = None      # JAX from now on
+    outs, _ = _evaluate(fn, args)
+    if outs is not None and len(outs) == 1:
+        return outs[0]
     return np.asarray(fn(*args))
+
+
+def numpy_outputs(fn: Callable, *args):
+    """``fn(*args)``, any pytree of arrays, computed with NumPy from fn's traced equations; None
+    where fn uses a primitive outside the table (the caller then compiles it instead)."""
+    args = [np.asarray(a) for a in args]
+    outs, tree = _evaluate(fn, args)
+    return None if outs is None else jax.tree.unflatten(tree, outs)

@@ -32,8 +32,9 @@ def _on_numpy(fn, *args) -> np.ndarray:
     """numpy_eval's value, failing where it would have fallen back on JAX."""
     args = [np.asarray(a) for a in args]
     per_fn, key = ne._traced(fn, args)
-    closed = per_fn[key]
-    assert closed is not None, "not traceable into one output"
+    assert per_fn[key] is not None, "not traceable"
+    closed, tree = per_fn[key]
+    assert tree.num_leaves == 1, "not one output"
     with np.errstate(all="ignore"):
         return np.asarray(ne._run(closed.jaxpr, closed.consts, args)[0])
 
@@ -107,3 +108,44 @@ def test_reshape_with_a_transpose_falls_back_on_jax():
     x = np.arange(6.0)
     np.testing.assert_array_equal(numpy_eval(fn, x), np.asarray(fn(jnp.asarray(x))))
     np.testing.assert_array_equal(numpy_eval(fn, x), x.reshape(2, 3).T.ravel())
+
+
+_X3 = np.random.default_rng(0).normal(size=(4, 5, 6))
+_GATHERS = [
+    ("rows", lambda x, i: x[i], (np.array([0, 3, -1]),)),
+    ("2-D index", lambda x, i: x[:, i], (np.array([[0, 4], [2, 2]]),)),
+    ("last axis", lambda x, i: x[:, :, i], (np.array([5, 0]),)),
+    ("two index arrays", lambda x, i, j: x[i, j], (np.array([0, 3]), np.array([1, 4]))),
+    ("split index arrays", lambda x, i, j: x[i, :, j], (np.array([0, 3]), np.array([1, 5]))),
+    ("fill", lambda x, i: x.at[i].get(mode="fill", fill_value=-7.0), (np.array([0, 9, -9]),)),
+    ("clip", lambda x, i: x.at[i].get(mode="clip"), (np.array([0, 9, -9]),)),
+    ("take", lambda x, i: jnp.take(x, i, axis=1), (np.array([[1, 2, 3]]),)),
+    ("vmap over both", lambda x, i: jax.vmap(lambda r, k: r[k])(x, i), (np.array([0, 1, 2, 3]),)),
+    ("vmap over indices", lambda x, i: jax.vmap(lambda k: x[k, k])(i), (np.array([0, 1, 2, 3]),)),
+    ("index and slice", lambda x, i: x[i, 1:4], (np.array([2, 1]),)),
+]
+
+
+@pytest.mark.parametrize("fn,indices", [g[1:] for g in _GATHERS], ids=[g[0] for g in _GATHERS])
+def test_gathers_run_on_numpy_and_equal_jax(fn, indices):
+    """XLA's gather, as jnp indexing and vmap emit it (batching dimensions, clip and fill modes)."""
+    from adelia.runtime.numpy_eval import numpy_outputs
+
+    got = numpy_outputs(fn, _X3, *indices)
+    assert got is not None, "fell back"
+    np.testing.assert_array_equal(got, np.asarray(fn(jnp.asarray(_X3), *map(jnp.asarray, indices))))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 5), st.data())
+def test_random_row_and_column_gathers_equal_jax(n, k, data):
+    from adelia.runtime.numpy_eval import numpy_outputs
+
+    x = np.arange(n * 3.0).reshape(n, 3)
+    rows = np.array(data.draw(st.lists(st.integers(-n, n - 1), min_size=k, max_size=k)))
+    cols = np.array(data.draw(st.lists(st.integers(-3, 2), min_size=k, max_size=k)))
+    for fn, args in ((lambda x, r: x[r], (rows,)), (lambda x, r, c: x[r, c], (rows, cols)),
+                     (lambda x, r: jax.vmap(lambda v: x[v])(r), (rows,))):
+        got = numpy_outputs(fn, x, *args)
+        assert got is not None
+        np.testing.assert_array_equal(got, np.asarray(fn(jnp.asarray(x), *map(jnp.asarray, args))))

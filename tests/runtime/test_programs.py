@@ -73,3 +73,40 @@ def test_export_keeps_the_direct_lowering_of_log_gamma():
     assert jax.config.jax_export_ignore_forward_compatibility == before
     assert "cpu_lgamma_ffi" in inside
     assert "cpu_lgamma_ffi" not in exported_text()
+
+
+def test_small_calls_run_on_numpy_and_equal_the_compiled_program():
+    """A Program with host_max evaluates small calls from its traced equations with NumPy (no
+    compilation), equal to the compiled program; larger calls, and programs using a primitive
+    NumPy does not cover, are compiled."""
+    import functools
+
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.scipy.special import gammaln
+
+    from adelia.runtime import criteria
+    from adelia.runtime.inference import Program
+
+    rng = np.random.default_rng(5)
+    K, m = 3, 7
+    y = rng.poisson(2.0, size=m).astype(float)
+    idx = np.array([0])
+
+    def loglik(eta, theta):
+        lam = eta + 0.1 * theta[idx][0]
+        return y * lam - jnp.exp(lam) - gammaln(y + 1.0)
+
+    args = (rng.normal(size=(K, m)), rng.uniform(0.1, 0.5, size=(K, m)), rng.normal(size=(K, 1)),
+            np.log(rng.dirichlet(np.ones(K))), rng.normal(size=m), rng.normal(size=1))
+    fn = functools.partial(criteria.terms, loglik)
+    host, compiled = Program(fn, host_max=10_000), Program(fn)
+    for a, b in zip(host(*args), compiled(*args)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    assert host.sources == [] and compiled.sources == ["traced"]
+    too_large = Program(fn, host_max=10)
+    too_large(*args)
+    assert too_large.sources == ["traced"]
+    small_but_linalg = Program(lambda a: jnp.linalg.cholesky(a @ a.T + jnp.eye(3)), host_max=10_000)
+    small_but_linalg(rng.normal(size=(3, 3)))
+    assert small_but_linalg.sources == ["traced"]
