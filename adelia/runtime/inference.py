@@ -53,10 +53,14 @@ BTA_FLOP_COST = 1.0
 FAST_COMPILE_DENSE_MAX = 128
 #: R-INLA's rule: "auto" means simplified.laplace below this latent size, else "adaptive".
 SLA_MAX_LATENT = 5000
-#: below these argument sizes the log-likelihood of the draws and the criteria's node moments
-#: run on NumPy instead of being compiled (:class:`Program`'s ``host_max``)
+#: below these argument sizes a program runs its traced equations on NumPy instead of being
+#: compiled (:class:`Program`'s ``host_max``): the draws' log-likelihood, the criteria's node
+#: moments, and the Gaussian approximations and draws of tiny dense models (S1: 13 ms and 1 ms a
+#: call, where compiling took 0.23 and 0.08 s)
 LOGLIK_HOST_MAX = 150_000
 CRITERIA_HOST_MAX = 5_000
+GAUSSIAN_HOST_MAX = 2_000
+SAMPLER_HOST_MAX = 10_000
 #: strategy = "laplace": standardised points x_j = x̂_j + σ_j s where log π̃(x_j | θ, y) is computed
 LAPLACE_ABSCISSAE = np.linspace(-4.0, 4.0, 11)
 #: R-INLA's control.inla adaptive.max: the adaptive strategy corrects the fixed effects and the
@@ -316,7 +320,7 @@ class CompiledProblem:
         nodes = adaptive_nodes(model)
         corrected = {"gaussian": (False, None), "simplified.laplace": (True, None), "adaptive": (True, nodes)}
         self.gaussian = {name: program(f"gaussian_{name}", lambda pts, xs, sla=sla, nodes=nodes: jax.lax.map(
-            lambda a: prob.gaussian(a[0], a[1], sla=sla, nodes=nodes), (pts, xs)))
+            lambda a: prob.gaussian(a[0], a[1], sla=sla, nodes=nodes), (pts, xs)), host_max=GAUSSIAN_HOST_MAX)
             for name, (sla, nodes) in corrected.items()}
         #: strategy = "laplace": log π̃(x_j | θ, y) at the abscissae, for the fixed effects and small components
         self.laplace_nodes = nodes
@@ -331,7 +335,7 @@ class CompiledProblem:
                                       host_max=CRITERIA_HOST_MAX)
         self.eta_draws = program("eta_draws", jax.vmap(prob.eta))
         #: draws of x at θ from host-made standard normals (prob.n_normals × n)
-        self.sampler = program("sampler", prob.sample_latent_from)
+        self.sampler = program("sampler", prob.sample_latent_from, host_max=SAMPLER_HOST_MAX)
         self.programs = (self.value_and_grad, self.value, self.value_batch, *self.gaussian.values(), self.laplace,
                          self.loglik_grid, self.loglik_draws, self.criteria_terms, self.eta_draws, self.sampler)
 

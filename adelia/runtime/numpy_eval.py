@@ -1,4 +1,4 @@
-"""JAX-written scalar maps evaluated on the host with NumPy, without compiling anything.
+"""JAX-written functions evaluated on the host with NumPy, without compiling anything.
 
 A model's small functions — θ → natural scale (``exp``, ``tanh(θ/2)``...), log-priors, the
 coefficients of Q(θ)'s pieces — are written once with ``jax.numpy`` so the compiled objective
@@ -9,14 +9,20 @@ per fit: 0.2–0.7 s of its time.
 
 :func:`numpy_eval` traces the function once (``jax.make_jaxpr``, microseconds to a millisecond)
 and runs the traced equations with the NumPy/SciPy functions of the same primitives. A function
-using a primitive outside :data:`_OPS` is simply evaluated by JAX as before, so coverage only
-decides speed, never the result.
+using a primitive outside the table is simply evaluated by JAX as before, so coverage only
+decides speed, never the result. :func:`numpy_outputs` does the same for whole programs (any
+output tree; gathers, scatters, dot products, Cholesky, LU and triangular solves, scans, while
+loops, conds): a tiny model's Gaussian approximation, draws and criteria run this way instead of
+being compiled (:class:`adelia.runtime.inference.Program`'s ``host_max``), the caller compiling
+where a primitive is not covered. Each primitive follows XLA's operation semantics
+(https://openxla.org/xla/operation_semantics); tests compare every one with JAX.
 """
 
 from __future__ import annotations
 
 __all__ = ["numpy_eval", "numpy_outputs"]
 
+import warnings
 import weakref
 from typing import Callable
 
@@ -110,6 +116,171 @@ def _gather(operand, indices, *, dimension_numbers, slice_sizes, mode, fill_valu
     return out
 
 
+def _scatter(operand, indices, updates, *, dimension_numbers, mode, combine, **_):
+    """XLA's scatter (operation semantics, "Scatter") with ``combine`` None (replace) or an
+    np.ufunc (scatter-add: np.add): the update element at (b, w) — b the indices' batch position,
+    w its window position in ``update_window_dims`` — goes to the operand index whose dimensions
+    ``scatter_dims_to_operand_dims`` start at indices[b], the batching dimensions at b's
+    coordinate, ``inserted_window_dims`` at 0 and the rest offset by w. Updates whose window
+    falls outside the operand are dropped (clip mode clamps the start instead)."""
+    dn = dimension_numbers
+    mode_name = getattr(mode, "name", str(mode))
+    if mode_name not in ("CLIP", "PROMISE_IN_BOUNDS", "FILL_OR_DROP"):
+        raise _Unsupported("scatter")
+    operand, indices, updates = np.array(operand), np.asarray(indices), np.asarray(updates)
+    batch_shape = indices.shape[:-1]
+    batching = list(zip(dn.operand_batching_dims, dn.scatter_indices_batching_dims))
+    window = [d for d in range(operand.ndim) if d not in set(dn.inserted_window_dims) | {d for d, _ in batching}]
+    upd_batch = [p for p in range(updates.ndim) if p not in dn.update_window_dims]
+    window_sizes = [updates.shape[p] for p in dn.update_window_dims]
+    start = np.zeros(batch_shape + (operand.ndim,), dtype=np.int64)
+    for k, d in enumerate(dn.scatter_dims_to_operand_dims):
+        start[..., d] = indices[..., k]
+    for d, axis in batching:
+        start[..., d] = np.arange(batch_shape[axis]).reshape([-1 if a == axis else 1 for a in range(len(batch_shape))])
+    extent = np.ones(operand.ndim, dtype=np.int64)
+    for d, n in zip(window, window_sizes):
+        extent[d] = n
+    high = np.asarray(operand.shape) - extent
+    if mode_name == "CLIP":
+        start = np.clip(start, 0, high)
+    inside = np.all((start >= 0) & (start <= high), axis=-1)
+
+    def placed(values, positions):
+        shape = [1] * updates.ndim
+        for p, n in zip(positions, values.shape):
+            shape[p] = n
+        return values.reshape(shape)
+
+    index = []
+    for d in range(operand.ndim):
+        i = placed(start[..., d], upd_batch)
+        if d in window:
+            i = i + placed(np.arange(extent[d]), [dn.update_window_dims[window.index(d)]])
+        index.append(np.broadcast_to(i, updates.shape))
+    keep = np.broadcast_to(placed(inside, upd_batch), updates.shape)
+    index = tuple(i[keep] for i in index)
+    if combine is None:
+        operand[index] = updates[keep]
+    else:
+        combine.at(operand, index, updates[keep])
+    return operand
+
+
+def _dot_general(lhs, rhs, *, dimension_numbers, preferred_element_type=None, **_):
+    """Batch dimensions first, then lhs's free dimensions, then rhs's (as XLA's DotGeneral)."""
+    (lc, rc), (lb, rb) = dimension_numbers
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    ls, rs = [None] * np.ndim(lhs), [None] * np.ndim(rhs)
+    for a, b in zip(lb, rb):
+        ls[a] = rs[b] = next(letters)
+    for a, b in zip(lc, rc):
+        ls[a] = rs[b] = next(letters)
+    batch = [ls[a] for a in lb]
+    for i in range(len(ls)):
+        ls[i] = ls[i] or next(letters)
+    for i in range(len(rs)):
+        rs[i] = rs[i] or next(letters)
+    free_l = [ls[i] for i in range(len(ls)) if i not in lb and i not in lc]
+    free_r = [rs[i] for i in range(len(rs)) if i not in rb and i not in rc]
+    out = np.einsum(f"{''.join(ls)},{''.join(rs)}->{''.join(batch + free_l + free_r)}", lhs, rhs)
+    return out if preferred_element_type is None else out.astype(preferred_element_type)
+
+
+def _pad(x, value, *, padding_config, **_):
+    x = np.asarray(x)
+    for axis, (lo, hi, interior) in enumerate(padding_config):
+        n = x.shape[axis]
+        if interior and n > 1:
+            shape = list(x.shape)
+            shape[axis] = n + (n - 1) * interior
+            spread = np.full(shape, value, dtype=x.dtype)
+            where = [slice(None)] * x.ndim
+            where[axis] = slice(None, None, interior + 1)
+            spread[tuple(where)] = x
+            x = spread
+        parts = []
+        for width in (lo, hi):
+            shape = list(x.shape)
+            shape[axis] = max(width, 0)
+            parts.append(np.full(shape, value, dtype=x.dtype))
+        x = np.concatenate([parts[0], x, parts[1]], axis=axis)
+        keep = [slice(None)] * x.ndim
+        keep[axis] = slice(max(-lo, 0), x.shape[axis] - max(-hi, 0))
+        x = x[tuple(keep)]
+    return x
+
+
+def _cholesky(x, **_):
+    """Lower factor; NaN where a matrix is not positive definite (as jax's CPU lowering)."""
+    x = np.asarray(x)
+    flat = x.reshape((-1,) + x.shape[-2:])
+    out = np.empty_like(flat)
+    for k, a in enumerate(flat):
+        try:
+            out[k] = np.linalg.cholesky(np.tril(a) + np.tril(a, -1).T)
+        except np.linalg.LinAlgError:
+            out[k] = np.nan
+    return out.reshape(x.shape)
+
+
+def _triangular_solve(a, b, *, left_side, lower, transpose_a, conjugate_a, unit_diagonal, **_):
+    """op(a) x = b (``left_side``) or x op(a) = b, a triangular, batched over leading dimensions."""
+    from scipy.linalg import solve_triangular
+
+    a, b = np.asarray(a), np.asarray(b)
+    if conjugate_a and np.iscomplexobj(a):
+        raise _Unsupported("triangular_solve conjugate")
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a_ = np.broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:])
+    b_ = np.broadcast_to(b, batch + b.shape[-2:]).reshape((-1,) + b.shape[-2:])
+    out = np.empty(b_.shape, dtype=np.result_type(a, b))
+    for k in range(len(b_)):
+        if left_side:
+            out[k] = solve_triangular(a_[k], b_[k], lower=lower, trans=1 if transpose_a else 0,
+                                      unit_diagonal=unit_diagonal)
+        else:   # x op(a) = b  <=>  op(a)ᵀ xᵀ = bᵀ
+            out[k] = solve_triangular(a_[k], b_[k].T, lower=lower, trans=0 if transpose_a else 1,
+                                      unit_diagonal=unit_diagonal).T
+    return out.reshape(batch + b.shape[-2:])
+
+
+def _lu(x, **_):
+    """(LU packed, LAPACK's 0-based row swaps, the permutation they make), as jax.lax.linalg.lu."""
+    from scipy.linalg import lu_factor
+
+    x = np.asarray(x)
+    m, n = x.shape[-2:]
+    flat = x.reshape((-1, m, n))
+    lu, pivots, perms = np.empty_like(flat), np.empty((len(flat), min(m, n)), np.int32), np.empty((len(flat), m), np.int32)
+    for k, a in enumerate(flat):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")        # a singular matrix: LAPACK's factors, as XLA's
+            lu[k], pivots[k] = lu_factor(a, check_finite=False)
+        perm = np.arange(m)
+        for i, j in enumerate(pivots[k]):
+            perm[[i, j]] = perm[[j, i]]
+        perms[k] = perm
+    return [lu.reshape(x.shape), pivots.reshape(x.shape[:-2] + (min(m, n),)), perms.reshape(x.shape[:-2] + (m,))]
+
+
+def _iota(*, dtype, shape, dimension, **_):
+    values = np.arange(shape[dimension], dtype=dtype)
+    return np.broadcast_to(values.reshape([-1 if a == dimension else 1 for a in range(len(shape))]), shape)
+
+
+def _platform_index(*, platforms, **_):
+    default = None
+    for i, names in enumerate(platforms):
+        if names is None:
+            default = i
+        elif "cpu" in names:
+            return np.int32(i)
+    if default is None:
+        raise _Unsupported("platform_index")
+    return np.int32(default)
+
+
 _UNARY = {
     "exp": np.exp, "exp2": np.exp2, "log": np.log, "log1p": np.log1p, "expm1": np.expm1,
     "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh, "atanh": np.arctanh, "asinh": np.arcsinh,
@@ -148,6 +319,19 @@ _OPS: dict[str, Callable] = {
     "concatenate": lambda *xs, dimension, **_: np.concatenate(xs, axis=dimension),
     "clamp": lambda lo, x, hi, **_: np.clip(x, lo, hi),
     "gather": _gather,
+    "scatter": lambda x, i, u, **p: _scatter(x, i, u, combine=None, **p),
+    "scatter-add": lambda x, i, u, **p: _scatter(x, i, u, combine=np.add, **p),
+    "dot_general": _dot_general,
+    "pad": _pad,
+    "transpose": lambda x, permutation, **_: np.transpose(x, permutation),
+    "iota": _iota,
+    "cholesky": _cholesky,
+    "triangular_solve": _triangular_solve,
+    "platform_index": _platform_index,
+    "reduce_and": lambda x, axes, **_: np.all(x, axis=tuple(axes)),
+    "reduce_or": lambda x, axes, **_: np.any(x, axis=tuple(axes)),
+    "argmax": lambda x, axes, index_dtype, **_: np.argmax(x, axis=axes[0]).astype(index_dtype),
+    "argmin": lambda x, axes, index_dtype, **_: np.argmin(x, axis=axes[0]).astype(index_dtype),
 }
 #: primitives whose body is a traced sub-program: name -> the parameter holding it
 _CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr", "custom_jvp_call": "call_jaxpr",
@@ -171,7 +355,9 @@ def _run(jaxpr, consts, args):
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
         vals = [read(v) for v in eqn.invars]
-        if name in _CALLS:
+        if name in _CONTROL:
+            outs = _CONTROL[name](vals, **eqn.params)
+        elif name in _CALLS:
             sub = eqn.params.get(_CALLS[name])
             if sub is None:
                 raise _Unsupported(name)
@@ -185,6 +371,54 @@ def _run(jaxpr, consts, args):
             env[v] = np.asarray(o, dtype=v.aval.dtype)
     return [read(v) for v in jaxpr.outvars]
 
+
+def _closed(sub, args):
+    return _run(sub.jaxpr, sub.consts, args)
+
+
+def _scan(vals, *, jaxpr, length, reverse, ft_in=None, num_consts=None, num_carry=None, **_):
+    if ft_in is not None:       # JAX ≥ 0.9 groups the operands as a flat tree (consts, carry, xs)
+        consts, carry, xs = (list(group) for group in ft_in.update(vals).unpack())
+        num_carry = len(carry)
+    elif num_consts is not None and num_carry is not None:
+        consts, carry, xs = vals[:num_consts], vals[num_consts:num_consts + num_carry], vals[num_consts + num_carry:]
+    else:
+        raise _Unsupported("scan")
+    ys = []
+    for i in (range(length - 1, -1, -1) if reverse else range(length)):
+        out = _closed(jaxpr, [*consts, *carry, *(x[i] for x in xs)])
+        carry, y = out[:num_carry], out[num_carry:]
+        ys.append(y)
+    if reverse:
+        ys.reverse()
+    n_ys = len(jaxpr.jaxpr.outvars) - num_carry
+    stacked = [np.stack([y[k] for y in ys]) if ys else
+               np.zeros((0,) + tuple(v.aval.shape), v.aval.dtype) for k, v in enumerate(jaxpr.jaxpr.outvars[num_carry:])]
+    return [*carry, *stacked[:n_ys]]
+
+
+def _while(vals, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
+    cc, bc, carry = vals[:cond_nconsts], vals[cond_nconsts:cond_nconsts + body_nconsts], vals[cond_nconsts + body_nconsts:]
+    while bool(_closed(cond_jaxpr, [*cc, *carry])[0]):
+        carry = _closed(body_jaxpr, [*bc, *carry])
+    return carry
+
+
+def _custom_linear_solve(vals, *, const_lengths, jaxprs, **_):
+    """The forward solve: the ``solve`` program on its constants and the right-hand side."""
+    counts = [const_lengths.matvec, const_lengths.vecmat, const_lengths.solve, const_lengths.transpose_solve]
+    start = sum(counts[:2])
+    return _closed(jaxprs.solve, [*vals[start:start + counts[2]], *vals[sum(counts):]])
+
+
+def _cond(vals, *, branches, **_):
+    index = int(np.clip(vals[0], 0, len(branches) - 1))
+    return _closed(branches[index], vals[1:])
+
+
+#: control flow and several-output primitives: name -> f(input values, **params) -> output values
+_CONTROL = {"scan": _scan, "while": _while, "cond": _cond, "custom_linear_solve": _custom_linear_solve,
+            "lu": lambda vals, **p: _lu(*vals, **p)}
 
 #: fn -> {argument shapes and dtypes: its traced program, or None where it cannot run on NumPy}
 _TRACED: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
