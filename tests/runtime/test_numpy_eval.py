@@ -198,3 +198,18 @@ def test_linear_algebra_scatter_and_control_flow_run_on_numpy_and_equal_jax(fn, 
     want = fn(*map(jnp.asarray, args))
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(g, np.asarray(w), rtol=1e-12, atol=1e-12)
+
+
+def test_a_rule_that_fails_falls_back_to_jax(monkeypatch):
+    """Any error inside the NumPy rules (not only an uncovered primitive) hands the call back to
+    JAX: the interpreter can cost speed, never a traceback or a result."""
+    from adelia.runtime.numpy_eval import numpy_outputs
+
+    def broken(*_, **__):
+        raise ValueError("a case the rule did not foresee")
+
+    monkeypatch.setitem(ne._OPS, "dot_general", broken)
+    fn = lambda a, b: a @ b   # noqa: E731
+    a, b = np.eye(3), np.arange(3.0)
+    assert numpy_outputs(fn, a, b) is None
+    np.testing.assert_array_equal(numpy_eval(fn, a, b), a @ b)
