@@ -323,7 +323,8 @@ class CompiledProblem:
         nodes = adaptive_nodes(model)
         corrected = {"gaussian": (False, None), "simplified.laplace": (True, None), "adaptive": (True, nodes)}
         self.gaussian = {name: program(f"gaussian_{name}", lambda pts, xs, sla=sla, nodes=nodes: jax.lax.map(
-            lambda a: prob.gaussian(a[0], a[1], sla=sla, nodes=nodes), (pts, xs)), host_max=dense_host * GAUSSIAN_HOST_MAX)
+            lambda a: prob.gaussian(a[0], a[1], sla=sla, nodes=nodes), (pts, xs)),
+            host_max=GAUSSIAN_HOST_MAX if dense_host else 0)
             for name, (sla, nodes) in corrected.items()}
         #: strategy = "laplace": log π̃(x_j | θ, y) at the abscissae, for the fixed effects and small components
         self.laplace_nodes = nodes
@@ -338,7 +339,8 @@ class CompiledProblem:
                                       host_max=CRITERIA_HOST_MAX)
         self.eta_draws = program("eta_draws", jax.vmap(prob.eta))
         #: draws of x at θ from host-made standard normals (prob.n_normals × n)
-        self.sampler = program("sampler", prob.sample_latent_from, host_max=dense_host * SAMPLER_HOST_MAX)
+        self.sampler = program("sampler", prob.sample_latent_from,
+                               host_max=SAMPLER_HOST_MAX if dense_host else 0)
         self.programs = (self.value_and_grad, self.value, self.value_batch, *self.gaussian.values(), self.laplace,
                          self.loglik_grid, self.loglik_draws, self.criteria_terms, self.eta_draws, self.sampler)
 

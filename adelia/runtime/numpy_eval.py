@@ -60,6 +60,35 @@ def _broadcast_in_dim(x, shape, broadcast_dimensions, **_):
     return np.broadcast_to(x.reshape(expanded), shape)
 
 
+def _index_mode(mode) -> str:
+    """The name of a gather's or scatter's out-of-bounds mode, where it is one modelled here."""
+    name = getattr(mode, "name", str(mode))
+    if name not in ("CLIP", "PROMISE_IN_BOUNDS", "FILL_OR_DROP"):
+        raise _Unsupported(f"index mode {name}")
+    return name
+
+
+def _placed(values, positions, rank):
+    """``values`` reshaped to broadcast along output dimensions ``positions`` of a rank-``rank`` array."""
+    shape = [1] * rank
+    for p, n in zip(positions, values.shape):
+        shape[p] = n
+    return values.reshape(shape)
+
+
+def _starts(indices, ndim, index_map, batching):
+    """Per batch position b of ``indices`` (all dimensions but the last), the operand start index:
+    dimension ``index_map[k]`` at indices[b, k]; for each (operand dimension d, indices batch axis)
+    pair of ``batching`` (vmap's gathers and scatters), d at b's coordinate along that axis; 0 elsewhere."""
+    batch_shape = indices.shape[:-1]
+    start = np.zeros(batch_shape + (ndim,), dtype=np.int64)
+    for k, d in enumerate(index_map):
+        start[..., d] = indices[..., k]
+    for d, axis in batching:
+        start[..., d] = _placed(np.arange(batch_shape[axis]), [axis], len(batch_shape))
+    return start
+
+
 def _gather(operand, indices, *, dimension_numbers, slice_sizes, mode, fill_value=None, **_):
     """XLA's gather (operation semantics, "Gather"): for each batch position b of the indices
     (every dimension but the last), the slice of ``slice_sizes`` starting at the operand index
@@ -69,37 +98,24 @@ def _gather(operand, indices, *, dimension_numbers, slice_sizes, mode, fill_valu
     (size 1) dropped, the others placed at output positions ``offset_dims``, the batch dimensions
     filling the rest in order. Evaluated as one NumPy advanced index."""
     dn = dimension_numbers
-    mode_name = getattr(mode, "name", str(mode))
-    if mode_name not in ("CLIP", "PROMISE_IN_BOUNDS", "FILL_OR_DROP"):
-        raise _Unsupported("gather")
+    mode_name = _index_mode(mode)
     operand, indices = np.asarray(operand), np.asarray(indices)
     batch_shape = indices.shape[:-1]
-    batching = list(zip(getattr(dn, "operand_batching_dims", ()), getattr(dn, "start_indices_batching_dims", ())))
+    batching = list(zip(dn.operand_batching_dims, dn.start_indices_batching_dims))
     dropped = set(dn.collapsed_slice_dims) | {d for d, _ in batching}
     kept = [d for d in range(operand.ndim) if d not in dropped]
     rank = len(batch_shape) + len(kept)
     offset_pos = list(dn.offset_dims)
     batch_pos = [p for p in range(rank) if p not in offset_pos]
-
-    def placed(values, positions):
-        shape = [1] * rank
-        for p, n in zip(positions, values.shape):
-            shape[p] = n
-        return values.reshape(shape)
-
-    start = np.zeros(batch_shape + (operand.ndim,), dtype=np.int64)
-    for k, d in enumerate(dn.start_index_map):
-        start[..., d] = indices[..., k]
-    for d, axis in batching:        # vmap's gathers: operand dimension d follows the indices' batch axis
-        start[..., d] = np.arange(batch_shape[axis]).reshape([-1 if a == axis else 1 for a in range(len(batch_shape))])
+    start = _starts(indices, operand.ndim, dn.start_index_map, batching)
     high = np.asarray(operand.shape) - np.asarray(slice_sizes)
     outside = np.any((start < 0) | (start > high), axis=-1)
     start = np.clip(start, 0, high)
     index = []
     for d in range(operand.ndim):
-        i = placed(start[..., d], batch_pos)
+        i = _placed(start[..., d], batch_pos, rank)
         if d in kept:
-            i = i + placed(np.arange(slice_sizes[d]), [offset_pos[kept.index(d)]])
+            i = i + _placed(np.arange(slice_sizes[d]), [offset_pos[kept.index(d)]], rank)
         index.append(i)
     shape = [0] * rank
     for p, n in zip(batch_pos, batch_shape):
@@ -112,7 +128,7 @@ def _gather(operand, indices, *, dimension_numbers, slice_sizes, mode, fill_valu
             fill_value = np.nan if np.issubdtype(operand.dtype, np.inexact) else (
                 True if operand.dtype == bool else np.iinfo(operand.dtype).min
                 if np.issubdtype(operand.dtype, np.signedinteger) else np.iinfo(operand.dtype).max)
-        out = np.where(placed(outside, batch_pos), np.asarray(fill_value, operand.dtype), out)
+        out = np.where(_placed(outside, batch_pos, rank), np.asarray(fill_value, operand.dtype), out)
     return out
 
 
@@ -124,41 +140,26 @@ def _scatter(operand, indices, updates, *, dimension_numbers, mode, combine, **_
     coordinate, ``inserted_window_dims`` at 0 and the rest offset by w. Updates whose window
     falls outside the operand are dropped (clip mode clamps the start instead)."""
     dn = dimension_numbers
-    mode_name = getattr(mode, "name", str(mode))
-    if mode_name not in ("CLIP", "PROMISE_IN_BOUNDS", "FILL_OR_DROP"):
-        raise _Unsupported("scatter")
+    mode_name = _index_mode(mode)
     operand, indices, updates = np.array(operand), np.asarray(indices), np.asarray(updates)
-    batch_shape = indices.shape[:-1]
     batching = list(zip(dn.operand_batching_dims, dn.scatter_indices_batching_dims))
     window = [d for d in range(operand.ndim) if d not in set(dn.inserted_window_dims) | {d for d, _ in batching}]
     upd_batch = [p for p in range(updates.ndim) if p not in dn.update_window_dims]
-    window_sizes = [updates.shape[p] for p in dn.update_window_dims]
-    start = np.zeros(batch_shape + (operand.ndim,), dtype=np.int64)
-    for k, d in enumerate(dn.scatter_dims_to_operand_dims):
-        start[..., d] = indices[..., k]
-    for d, axis in batching:
-        start[..., d] = np.arange(batch_shape[axis]).reshape([-1 if a == axis else 1 for a in range(len(batch_shape))])
+    start = _starts(indices, operand.ndim, dn.scatter_dims_to_operand_dims, batching)
     extent = np.ones(operand.ndim, dtype=np.int64)
-    for d, n in zip(window, window_sizes):
-        extent[d] = n
+    for d, p in zip(window, dn.update_window_dims):
+        extent[d] = updates.shape[p]
     high = np.asarray(operand.shape) - extent
     if mode_name == "CLIP":
         start = np.clip(start, 0, high)
     inside = np.all((start >= 0) & (start <= high), axis=-1)
-
-    def placed(values, positions):
-        shape = [1] * updates.ndim
-        for p, n in zip(positions, values.shape):
-            shape[p] = n
-        return values.reshape(shape)
-
     index = []
     for d in range(operand.ndim):
-        i = placed(start[..., d], upd_batch)
+        i = _placed(start[..., d], upd_batch, updates.ndim)
         if d in window:
-            i = i + placed(np.arange(extent[d]), [dn.update_window_dims[window.index(d)]])
+            i = i + _placed(np.arange(extent[d]), [dn.update_window_dims[window.index(d)]], updates.ndim)
         index.append(np.broadcast_to(i, updates.shape))
-    keep = np.broadcast_to(placed(inside, upd_batch), updates.shape)
+    keep = np.broadcast_to(_placed(inside, upd_batch, updates.ndim), updates.shape)
     index = tuple(i[keep] for i in index)
     if combine is None:
         operand[index] = updates[keep]
@@ -300,7 +301,7 @@ _BINARY = {
     "polygamma": lambda m, x: special.polygamma(np.asarray(m).astype(int), x),
     "igamma": special.gammainc, "igammac": special.gammaincc,
 }
-#: primitive name -> f(*input values, **params)
+#: primitive name -> f(*input values, **params) (a list where the primitive has several results)
 _OPS: dict[str, Callable] = {
     **{k: (lambda f: lambda x, **_: f(x))(f) for k, f in _UNARY.items()},
     **{k: (lambda f: lambda x, y, **_: f(x, y))(f) for k, f in _BINARY.items()},
@@ -327,6 +328,7 @@ _OPS: dict[str, Callable] = {
     "iota": _iota,
     "cholesky": _cholesky,
     "triangular_solve": _triangular_solve,
+    "lu": _lu,
     "platform_index": _platform_index,
     "reduce_and": lambda x, axes, **_: np.all(x, axis=tuple(axes)),
     "reduce_or": lambda x, axes, **_: np.any(x, axis=tuple(axes)),
@@ -364,7 +366,8 @@ def _run(jaxpr, consts, args):
             inner, inner_consts = (sub.jaxpr, sub.consts) if hasattr(sub, "consts") else (sub, ())
             outs = _run(inner, inner_consts, vals)
         elif name in _OPS:
-            outs = [_OPS[name](*vals, **eqn.params)]
+            out = _OPS[name](*vals, **eqn.params)
+            outs = out if eqn.primitive.multiple_results else [out]
         else:
             raise _Unsupported(name)
         for v, o in zip(eqn.outvars, outs):
@@ -391,10 +394,9 @@ def _scan(vals, *, jaxpr, length, reverse, ft_in=None, num_consts=None, num_carr
         ys.append(y)
     if reverse:
         ys.reverse()
-    n_ys = len(jaxpr.jaxpr.outvars) - num_carry
-    stacked = [np.stack([y[k] for y in ys]) if ys else
-               np.zeros((0,) + tuple(v.aval.shape), v.aval.dtype) for k, v in enumerate(jaxpr.jaxpr.outvars[num_carry:])]
-    return [*carry, *stacked[:n_ys]]
+    stacked = [np.stack([y[k] for y in ys]) if ys else np.zeros((0,) + tuple(v.aval.shape), v.aval.dtype)
+               for k, v in enumerate(jaxpr.jaxpr.outvars[num_carry:])]
+    return [*carry, *stacked]
 
 
 def _while(vals, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
@@ -416,9 +418,8 @@ def _cond(vals, *, branches, **_):
     return _closed(branches[index], vals[1:])
 
 
-#: control flow and several-output primitives: name -> f(input values, **params) -> output values
-_CONTROL = {"scan": _scan, "while": _while, "cond": _cond, "custom_linear_solve": _custom_linear_solve,
-            "lu": lambda vals, **p: _lu(*vals, **p)}
+#: control flow: name -> f(input values, **params) -> output values
+_CONTROL = {"scan": _scan, "while": _while, "cond": _cond, "custom_linear_solve": _custom_linear_solve}
 
 #: fn -> {argument shapes and dtypes: its traced program, or None where it cannot run on NumPy}
 _TRACED: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
@@ -442,11 +443,12 @@ def _traced(fn, args) -> tuple[dict, tuple]:
     return per_fn, key
 
 
-def _evaluate(fn, args) -> tuple[list | None, object]:
-    """(fn's flat outputs, or None where it cannot run on NumPy; their tree)."""
+def _evaluate(fn, args, one_output: bool = False) -> tuple[list | None, object]:
+    """(fn's flat outputs, or None where it cannot run on NumPy, or has several outputs while
+    ``one_output`` asks for one; their tree)."""
     per_fn, key = _traced(fn, args)
     entry = per_fn[key]
-    if entry is None:
+    if entry is None or (one_output and entry[1].num_leaves != 1):
         return None, None
     closed, tree = entry
     try:
@@ -462,10 +464,8 @@ def numpy_eval(fn: Callable, *args) -> np.ndarray:
     shape, then run with NumPy (see the module docstring); evaluated by JAX where it uses other
     primitives or does not return one array."""
     args = [np.asarray(a) for a in args]
-    outs, _ = _evaluate(fn, args)
-    if outs is not None and len(outs) == 1:
-        return outs[0]
-    return np.asarray(fn(*args))
+    outs, _ = _evaluate(fn, args, one_output=True)
+    return outs[0] if outs is not None else np.asarray(fn(*args))
 
 
 def numpy_outputs(fn: Callable, *args):
