@@ -13,10 +13,10 @@ taken over the supernodes from the root of the elimination tree down. Σ_RR is n
 R × R, and R ⊂ cols(P) ∪ R_P for the parent supernode P, so Σ_RR is a sub-matrix of the parent's
 dense "frontal inverse" F_P = Σ[cols(P) ∪ R_P, cols(P) ∪ R_P]: one dense gather per supernode
 through relative indices computed once per pattern (the selected-inversion mirror of the
-multifrontal extend-add). The gather copies blocks over runs of consecutive parent positions, or,
-below a column run that meets many short row runs (orders such as METIS_NodeND fragment the
-parent's positions), gathers the rows of that column slab in one indexed copy; only the lower
-triangle is gathered (Σ_RR enters through ``symm``). This is the block Takahashi recurrence of
+multifrontal extend-add). The gather copies the lower triangle in blocks over runs of
+consecutive parent positions or, when the rows fall into many short runs (orders such as
+METIS_NodeND fragment the parent's positions), takes Σ_RR in two indexed copies (Σ_RR enters
+through ``symm``, which reads the lower triangle only). This is the block Takahashi recurrence of
 METHOD.md §5 on a general elimination tree, organised by supernodes with dense BLAS-3 per
 supernode as in SelInv. The flops are ≈ 2–3× those of the factorisation
 (2 r²s + 3 r s² + ⅔ s³ per supernode against r²s + r s² + ⅓ s³); measured 1.4–2× its time on
@@ -549,8 +549,25 @@ def _leaf_inverse(leaves: Leaves, x: np.ndarray, out: np.ndarray) -> None:
         out[g.d_pos] = Sjj
 
 
-# Below a column run, at most this many row runs are copied block by block; more are gathered at once.
+# Σ_RR is copied block by block when its rows fall into at most this many runs of consecutive
+# parent positions; with more (orders such as METIS_NodeND fragment the parent's positions, into
+# runs of median width 2 on SPDE ⊗ AR1), a copy per run costs more in Python than the data, and
+# :func:`_gather_indexed` takes Σ_RR in two indexed copies instead.
 _PAIR_RUNS = 4
+
+
+def _gather_indexed(Srr: np.ndarray, rel: np.ndarray, topP: np.ndarray, SrrP: np.ndarray, sP: int) -> None:
+    """Σ_RR from the parent's frontal inverse through the relative indices ``rel`` (sorted): the
+    columns whose parent position is one of P's own columns (the first t) read P's output block
+    ``topP`` (m_P × s_P), the others P's Σ_RR (both F-ordered, read through flat column-major
+    indices). Fills the lower triangle and, for the second part, the upper one too (read but
+    unused by ``symm``)."""
+    t = int(np.searchsorted(rel, sP))
+    if t:
+        Srr[:, :t] = topP.ravel(order="F")[rel[None, :t] * topP.shape[0] + rel[:, None]]
+    if t < len(rel):
+        rr = rel[t:] - sP
+        Srr[t:, t:] = SrrP.ravel(order="F")[rr[None, :] * SrrP.shape[0] + rr[:, None]]
 
 
 def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -617,20 +634,18 @@ def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = N
             bounds.append(r)
             Srr = np.empty((r, r), order="F")
             k = len(bounds) - 1
-            for b in range(k):
-                p, q = bounds[b], bounds[b + 1]
-                # columns p:q of Σ_RR are one run: in P's output block (rows: all of P's) or in Σ_RR of P
-                src, off = (topP, 0) if idx[p] < sP else (SrrP, sP)
-                c0 = idx[p] - off
-                if k - b > _PAIR_RUNS:
-                    # many short row runs below (typical of METIS_NodeND orders): one indexed
-                    # gather of the slab costs less than a Python-level copy per run
-                    Srr[p:, p:q] = src[rel_J[p:] - off, c0:c0 + q - p]
-                    continue
-                for a in range(b, k):
-                    pa, qa = bounds[a], bounds[a + 1]
-                    ra = idx[pa] - off
-                    Srr[pa:qa, p:q] = src[ra:ra + qa - pa, c0:c0 + q - p]
+            if k > _PAIR_RUNS:
+                _gather_indexed(Srr, rel_J, topP, SrrP, sP)
+            else:
+                for b in range(k):
+                    p, q = bounds[b], bounds[b + 1]
+                    # columns p:q of Σ_RR are one run: in P's output block (rows: all of P's) or in Σ_RR of P
+                    src, off = (topP, 0) if idx[p] < sP else (SrrP, sP)
+                    c0 = idx[p] - off
+                    for a in range(b, k):
+                        pa, qa = bounds[a], bounds[a + 1]
+                        ra = idx[pa] - off
+                        Srr[pa:qa, p:q] = src[ra:ra + qa - pa, c0:c0 + q - p]
             nchild[P] -= 1
             if nchild[P] == 0:
                 del front[P]

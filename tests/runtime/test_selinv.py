@@ -82,7 +82,7 @@ def test_selected_inverse_matches_dense_inverse(name):
 @pytest.mark.parametrize("pair_runs", [0, 10**9])
 @pytest.mark.parametrize("name", ["spde_grid_permuted", "spacetime_permuted", "random", "arrowhead"])
 def test_gather_routes_agree(monkeypatch, name, pair_runs):
-    """Σ_RR gathered by block copies over runs, or by one indexed copy per column run: same Σ."""
+    """Σ_RR gathered by block copies over runs, or by indexed copies of the whole block: same Σ."""
     Q = permuted(spacetime(4, 6), 2) if name == "spacetime_permuted" else CASES[name]()
     pat, L = natural_factor(Q)
     S = si.supernodes_from_csc(pat)
