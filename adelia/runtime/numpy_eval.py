@@ -142,6 +142,8 @@ def _scatter(operand, indices, updates, *, dimension_numbers, mode, combine, **_
     dn = dimension_numbers
     mode_name = _index_mode(mode)
     operand, indices, updates = np.array(operand), np.asarray(indices), np.asarray(updates)
+    if _row_scatter(operand, indices, updates, dn, mode_name, combine):
+        return operand
     batching = list(zip(dn.operand_batching_dims, dn.scatter_indices_batching_dims))
     window = [d for d in range(operand.ndim) if d not in set(dn.inserted_window_dims) | {d for d, _ in batching}]
     upd_batch = [p for p in range(updates.ndim) if p not in dn.update_window_dims]
@@ -163,9 +165,42 @@ def _scatter(operand, indices, updates, *, dimension_numbers, mode, combine, **_
     index = tuple(i[keep] for i in index)
     if combine is None:
         operand[index] = updates[keep]
+    elif combine is np.add and operand.dtype == np.float64 and updates.size * 8 >= operand.size:
+        # a segment sum: bincount adds ~20x faster than np.add.at's indexed loop (the order
+        # of the additions is unspecified in XLA too)
+        flat = np.ravel_multi_index(index, operand.shape)
+        operand += np.bincount(flat, weights=updates[keep], minlength=operand.size).reshape(operand.shape)
     else:
         combine.at(operand, index, updates[keep])
     return operand
+
+
+def _row_scatter(operand, indices, updates, dn, mode_name, combine) -> bool:
+    """The common ``x.at[rows].set/add(u)`` with whole rows as windows, done in place with one
+    fancy index (np.add.at's per-element loop only where a row repeats); False, untouched, for
+    any other scatter."""
+    lead = indices.ndim - 1
+    if (dn.operand_batching_dims or tuple(dn.scatter_dims_to_operand_dims) != (0,) or indices.shape[-1] != 1
+            or tuple(dn.inserted_window_dims) != (0,) or operand.ndim < 1
+            or tuple(dn.update_window_dims) != tuple(range(lead, updates.ndim))
+            or updates.shape[lead:] != operand.shape[1:]):
+        return False
+    rows = indices.reshape(-1).astype(np.int64)
+    upd = updates.reshape((-1,) + operand.shape[1:])
+    n = operand.shape[0]
+    if mode_name == "CLIP":
+        rows = np.clip(rows, 0, n - 1)
+    else:
+        inside = (rows >= 0) & (rows < n)
+        if not inside.all():
+            rows, upd = rows[inside], upd[inside]
+    if combine is None:
+        operand[rows] = upd
+    elif len(rows) and np.bincount(rows, minlength=n).max() > 1:
+        combine.at(operand, rows, upd)
+    else:
+        operand[rows] = combine(operand[rows], upd)
+    return True
 
 
 def _dot_general(lhs, rhs, *, dimension_numbers, preferred_element_type=None, **_):
@@ -301,11 +336,65 @@ _BINARY = {
     "polygamma": lambda m, x: special.polygamma(np.asarray(m).astype(int), x),
     "igamma": special.gammainc, "igammac": special.gammaincc,
 }
+
+
+def _integer_pow(x, y: int):
+    """x**y by repeated squaring, as XLA expands it (np.power's general pow is 10–20× slower on
+    floats, and the simplified-Laplace coefficients cube an m × N array)."""
+    x = np.asarray(x)
+    if y < 0:
+        return 1 / _integer_pow(x, -y)
+    out, base = np.ones_like(x), x
+    while y:
+        if y & 1:
+            out = out * base
+        y >>= 1
+        if y:
+            base = base * base
+    return out
+
+
+def _sort(*operands, dimension, num_keys, **_):
+    """All operands reordered by the first ``num_keys`` of them along ``dimension``
+    (lexicographically, first key most significant; stable, as np.lexsort)."""
+    keys = [np.asarray(k) for k in operands[:num_keys]]
+    if num_keys == 1:
+        order = np.argsort(keys[0], axis=dimension, kind="stable")
+    else:
+        moved = [np.moveaxis(k, dimension, -1) for k in keys]
+        order = np.moveaxis(np.lexsort(moved[::-1], axis=-1), -1, dimension)
+    return [np.take_along_axis(np.asarray(o), order, axis=dimension) for o in operands]
+
+
+def _eigh(x, *, lower, sort_eigenvalues=True, subset_by_index=None, **_):
+    """(eigenvectors, eigenvalues) from the ``lower`` (or upper) triangle, eigenvalues ascending
+    (LAPACK's syevd, as XLA's CPU kernel); eigenvector signs are LAPACK's."""
+    if subset_by_index is not None and tuple(subset_by_index) != (0, np.shape(x)[-1]):
+        raise _Unsupported("eigh of an index subset")
+    w, v = np.linalg.eigh(x, UPLO="L" if lower else "U")
+    return [v, w]
+
+
+def _buffer_callback(*args, callback, result_avals, input_output_aliases=(), **_):
+    """A host function called from the program (:func:`adelia.runtime.host.host_call` on CPU):
+    called here directly, writing its one result into a fresh array (``ctx``, XLA's execution
+    context, is None: host_call's functions do not read it)."""
+    if input_output_aliases or len(result_avals) != 1:
+        raise _Unsupported("buffer_callback with aliased or several results")
+    out = np.empty(result_avals[0].shape, result_avals[0].dtype)
+    callback(None, out, *args)
+    return [out]
+
+
+def _pure_callback(*args, callback, result_avals, **_):
+    return [np.asarray(o, dtype=a.dtype).reshape(a.shape) for o, a in zip(callback(*args), result_avals)]
+
+
 #: primitive name -> f(*input values, **params) (a list where the primitive has several results)
 _OPS: dict[str, Callable] = {
     **{k: (lambda f: lambda x, **_: f(x))(f) for k, f in _UNARY.items()},
     **{k: (lambda f: lambda x, y, **_: f(x, y))(f) for k, f in _BINARY.items()},
-    "integer_pow": lambda x, y, **_: np.power(x, y),
+    "integer_pow": lambda x, y, **_: _integer_pow(x, y),
     "convert_element_type": lambda x, new_dtype, **_: np.asarray(x).astype(new_dtype),
     "select_n": lambda pred, *cases, **_: _select_n(pred, *cases),
     "broadcast_in_dim": _broadcast_in_dim,
@@ -334,6 +423,11 @@ _OPS: dict[str, Callable] = {
     "reduce_or": lambda x, axes, **_: np.any(x, axis=tuple(axes)),
     "argmax": lambda x, axes, index_dtype, **_: np.argmax(x, axis=axes[0]).astype(index_dtype),
     "argmin": lambda x, axes, index_dtype, **_: np.argmin(x, axis=axes[0]).astype(index_dtype),
+    "sort": _sort,
+    "split": lambda x, sizes, axis, **_: np.split(x, np.cumsum(sizes)[:-1].astype(int), axis=axis),
+    "eigh": _eigh,
+    "buffer_callback": _buffer_callback,
+    "pure_callback": _pure_callback,
 }
 #: primitives whose body is a traced sub-program: name -> the parameter holding it
 _CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr", "custom_jvp_call": "call_jaxpr",
@@ -420,6 +514,7 @@ def _cond(vals, *, branches, **_):
 
 #: control flow: name -> f(input values, **params) -> output values
 _CONTROL = {"scan": _scan, "while": _while, "cond": _cond, "custom_linear_solve": _custom_linear_solve}
+
 
 #: fn -> {argument shapes and dtypes: its traced program, or None where it cannot run on NumPy}
 _TRACED: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()

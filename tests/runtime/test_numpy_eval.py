@@ -151,6 +151,12 @@ def test_random_row_and_column_gathers_equal_jax(n, k, data):
         np.testing.assert_array_equal(got, np.asarray(fn(jnp.asarray(x), *map(jnp.asarray, args))))
 
 
+def _host(fn, x):
+    from adelia.runtime.host import host_call
+
+    return host_call(fn, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+
+
 def _spd(n, seed=1):
     a = np.random.default_rng(seed).normal(size=(n, n))
     return a @ a.T + n * np.eye(n)
@@ -165,6 +171,12 @@ _PROGRAMS = [
     ("scatter-add duplicates", lambda a, i, u: a.at[i].add(u), (np.zeros(5), np.array([0, 2, 2, 4]), _R.normal(size=4))),
     ("scatter set 2-D", lambda a, i, u: a.at[:, i].set(u), (np.zeros((3, 5)), np.array([1, 3]), _R.normal(size=(3, 2)))),
     ("scatter-add dropped", lambda a, i, u: a.at[i].add(u, mode="drop"), (np.zeros(5), np.array([1, 7]), np.ones(2))),
+    ("row scatter-add", lambda a, i, u: a.at[i].add(u), (np.ones((4, 3)), np.array([2, 0, 3]), _R.normal(size=(3, 3)))),
+    ("row scatter-add repeated", lambda a, i, u: a.at[i].add(u), (np.ones((4, 3)), np.array([2, 0, 2]), _R.normal(size=(3, 3)))),
+    ("row scatter-add dropped", lambda a, i, u: a.at[i].add(u, mode="drop"),
+     (np.ones((4, 3)), np.array([5, 1]), _R.normal(size=(2, 3)))),
+    ("row scatter clipped", lambda a, i, u: a.at[i].set(u, mode="clip"),
+     (np.ones((4, 2, 2)), np.array([7, 1]), _R.normal(size=(2, 2, 2)))),
     ("vmapped scatter", lambda a, i: jax.vmap(lambda r, k: r.at[k].add(1.0))(a, i), (np.zeros((3, 4)), np.array([0, 3, 1]))),
     ("cholesky", lambda a: jnp.linalg.cholesky(a), (_spd(4),)),
     ("cholesky not definite", lambda a: jnp.linalg.cholesky(a), (-_spd(3),)),
@@ -184,6 +196,17 @@ _PROGRAMS = [
      (_R.normal(size=3),)),
     ("switch", lambda a, k: jax.lax.switch(k, [jnp.sin, jnp.cos, jnp.exp], a), (_R.normal(size=3), np.array(1))),
     ("argmax", lambda a: jnp.argmax(a, axis=1), (_R.normal(size=(3, 4)),)),
+    ("sort by one key", lambda a, b: jax.lax.sort((a, b), num_keys=1), (_R.normal(size=(3, 5)), _R.normal(size=(3, 5)))),
+    ("sort by two keys", lambda a, b: jax.lax.sort((a, b), dimension=0, num_keys=2),
+     (np.array([[2.0], [1.0], [2.0], [1.0]]), np.array([[0.5], [0.7], [-1.0], [0.1]]))),
+    ("split", lambda a: jnp.split(a, [1, 3], axis=1), (_R.normal(size=(2, 5)),)),
+    ("argsort", lambda a: jnp.argsort(a), (_R.normal(size=7),)),
+    # eigenvector signs are LAPACK's on both sides; V diag(λ^-½) Vᵀ (the low-rank sampler's use) has none
+    ("eigh", lambda a: (lambda w, v: ((v / jnp.sqrt(w)) @ v.T, w))(*jnp.linalg.eigh(a)), (_spd(4),)),
+    # host functions inside the program (the sparse path's CHOLMOD calls), run under vmap too
+    ("host_call", lambda a: jax.vmap(lambda r: 1.0 + _host(np.cumsum, r))(a), (_R.normal(size=(3, 4)),)),
+    ("pure_callback", lambda a: 2.0 * jax.pure_callback(np.cumsum, jax.ShapeDtypeStruct(a.shape, a.dtype), a,
+                                                        vmap_method="sequential"), (_R.normal(size=5),)),
 ]
 
 
