@@ -144,11 +144,17 @@ def test_states_the_reference_model(case):
 
 
 def test_run_model_matches_cli():
-    """adelia.adl_run.run_model (in memory) gives the CLI's numbers."""
+    """adelia.adl_run.run_model (in memory) gives the CLI's numbers. Both are the model's first
+    fit in the process (its compiled programs dropped before each): a first fit of a small sparse
+    model runs on NumPy, a later one compiled, and their different rounding moves the θ-mode
+    search's last steps (the weakly identified precision of S5's cyclic rw2 by ~1e-5)."""
     from adelia.adl_run import run_model
+    from adelia.runtime import inference
 
     reference("S5")
+    inference._CACHE.clear()
     dt = run_model(ADL / CASES["S5"][1])
-    pd.testing.assert_frame_equal(adelia.summary(dt), adelia.summary(cli_fit("S5")), rtol=1e-8)
-    assert dt["inla"].attrs["mlik_integration"] == pytest.approx(cli_fit("S5")["inla"].attrs["mlik_integration"],
-                                                                 rel=1e-8)
+    inference._CACHE.clear()
+    cli = cli_fit.__wrapped__("S5")
+    pd.testing.assert_frame_equal(adelia.summary(dt), adelia.summary(cli), rtol=1e-8)
+    assert dt["inla"].attrs["mlik_integration"] == pytest.approx(cli["inla"].attrs["mlik_integration"], rel=1e-8)

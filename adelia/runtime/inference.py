@@ -55,12 +55,16 @@ FAST_COMPILE_DENSE_MAX = 128
 SLA_MAX_LATENT = 5000
 #: below these argument sizes a program runs its traced equations on NumPy instead of being
 #: compiled (:class:`Program`'s ``host_max``): the draws' log-likelihood, the criteria's node
-#: moments, and the Gaussian approximations and draws of tiny dense models (S1: 13 ms and 1 ms a
-#: call, where compiling took 0.23 and 0.08 s)
+#: moments, and the Gaussian approximations and draws of tiny dense models (S1: 13 ms and 1 ms
+#: a call, where compiling took 0.23 and 0.08 s)
 LOGLIK_HOST_MAX = 150_000
 CRITERIA_HOST_MAX = 5_000
 GAUSSIAN_HOST_MAX = 2_000
 SAMPLER_HOST_MAX = 10_000
+#: sparse-path models up to this latent size run their first fit in a process on NumPy (see
+#: CompiledProblem): a Gaussian approximation costs 7–8 ms a call there at S4's size, as compiled
+#: (0.45 s to compile), 11 ms against 6 at S5's, but 56 against 40 at S2's 1174
+SPARSE_FIRST_FIT_MAX_LATENT = 1_000
 #: strategy = "laplace": standardised points x_j = x̂_j + σ_j s where log π̃(x_j | θ, y) is computed
 LAPLACE_ABSCISSAE = np.linspace(-4.0, 4.0, 11)
 #: R-INLA's control.inla adaptive.max: the adaptive strategy corrects the fixed effects and the
@@ -162,12 +166,15 @@ class Program:
     With ``host_max``, calls whose arguments hold at most that many numbers run the traced
     equations with NumPy instead (:func:`~adelia.runtime.numpy_eval.numpy_outputs`): a few
     milliseconds at that size, where compiling costs 50–150 ms of a small model's first fit.
-    A program using a primitive NumPy does not cover is compiled as usual.
+    A program using a primitive NumPy does not cover is compiled as usual. With ``first_fit``
+    every call runs on NumPy until :meth:`tier_up` (a model's first fit in this process; see
+    :class:`CompiledProblem`).
     """
 
     def __init__(self, fn: Callable, static_argnums: tuple[int, ...] = (), *, export_key: str | None = None,
-                 compiler_options: dict | None = None, host_max: int = 0):
+                 compiler_options: dict | None = None, host_max: int = 0, first_fit: bool = False):
         self._fn, self._host_max = fn, 0 if static_argnums else host_max
+        self._first_fit = first_fit and not static_argnums
         self._jit = jax.jit(fn, static_argnums=static_argnums)
         self._options = dict(compiler_options or {})
         self._static = frozenset(static_argnums)
@@ -177,7 +184,7 @@ class Program:
         self.sources: list[str] = []     # per compilation: "exported", "loaded" or "traced"
 
     def __call__(self, *args):
-        if self._host_max and sum(np.size(a) for a in args) <= self._host_max:
+        if self._first_fit or (self._host_max and sum(np.size(a) for a in args) <= self._host_max):
             out = numpy_outputs(self._fn, *args)
             if out is not None:
                 return out
@@ -189,6 +196,10 @@ class Program:
             self.compile_seconds += time.perf_counter() - t
             self._executables[key] = exe
         return exe(*(a for i, a in enumerate(args) if i not in self._static))
+
+    def tier_up(self) -> None:
+        """From the next call on, NumPy only below ``host_max``: the first fit is over."""
+        self._first_fit = False
 
     def _compile(self, key, args):
         path = self._export_path(key)
@@ -303,19 +314,24 @@ class CompiledProblem:
         # trace those programs twice
         exportable = key is not None and solver != "sparse"
 
-        # the other paths' factorisations are host callbacks or BTA kernels: compiled
-        dense_host = solver == "dense"
+        # A small model on the sparse path runs its first fit in this process on NumPy and
+        # compiles from its second: its programs cannot be exported (host calls), so a new
+        # process paid tracing and compiling (or loading) each of them, 2–3 s on S4 and S5,
+        # where NumPy costs 5–15 ms more per call than the compiled program. BTA kernels stay
+        # compiled (their scans over blocks would run block by block in Python).
+        first = solver == "sparse" and model.N <= SPARSE_FIRST_FIT_MAX_LATENT
+        dense = solver == "dense"
 
-        def program(name, fn, static_argnums=(), host_max=0):
+        def program(name, fn, static_argnums=(), host_max=0, first_fit=False):
             return Program(fn, static_argnums, export_key=(key, solver, name) if exportable else None,
                            compiler_options={"xla_backend_optimization_level": 0} if fast else None,
-                           host_max=host_max)
+                           host_max=host_max, first_fit=first_fit)
 
         #: ((f, x̂), ∇f) at free θ
         self.value_and_grad = program("value_and_grad", jax.value_and_grad(
-            lambda tf, x0: neg_and_mode(full(tf), x0), has_aux=True))
+            lambda tf, x0: neg_and_mode(full(tf), x0), has_aux=True), first_fit=first)
         #: (f, x̂) at a full θ
-        self.value = program("value", neg_and_mode)
+        self.value = program("value", neg_and_mode, first_fit=first)
         self.value_batch = program("value_batch", jax.vmap(neg_and_mode))
         self.neg_and_mode, self.full = neg_and_mode, full   # for θ batches sharded over devices
         # one point at a time (lax.map): the covariance the simplified-Laplace coefficients need
@@ -324,7 +340,7 @@ class CompiledProblem:
         corrected = {"gaussian": (False, None), "simplified.laplace": (True, None), "adaptive": (True, nodes)}
         self.gaussian = {name: program(f"gaussian_{name}", lambda pts, xs, sla=sla, nodes=nodes: jax.lax.map(
             lambda a: prob.gaussian(a[0], a[1], sla=sla, nodes=nodes), (pts, xs)),
-            host_max=GAUSSIAN_HOST_MAX if dense_host else 0)
+            host_max=GAUSSIAN_HOST_MAX if dense else 0, first_fit=first)
             for name, (sla, nodes) in corrected.items()}
         #: strategy = "laplace": log π̃(x_j | θ, y) at the abscissae, for the fixed effects and small components
         self.laplace_nodes = nodes
@@ -332,21 +348,27 @@ class CompiledProblem:
             lambda a: prob.laplace_log_density(a[0], nodes, LAPLACE_ABSCISSAE, a[1]), (pts, xs)))
         self.loglik_grid = program("loglik_grid", jax.vmap(jax.vmap(prob.loglik_terms, in_axes=(0, None)),
                                                            in_axes=(0, 0)))
-        self.loglik_draws = program("loglik_draws", jax.vmap(prob.loglik_terms), host_max=LOGLIK_HOST_MAX)
+        self.loglik_draws = program("loglik_draws", jax.vmap(prob.loglik_terms), host_max=LOGLIK_HOST_MAX,
+                                    first_fit=first)
         #: DIC/WAIC/CPO's per-observation moments over the points' Gauss–Hermite nodes, and DIC's
         #: log-likelihood at the posterior means
         self.criteria_terms = program("criteria_terms", functools.partial(criteria.terms, prob.loglik_terms),
-                                      host_max=CRITERIA_HOST_MAX)
+                                      host_max=CRITERIA_HOST_MAX, first_fit=first)
         self.eta_draws = program("eta_draws", jax.vmap(prob.eta))
         #: draws of x at θ from host-made standard normals (prob.n_normals × n)
         self.sampler = program("sampler", prob.sample_latent_from,
-                               host_max=SAMPLER_HOST_MAX if dense_host else 0)
+                               host_max=SAMPLER_HOST_MAX if dense else 0, first_fit=first)
         self.programs = (self.value_and_grad, self.value, self.value_batch, *self.gaussian.values(), self.laplace,
                          self.loglik_grid, self.loglik_draws, self.criteria_terms, self.eta_draws, self.sampler)
 
     @property
     def compile_seconds(self) -> float:
         return sum(p.compile_seconds for p in self.programs)
+
+    def fitted(self) -> None:
+        """A fit of this model ended: programs that ran on NumPy for the first one compile now."""
+        for p in self.programs:
+            p.tier_up()
 
 
 def _memo_key(theta_free: np.ndarray) -> bytes:
@@ -770,6 +792,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     clock.lap("sampling")
     result.timings = {**clock.laps, "jit": cp.compile_seconds - compile_before, "total": clock.total()}
     result.evaluations = {"n_objective": ev.n_objective, "n_gradient": ev.n_gradient}
+    cp.fitted()
     return result
 
 

@@ -49,8 +49,11 @@ def test_without_a_cache_nothing_is_exported(tmp_path):
 
 
 def test_sparse_path_programs_are_traced_not_exported(tmp_path):
-    """Host callbacks (CHOLMOD) cannot be serialised: the sparse path does not try."""
-    child = CHILD.replace('family="poisson", n_samples=50)', 'family="poisson", n_samples=50, solver="sparse")')
+    """Host callbacks (CHOLMOD) cannot be serialised: the sparse path does not try (its second
+    fit compiles; the first ran on NumPy)."""
+    fit = 'adelia.fit(\'y ~ 1 + x + f(g, model = "iid")\', df, family="poisson", n_samples=50, solver="sparse")'
+    child = CHILD.replace('dt = adelia.', f'{fit}\ndt = adelia.').replace(
+        'family="poisson", n_samples=50)', 'family="poisson", n_samples=50, solver="sparse")')
     env = {**os.environ, "ADELIA_COMPILATION_CACHE": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1])["sources"] == ["traced"]
@@ -109,7 +112,7 @@ def test_small_calls_run_on_numpy_and_equal_the_compiled_program():
     too_large = Program(fn, host_max=10)
     too_large(*args)
     assert too_large.sources == ["traced"]
-    small_but_uncovered = Program(lambda a: jnp.linalg.eigh(a @ a.T)[0], host_max=10_000)
+    small_but_uncovered = Program(lambda a: jnp.linalg.svd(a)[1], host_max=10_000)
     small_but_uncovered(rng.normal(size=(3, 3)))
     assert small_but_uncovered.sources == ["traced"]
 
@@ -151,3 +154,29 @@ def test_fits_on_numpy_programs_equal_compiled_fits(monkeypatch, formula, family
     np.testing.assert_allclose(a.select_dtypes("number").values, b.select_dtypes("number").values, rtol=1e-8, atol=1e-10)
     for key in ("dic", "waic", "mlik_integration"):
         assert on_numpy["inla"].attrs[key] == pytest.approx(compiled["inla"].attrs[key], rel=1e-10)
+
+
+def test_small_sparse_model_first_fit_on_numpy_equals_the_compiled_second():
+    """A small model on the sparse path fits first on NumPy (nothing compiled), then compiles:
+    both fits give the same posterior."""
+    import numpy as np
+    import pandas as pd
+
+    import adelia
+    from adelia.runtime import inference
+
+    rng = np.random.default_rng(4)
+    m = 60
+    df = pd.DataFrame({"x": rng.normal(size=m), "t": np.arange(1, m + 1)})
+    df["y"] = rng.poisson(np.exp(0.3 + 0.4 * df["x"] + np.sin(df["t"] / 9)))
+    inference._CACHE.clear()
+    first = adelia.fit('y ~ 1 + x + f(t, model = "rw2")', df, family="poisson", solver="sparse", n_samples=100)
+    (cp,) = inference._CACHE.values()
+    assert cp.solver == "sparse"
+    assert cp.value_and_grad.sources == [] and cp.gaussian["simplified.laplace"].sources == []
+    second = adelia.fit('y ~ 1 + x + f(t, model = "rw2")', df, family="poisson", solver="sparse", n_samples=100)
+    assert cp.value_and_grad.sources == ["traced"] and cp.gaussian["simplified.laplace"].sources == ["traced"]
+    a, b = adelia.summary(first), adelia.summary(second)
+    np.testing.assert_allclose(a.select_dtypes("number").values, b.select_dtypes("number").values, rtol=1e-6, atol=1e-8)
+    for key in ("dic", "waic", "mlik_integration"):
+        assert first["inla"].attrs[key] == pytest.approx(second["inla"].attrs[key], rel=1e-8)
