@@ -565,7 +565,10 @@ def numpy_eval(fn: Callable, *args) -> np.ndarray:
 
 def numpy_outputs(fn: Callable, *args):
     """``fn(*args)``, any pytree of arrays, computed with NumPy from fn's traced equations; None
-    where fn uses a primitive outside the table (the caller then compiles it instead)."""
+    where fn uses a primitive outside the table, or an argument is not concrete (a tracer: the
+    caller is being traced), and the caller compiles it instead."""
+    if any(isinstance(a, jax.core.Tracer) for a in args):
+        return None
     args = [np.asarray(a) for a in args]
     outs, tree = _evaluate(fn, args)
     return None if outs is None else jax.tree.unflatten(tree, outs)

@@ -236,3 +236,13 @@ def test_a_rule_that_fails_falls_back_to_jax(monkeypatch):
     a, b = np.eye(3), np.arange(3.0)
     assert numpy_outputs(fn, a, b) is None
     np.testing.assert_array_equal(numpy_eval(fn, a, b), a @ b)
+
+
+def test_tracer_arguments_are_left_to_jax():
+    """Called while its caller is traced, numpy_outputs declines (the caller compiles)."""
+    from adelia.runtime.numpy_eval import numpy_outputs
+
+    seen = []
+    jax.jit(lambda a: seen.append(numpy_outputs(jnp.sin, a)) or a)(np.ones(2))
+    assert seen == [None]
+    np.testing.assert_allclose(numpy_outputs(jnp.sin, np.ones(2)), np.sin(np.ones(2)))
