@@ -438,35 +438,59 @@ class _Unsupported(Exception):
     pass
 
 
-def _run(jaxpr, consts, args):
-    env = {}
+#: jaxpr -> its equations prepared for :func:`_run` (built on first use)
+_PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
-    def read(v):
-        return v.val if isinstance(v, Literal) else env[v]
+_OP, _OP_MULTIPLE, _CONTROL_FLOW, _CALL = range(4)
 
-    for v, c in zip(jaxpr.constvars, consts):
-        env[v] = np.asarray(c)
-    for v, a in zip(jaxpr.invars, args):
-        env[v] = a
+
+def _plan(jaxpr) -> list[tuple]:
+    """Per equation: (kind, rule or sub-program, inputs as (is_literal, value or variable),
+    output variables, their dtypes, params). Literals become NumPy scalars of their dtype once
+    (JAX's literal objects cost microseconds per arithmetic use)."""
+    steps = _PLANS.get(jaxpr)
+    if steps is not None:
+        return steps
+    steps = []
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
-        vals = [read(v) for v in eqn.invars]
+        ins = tuple((True, np.asarray(v.val, dtype=v.aval.dtype)) if isinstance(v, Literal) else (False, v)
+                    for v in eqn.invars)
         if name in _CONTROL:
-            outs = _CONTROL[name](vals, **eqn.params)
+            kind, rule = _CONTROL_FLOW, _CONTROL[name]
         elif name in _CALLS:
             sub = eqn.params.get(_CALLS[name])
             if sub is None:
                 raise _Unsupported(name)
-            inner, inner_consts = (sub.jaxpr, sub.consts) if hasattr(sub, "consts") else (sub, ())
-            outs = _run(inner, inner_consts, vals)
+            kind, rule = _CALL, (sub.jaxpr, sub.consts) if hasattr(sub, "consts") else (sub, ())
         elif name in _OPS:
-            out = _OPS[name](*vals, **eqn.params)
-            outs = out if eqn.primitive.multiple_results else [out]
+            kind, rule = (_OP_MULTIPLE if eqn.primitive.multiple_results else _OP), _OPS[name]
         else:
             raise _Unsupported(name)
-        for v, o in zip(eqn.outvars, outs):
-            env[v] = np.asarray(o, dtype=v.aval.dtype)
-    return [read(v) for v in jaxpr.outvars]
+        steps.append((kind, rule, ins, tuple(eqn.outvars), tuple(v.aval.dtype for v in eqn.outvars), eqn.params))
+    _PLANS[jaxpr] = steps
+    return steps
+
+
+def _run(jaxpr, consts, args):
+    env = {}
+    for v, c in zip(jaxpr.constvars, consts):
+        env[v] = np.asarray(c)
+    for v, a in zip(jaxpr.invars, args):
+        env[v] = a
+    for kind, rule, ins, outvars, dtypes, params in _plan(jaxpr):
+        vals = [x if literal else env[x] for literal, x in ins]
+        if kind == _OP:
+            outs = (rule(*vals, **params),)
+        elif kind == _OP_MULTIPLE:
+            outs = rule(*vals, **params)
+        elif kind == _CONTROL_FLOW:
+            outs = rule(vals, **params)
+        else:
+            outs = _run(rule[0], rule[1], vals)
+        for v, o, dtype in zip(outvars, outs, dtypes):
+            env[v] = np.asarray(o, dtype=dtype)
+    return [v.val if isinstance(v, Literal) else env[v] for v in jaxpr.outvars]
 
 
 def _closed(sub, args):
