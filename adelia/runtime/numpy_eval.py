@@ -100,6 +100,9 @@ def _gather(operand, indices, *, dimension_numbers, slice_sizes, mode, fill_valu
     dn = dimension_numbers
     mode_name = _index_mode(mode)
     operand, indices = np.asarray(operand), np.asarray(indices)
+    rows = _row_gather(operand, indices, dn, slice_sizes, mode_name)
+    if rows is not None:
+        return rows
     batch_shape = indices.shape[:-1]
     batching = list(zip(dn.operand_batching_dims, dn.start_indices_batching_dims))
     dropped = set(dn.collapsed_slice_dims) | {d for d, _ in batching}
@@ -130,6 +133,23 @@ def _gather(operand, indices, *, dimension_numbers, slice_sizes, mode, fill_valu
                 if np.issubdtype(operand.dtype, np.signedinteger) else np.iinfo(operand.dtype).max)
         out = np.where(_placed(outside, batch_pos, rank), np.asarray(fill_value, operand.dtype), out)
     return out
+
+
+def _row_gather(operand, indices, dn, slice_sizes, mode_name):
+    """The common ``x[rows]`` (whole rows, the indices' batch dimensions first) as one NumPy
+    index, rows clamped into bounds as XLA does; None for any other gather, or where
+    FILL_OR_DROP meets a row out of bounds (the general path fills it)."""
+    lead = indices.ndim - 1
+    if (dn.operand_batching_dims or tuple(dn.start_index_map) != (0,) or indices.shape[-1] != 1
+            or tuple(dn.collapsed_slice_dims) != (0,) or operand.ndim < 1
+            or tuple(slice_sizes) != (1,) + operand.shape[1:]
+            or tuple(dn.offset_dims) != tuple(range(lead, lead + operand.ndim - 1))):
+        return None
+    rows = indices[..., 0].astype(np.int64, copy=False)
+    n = operand.shape[0]
+    if mode_name == "FILL_OR_DROP" and rows.size and (rows.min() < 0 or rows.max() >= n):
+        return None
+    return operand[np.clip(rows, 0, n - 1)]
 
 
 def _scatter(operand, indices, updates, *, dimension_numbers, mode, combine, **_):

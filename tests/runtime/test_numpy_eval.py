@@ -123,6 +123,8 @@ _GATHERS = [
     ("vmap over both", lambda x, i: jax.vmap(lambda r, k: r[k])(x, i), (np.array([0, 1, 2, 3]),)),
     ("vmap over indices", lambda x, i: jax.vmap(lambda k: x[k, k])(i), (np.array([0, 1, 2, 3]),)),
     ("index and slice", lambda x, i: x[i, 1:4], (np.array([2, 1]),)),
+    ("rows by a 2-D index", lambda x, i: x[i], (np.array([[3, 0], [1, 1]]),)),
+    ("rows, fill in bounds", lambda x, i: x.at[i].get(mode="fill", fill_value=-7.0), (np.array([3, 1]),)),
 ]
 
 
