@@ -62,8 +62,8 @@ CRITERIA_HOST_MAX = 5_000
 GAUSSIAN_HOST_MAX = 2_000
 SAMPLER_HOST_MAX = 10_000
 #: sparse-path models up to this latent size run their first fit in a process on NumPy (see
-#: CompiledProblem): a Gaussian approximation costs 7–8 ms a call there at S4's size, as compiled
-#: (0.45 s to compile), 11 ms against 6 at S5's, but 56 against 40 at S2's 1174
+#: CompiledProblem): a Gaussian approximation costs 4–6 ms a call there at S4's and S5's size,
+#: 4 compiled (0.45 s to compile), but 56 against 40 at S2's 1174
 SPARSE_FIRST_FIT_MAX_LATENT = 1_000
 #: strategy = "laplace": standardised points x_j = x̂_j + σ_j s where log π̃(x_j | θ, y) is computed
 LAPLACE_ABSCISSAE = np.linspace(-4.0, 4.0, 11)
@@ -317,7 +317,7 @@ class CompiledProblem:
         # A small model on the sparse path runs its first fit in this process on NumPy and
         # compiles from its second: its programs cannot be exported (host calls), so a new
         # process paid tracing and compiling (or loading) each of them, 2–3 s on S4 and S5,
-        # where NumPy costs 5–15 ms more per call than the compiled program. BTA kernels stay
+        # where NumPy costs at most ~10 ms more per call than the compiled program. BTA kernels stay
         # compiled (their scans over blocks would run block by block in Python).
         first = solver == "sparse" and model.N <= SPARSE_FIRST_FIT_MAX_LATENT
         dense = solver == "dense"

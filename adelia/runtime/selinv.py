@@ -556,6 +556,24 @@ def _leaf_inverse(leaves: Leaves, x: np.ndarray, out: np.ndarray) -> None:
 _PAIR_RUNS = 4
 
 
+def _gather_runs(Srr: np.ndarray, rel: np.ndarray, starts: np.ndarray, topP: np.ndarray, SrrP: np.ndarray,
+                 sP: int) -> None:
+    """The lower triangle of Σ_RR from the parent's frontal inverse, one block copy per pair of
+    runs (``starts``: where each run of consecutive parent positions begins in ``rel``)."""
+    idx = rel.tolist()
+    bounds = starts.tolist() + [len(idx)]
+    k = len(bounds) - 1
+    for b in range(k):
+        p, q = bounds[b], bounds[b + 1]
+        # columns p:q of Σ_RR are one run: in P's output block (rows: all of P's) or in Σ_RR of P
+        src, off = (topP, 0) if idx[p] < sP else (SrrP, sP)
+        c0 = idx[p] - off
+        for a in range(b, k):
+            pa, qa = bounds[a], bounds[a + 1]
+            ra = idx[pa] - off
+            Srr[pa:qa, p:q] = src[ra:ra + qa - pa, c0:c0 + q - p]
+
+
 def _gather_indexed(Srr: np.ndarray, rel: np.ndarray, topP: np.ndarray, SrrP: np.ndarray, sP: int) -> None:
     """Σ_RR from the parent's frontal inverse through the relative indices ``rel`` (sorted): the
     columns whose parent position is one of P's own columns (the first t) read P's output block
@@ -579,9 +597,9 @@ def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = N
 
     Per supernode J (s columns, r rows below, parent P) — see the module docstring:
 
-    * gather the lower triangle of Σ_RR from P's frontal inverse, as dense block copies over
-      runs of consecutive parent positions (one indexed copy per column run when many row runs
-      lie below it);
+    * gather Σ_RR from P's frontal inverse: its lower triangle as dense block copies over runs
+      of consecutive parent positions, or, when there are many runs, all of it in two indexed
+      copies (:func:`_gather_runs`, :func:`_gather_indexed`);
     * L_JJ⁻¹ (trtri), Y = L_RJ L_JJ⁻¹ (trmm), Σ_RJ = −Σ_RR Y (symm, lower triangle of Σ_RR only),
       Σ_JJ = L_JJ⁻ᵀL_JJ⁻¹ (lauum) − Σ_RJᵀ Y (gemm);
     * J's frontal inverse is (its output block [Σ_JJ; Σ_RJ], which lives in ``out``, and Σ_RR),
@@ -595,6 +613,7 @@ def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = N
     elif out.shape != x.shape or out.dtype != np.float64:
         raise ValueError("out must be a float64 array shaped like x")
     starts, rptr = _runs(S)
+    rptr = rptr.tolist()
     sup = S.sup.tolist()
     pi = S.pi.tolist()
     px = S.px.tolist()
@@ -629,23 +648,11 @@ def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = N
             P = parent[J]
             topP, SrrP, sP = front[P]
             rel_J = rel[pi[J] + s:pi[J + 1]]
-            idx = rel_J.tolist()
-            bounds = starts[rptr[J]:rptr[J + 1]].tolist()
-            bounds.append(r)
             Srr = np.empty((r, r), order="F")
-            k = len(bounds) - 1
-            if k > _PAIR_RUNS:
+            if rptr[J + 1] - rptr[J] > _PAIR_RUNS:
                 _gather_indexed(Srr, rel_J, topP, SrrP, sP)
             else:
-                for b in range(k):
-                    p, q = bounds[b], bounds[b + 1]
-                    # columns p:q of Σ_RR are one run: in P's output block (rows: all of P's) or in Σ_RR of P
-                    src, off = (topP, 0) if idx[p] < sP else (SrrP, sP)
-                    c0 = idx[p] - off
-                    for a in range(b, k):
-                        pa, qa = bounds[a], bounds[a + 1]
-                        ra = idx[pa] - off
-                        Srr[pa:qa, p:q] = src[ra:ra + qa - pa, c0:c0 + q - p]
+                _gather_runs(Srr, rel_J, starts[rptr[J]:rptr[J + 1]], topP, SrrP, sP)
             nchild[P] -= 1
             if nchild[P] == 0:
                 del front[P]
