@@ -389,13 +389,17 @@ class LaplaceProblem:
         v_i = Var η_i and d3_i = ∂³log p/∂η³ at η̂,
             γ1_j = ½ Σ_i d3_i (v_i b_ij − b_ij³),   γ3_j = Σ_i d3_i b_ij³.
         """
-        sd_c = sd[cols]
-        b = ASigma_cols / jnp.where(sd_c > 0, sd_c, 1.0)[None, :]
         d3 = self._third(eta, theta)
-        b3 = b ** 3
+        return self._sla_coefficients(sd, (d3 * eta_var) @ ASigma_cols, d3 @ ASigma_cols ** 3, cols)
+
+    def _sla_coefficients(self, sd, u1, u3, cols):
+        """(γ1, γ3) of nodes ``cols`` from the column sums u1_j = Σ_i d3_i v_i Cov(η_i, x_j) and
+        u3_j = Σ_i d3_i Cov(η_i, x_j)³ (see :meth:`_sla`; b_ij = Cov(η_i, x_j)/σ_j)."""
+        s = sd[cols]
+        s = jnp.where(s > 0, s, 1.0)
         zeros = jnp.zeros_like(sd)
-        gamma1 = zeros.at[cols].set(0.5 * (d3 * eta_var) @ b - 0.5 * d3 @ b3)
-        gamma3 = zeros.at[cols].set(d3 @ b3)
+        gamma1 = zeros.at[cols].set(0.5 * u1 / s - 0.5 * u3 / s ** 3)
+        gamma3 = zeros.at[cols].set(u3 / s ** 3)
         if self.C.shape[0]:
             # Per-node shifts σ_j γ1_j need not respect C x = e jointly (the exact posterior means
             # do): drop their component along the constraint rows (Euclidean projection, which

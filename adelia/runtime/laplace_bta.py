@@ -46,7 +46,7 @@ from adelia.runtime.bta import (
     bta_solve,
     bta_solve_upper,
 )
-from adelia.runtime.laplace_sparse import SparseLaplaceProblem
+from adelia.runtime.laplace_sparse import SparseLaplaceProblem, cubic_moments
 from adelia.runtime import bta_partitioned as pbta
 
 #: fewer time blocks than this is no BTA structure worth the name (the dense path handles it)
@@ -268,6 +268,9 @@ class BTAFactor:
     def sample_standard(self, z):
         """L⁻ᵀ z ~ N(0, Q⁻¹) in the BTA order, returned in the model's order."""
         return _sol_upper(self.L, z)[self._iperm]
+
+    def cubic_moments(self, A, W, Z, a, c):
+        return cubic_moments(self, A, W, Z, a, c)
 
     def sigma_pattern(self):
         return self.layout.pattern_values(_selinv(self.L))

@@ -58,6 +58,7 @@ class RowSparse:
     """A (m × N) sparse matrix as COO arrays, with ``A @ x`` and ``A.T @ y`` by segment sums."""
 
     def __init__(self, A: sp.spmatrix):
+        self.host_T = sp.csr_matrix(A.T)        # Aᵀ on the host, for sparse_cubic_moments
         A = sp.coo_matrix(A)
         self.shape = A.shape
         self.rows = device(A.row, dtype=np.int64)
@@ -91,6 +92,13 @@ class _Transposed:
         return jax.ops.segment_sum(A.vals * y[A.rows], A.cols, num_segments=A.shape[1])
 
 
+def cubic_moments(F, A: RowSparse, W, Z, a, c):
+    """[X a, (X∘X∘X) c] for X = F⁻¹Aᵀ − W Zᵀ, built in the program: the fallback of factor
+    handles without a host-side ``cubic_moments`` (the BTA factor)."""
+    X = F.solve(A.T_dense()) - W @ Z.T
+    return jnp.stack([X @ a, X ** 3 @ c])
+
+
 def _sample_host(analysis, values, z):
     with analysis._lock:
         F = analysis._factor_cached(np.asarray(values))
@@ -122,6 +130,10 @@ class SparseFactor:
     def sample_standard(self, z):
         return host_call(partial(_sample_host, self.analysis), jax.ShapeDtypeStruct(z.shape, jnp.float64),
                          self.values, z)
+
+    def cubic_moments(self, A: RowSparse, W, Z, a, c):
+        """[X a, (X∘X∘X) c] for X = Q⁻¹Aᵀ − W Zᵀ (:func:`adelia.runtime.sparse.sparse_cubic_moments`)."""
+        return sparse.sparse_cubic_moments(self.values, A.host_T, W, Z, a, c, self.analysis)
 
     def sigma_pattern(self):
         return host_call(partial(_sigma_host, self.analysis), jax.ShapeDtypeStruct(self.values.shape, jnp.float64),
@@ -239,12 +251,13 @@ class SparseLaplaceProblem(LaplaceProblem):
             return GaussianApprox(x, sd, eta, jnp.sqrt(eta_var), zeros, zeros)
         N, m = self.model.N, self.model.m
         if nodes is None and m < N:
-            # every node: Cov(η, x) = A Σ_c = (Σ_c Aᵀ)ᵀ, m solves (Σ_c Aᵀ = Σ Aᵀ − V S⁻¹ (A V)ᵀ)
-            cols = np.arange(N)
-            X = F.solve(self.A.T_dense())
-            if self.C.shape[0]:
-                X = X - V @ (S_inv @ AV.T)
-            A_sigma = X.T
+            # every node: Cov(x, η) = Σ_c Aᵀ = Σ Aᵀ − V S⁻¹ (A V)ᵀ, m solves, and only its column
+            # sums leave the host call that makes it
+            W, Z = (V, AV @ S_inv.T) if self.C.shape[0] else (jnp.zeros((N, 0)), jnp.zeros((m, 0)))
+            d3 = self._third(eta, theta)
+            u = F.cubic_moments(self.A, W, Z, d3 * eta_var, d3)
+            gamma1, gamma3 = self._sla_coefficients(sd, u[0], u[1], np.arange(N))
+            return GaussianApprox(x, sd, eta, jnp.sqrt(eta_var), gamma1, gamma3)
         else:
             # Σ_c[:, cols] = Σ E − V S⁻¹ (V[cols])ᵀ: the constrained covariance columns
             cols = np.arange(N) if nodes is None else np.asarray(nodes)

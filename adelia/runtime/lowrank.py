@@ -89,6 +89,13 @@ class LowRankCorrected:
         small = jnp.eye(2 * self.kr, dtype=self.K.dtype) + self.d[:, None] * self.UtP
         return self.base.logdet() + jnp.linalg.slogdet(small)[1]
 
+    def cubic_moments(self, A, W, Z, a, c):
+        """[X a, (X∘X∘X) c] for X = M⁻¹Aᵀ − W Zᵀ, from the base factor's: M⁻¹Aᵀ = S⁻¹Aᵀ −
+        P K⁻¹ Uᵀ S⁻¹Aᵀ = S⁻¹Aᵀ − P (A P K⁻ᵀ)ᵀ, one more low-rank term (A: a ``RowSparse``)."""
+        APK = jnp.linalg.solve(self.K, (A @ self.P).T).T
+        return self.base.cubic_moments(A, jnp.concatenate([self.P, W], axis=1), jnp.concatenate([APK, Z], axis=1),
+                                       a, c)
+
     def inverse(self):
         return self.base.inverse() - self.P @ jnp.linalg.solve(self.K, self.P.T)
 

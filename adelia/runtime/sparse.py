@@ -97,6 +97,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import blas as _blas
 
 from adelia.errors import AdeliaError, FitError
 from adelia.runtime import selinv as _si
@@ -876,6 +877,43 @@ class Factor:
         x[an.perm] = _sns.solve(*blocks, b[an.perm], self._sn_prepared(*blocks))
         return x
 
+    def cubic_moments(self, B: sp.spmatrix, W: np.ndarray, Z: np.ndarray, a: np.ndarray,
+                      c: np.ndarray) -> np.ndarray:
+        """[X a, (X∘X∘X) c] as a (2, n) array, for X = Q⁻¹B − W Zᵀ (B sparse n × k; W, Z n × r
+        and k × r): the sums over the columns of Cov(x, η) that simplified-Laplace coefficients
+        need (:func:`sparse_cubic_moments`), without X ever leaving this call. In the factor's
+        ordering when the blocked solves apply: B's permuted rows go straight into their
+        workspace, and X is updated and reduced there, a few rows at a time so that the cube
+        stays in cache."""
+        an = self.analysis
+        n, k = B.shape
+        blocks = self._blocks_for_columns(k)
+        if blocks is None:
+            X = np.asarray(an._backend.solve(self._live, B.toarray()), dtype=np.float64).reshape(n, k)
+            perm = None
+        else:
+            perm = an.perm
+            Y = np.zeros((n + 1, k))
+            sp.csr_matrix(B)[perm].toarray(out=Y[:n])
+            X = _sns.solve_extended(*blocks, Y, self._sn_prepared(*blocks))
+            W = W[perm]
+        if W.shape[1]:
+            # X −= W Zᵀ in place: on Xᵀ (Fortran order) dgemm overwrites its C argument
+            Xt = _blas.dgemm(-1.0, Z, W, beta=1.0, c=X.T, trans_b=True, overwrite_c=True)
+            if not np.shares_memory(Xt, X):
+                X = Xt.T
+        out = np.empty((2, n))
+        rows = max(1, 32768 // max(k, 1))
+        for r0 in range(0, n, rows):
+            Xc = X[r0:r0 + rows]
+            out[0, r0:r0 + rows] = Xc @ a
+            cube = Xc * Xc
+            cube *= Xc
+            out[1, r0:r0 + rows] = cube @ c
+        if perm is not None:
+            out[:, perm] = out.copy()
+        return out
+
     def sample_standard(self, z) -> np.ndarray:
         """Pᵀ L⁻ᵀ z ~ N(0, Q⁻¹) for z ~ N(0, I) (Rue & Held 2005, Alg. 2.4)."""
         z = np.asarray(z, dtype=np.float64)
@@ -897,9 +935,11 @@ class Factor:
     def _blocks_for(self, b: np.ndarray):
         """(supernodal blocks, L's values) when b's columns are solved faster by them than by the
         backend (which needs L's values in place: the direct layout), else None."""
+        return self._blocks_for_columns(b.shape[1]) if b.ndim == 2 else None
+
+    def _blocks_for_columns(self, k: int):
         an = self.analysis
-        if b.ndim != 2 or not an._direct or not _sns.worthwhile(an.supernodes, b.shape[1],
-                                                                 self._prepared is not None):
+        if not an._direct or not _sns.worthwhile(an.supernodes, k, self._prepared is not None):
             return None
         if an._sn_blocks is None:
             an._sn_blocks = _sns.blocks(an.supernodes)
@@ -1161,6 +1201,34 @@ def _host_solve(an: SparseAnalysis, values, b):
         if b.ndim == 2 and 1 < b.shape[1] <= _MEMO_COLUMNS:
             an._solve_memo = (b.copy(), x.copy())
         return x
+
+
+def _host_cubic_moments(an: SparseAnalysis, B: sp.csr_matrix, values, W, Z, a, c):
+    with an._lock:
+        try:
+            F = an._factor_cached(np.asarray(values))
+        except FitError:
+            return np.full((2, an.n), np.nan)
+        return F.cubic_moments(B, np.asarray(W), np.asarray(Z), np.asarray(a), np.asarray(c))
+
+
+def sparse_cubic_moments(values: jax.Array, B: sp.spmatrix, W: jax.Array, Z: jax.Array, a: jax.Array,
+                         c: jax.Array, analysis: SparseAnalysis) -> jax.Array:
+    """[X a, (X∘X∘X) c], shape (2, n), for X = Q⁻¹B − W Zᵀ: B a fixed sparse (n × k) matrix
+    (host memory), W (n × r) and Z (k × r) a low-rank correction (r may be 0), a and c k-vectors.
+
+    With B = Aᵀ and the correction of the constraints (and of a low-rank corrected factor), X
+    is Cov(x, η) and these are the column sums that simplified-Laplace coefficients are made of
+    (:meth:`adelia.runtime.laplace.LaplaceProblem._sla`). X, n × k, stays in the host call: built
+    in the JAX program it costs as many passes over n·k numbers as it has operations. Not
+    differentiable (nothing needs it to be)."""
+    _check_values(values, analysis)
+    B = sp.csr_matrix(B, dtype=np.float64)
+    if B.shape[0] != analysis.n:
+        raise ValueError(f"B must have {analysis.n} rows, got {B.shape[0]}")
+    f64 = lambda v: jnp.asarray(v, jnp.float64)
+    return host_call(partial(_host_cubic_moments, analysis, B), jax.ShapeDtypeStruct((2, analysis.n), jnp.float64),
+                     values, f64(W), f64(Z), f64(a), f64(c))
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(1,))

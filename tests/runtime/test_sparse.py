@@ -280,6 +280,34 @@ def test_a_failed_factorisation_is_remembered_for_its_values(problem, monkeypatc
     assert len(calls) == 2
 
 
+@pytest.mark.parametrize("blocked", [True, False])
+@pytest.mark.parametrize("rank", [0, 3])
+def test_cubic_moments_match_dense(backend, blocked, rank, monkeypatch):
+    """[X a, (X∘X∘X) c] for X = Q⁻¹B − W Zᵀ, by the blocked supernodal solves (in the factor's
+    ordering) and by the backend's column solves, against dense algebra; under jit too."""
+    from adelia.runtime import supernodal_solve
+
+    monkeypatch.setattr(supernodal_solve, "worthwhile", lambda *a, **k: blocked)
+    Q = spacetime(5, 6)
+    an = sparse.analyse(Q)
+    v = jnp.asarray(an.values_of(Q))
+    rng = np.random.default_rng(11)
+    n, k = an.n, 37
+    B = sp.random(n, k, density=0.05, random_state=4, format="csr") + sp.eye(n, k, format="csr")
+    W, Z = rng.standard_normal((n, rank)), rng.standard_normal((k, rank))
+    a, c = rng.standard_normal(k), rng.standard_normal(k)
+    X = np.linalg.solve(Q.toarray(), B.toarray()) - W @ Z.T
+    want = np.stack([X @ a, X ** 3 @ c])
+    got = sparse.sparse_cubic_moments(v, B, W, Z, a, c, an)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert (an._sn_blocks is not None) == blocked           # the route under test was taken
+    jitted = jax.jit(lambda v, W: sparse.sparse_cubic_moments(v, B, W, Z, a, c, an))(v, W)
+    np.testing.assert_allclose(jitted, want, rtol=1e-10, atol=1e-12)
+    bad = np.asarray(v).copy()
+    bad[an.values_of(sp.identity(n, format="csc")) != 0] *= -1.0        # not PD: NaN, as every wrapper
+    assert np.all(np.isnan(sparse.sparse_cubic_moments(jnp.asarray(bad), B, W, Z, a, c, an)))
+
+
 @pytest.mark.parametrize("ncols", [None, 2])
 def test_sparse_solve_vjp(problem, ncols):
     an, v = problem
