@@ -14,8 +14,11 @@ import functools
 import hashlib
 import math
 import os
+import queue
+import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -163,6 +166,10 @@ class Program:
     and lowering the Python code again, and JAX's cache then supplies the compiled executable.
     Programs that cannot be exported (host callbacks: the CHOLMOD path) are traced as usual.
 
+    :meth:`prepare` compiles for a signature ahead of its first call, on a background thread
+    (:func:`_in_background`), so that XLA compiles one program while the fit runs or compiles
+    another: XLA's compiler releases the GIL.
+
     With ``host_max``, calls whose arguments hold at most that many numbers run the traced
     equations with NumPy instead (:func:`~adelia.runtime.numpy_eval.numpy_outputs`): a few
     milliseconds at that size, where compiling costs 50–150 ms of a small model's first fit.
@@ -180,6 +187,7 @@ class Program:
         self._static = frozenset(static_argnums)
         self._export_key = export_key
         self._executables: dict = {}
+        self._pending: dict[tuple, Future] = {}
         self.compile_seconds = 0.0
         self.sources: list[str] = []     # per compilation: "exported", "loaded" or "traced"
 
@@ -192,10 +200,33 @@ class Program:
         exe = self._executables.get(key)
         if exe is None:
             t = time.perf_counter()
-            exe = self._compile(key, args)
-            self.compile_seconds += time.perf_counter() - t
+            exe = self._prepared(key, args)
+            self.compile_seconds += time.perf_counter() - t     # only what the caller waited for
             self._executables[key] = exe
         return exe(*(a for i, a in enumerate(args) if i not in self._static))
+
+    def prepare(self, *specs: jax.ShapeDtypeStruct) -> None:
+        """Start compiling for arguments of these shapes and dtypes in the background (nothing
+        when the calls would run on NumPy, when it is already compiled or started, or on a
+        single core, where it would only take turns with the fit). A later call with that
+        signature waits for it; should it fail, the call compiles as usual."""
+        if self._first_fit or self._static or (os.cpu_count() or 1) < 2:
+            return
+        if self._host_max and sum(math.prod(s.shape) for s in specs) <= self._host_max:
+            return
+        key = tuple((tuple(s.shape), jnp.result_type(s.dtype)) for s in specs)
+        if key not in self._executables and key not in self._pending:
+            self._pending[key] = _in_background(self._compile, key, specs)
+
+    def _prepared(self, key, args):
+        """The executable for ``key``: its background compilation's, else compiled now."""
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            try:
+                return pending.result()
+            except Exception:  # noqa: BLE001 - compiled again below, where its error is the caller's
+                pass
+        return self._compile(key, args)
 
     def tier_up(self) -> None:
         """From the next call on, NumPy only below ``host_max``: the first fit is over."""
@@ -237,6 +268,36 @@ class Program:
         return Path(cache) / "adelia-exported" / f"{digest.hexdigest()[:32]}.jaxexport"
 
 
+_BACKGROUND: queue.SimpleQueue | None = None
+
+
+def _in_background(fn: Callable, *args) -> Future:
+    """``fn(*args)`` on adelia's compile thread (one, started on first use), as a future. A
+    daemon thread: a compilation nobody waits for does not hold up the interpreter's exit."""
+    global _BACKGROUND
+    if _BACKGROUND is None:
+        _BACKGROUND = queue.SimpleQueue()
+        threading.Thread(target=_background_worker, args=(_BACKGROUND,), name="adelia-compile", daemon=True).start()
+    future: Future = Future()
+    _BACKGROUND.put((future, fn, args))
+    return future
+
+
+def _background_worker(jobs: queue.SimpleQueue) -> None:
+    while True:
+        future, fn, args = jobs.get()
+        if not future.set_running_or_notify_cancel():
+            continue
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller, who compiles again
+            future.set_exception(e)
+
+
+#: jax.export's lowering switch is process-wide: one export at a time flips it
+_EXPORT_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _current_lowering():
     """Export with the lowerings a direct ``jit`` uses. By default ``jax.export`` picks the
@@ -245,12 +306,13 @@ def _current_lowering():
     time of a binomial model's objective. An exported program here is only read back by the same
     adelia and JAX versions (both are in its cache key), so forward compatibility buys nothing."""
     flag = "jax_export_ignore_forward_compatibility"
-    before = getattr(jax.config, flag)
-    jax.config.update(flag, True)
-    try:
-        yield
-    finally:
-        jax.config.update(flag, before)
+    with _EXPORT_LOCK:
+        before = getattr(jax.config, flag)
+        jax.config.update(flag, True)
+        try:
+            yield
+        finally:
+            jax.config.update(flag, before)
 
 
 @functools.lru_cache(maxsize=1)
@@ -365,6 +427,24 @@ class CompiledProblem:
     def compile_seconds(self) -> float:
         return sum(p.compile_seconds for p in self.programs)
 
+    def prepare(self, value: bool, gaussian_per_point: str | None) -> None:
+        """Compile in the background, while the θ-mode search compiles and runs its objective
+        and gradient, what a fit of this model calls later with shapes known now: the objective
+        alone (``value``: the sparse paths' integration design) and, with ``gaussian_per_point``,
+        that strategy's Gaussian approximation one point at a time."""
+        d, N = len(self.initial), self.prob.model.N
+        f64 = lambda *shape: jax.ShapeDtypeStruct(shape, np.float64)      # noqa: E731
+        if value:
+            self.value.prepare(f64(d), f64(N))
+        if gaussian_per_point is not None:
+            self.gaussian[gaussian_per_point].prepare(f64(1, d), f64(1, N))
+
+    def prepare_sampler(self, chunk: int) -> None:
+        """Compile the sampler for draws in chunks of ``chunk`` in the background."""
+        d, N = len(self.initial), self.prob.model.N
+        self.sampler.prepare(*(jax.ShapeDtypeStruct(shape, np.float64)
+                               for shape in ((d,), (self.prob.n_normals, chunk), (N,))))
+
     def fitted(self) -> None:
         """A fit of this model ended: programs that ran on NumPy for the first one compile now."""
         for p in self.programs:
@@ -402,9 +482,20 @@ class Evaluations:
         self._grads: dict[bytes, np.ndarray] = {}
         self._near_modes: dict[bytes, jax.Array] = {}       # x̂ at the Hessian's points
         self._predictor: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        #: called once, after the first value-and-gradient call returns (see run_inla)
+        self.after_first: Callable[[], None] | None = None
+
+    @property
+    def uses_value(self) -> bool:
+        """Whether designs are evaluated by the value program one point at a time (otherwise:
+        the value-and-gradient program on the dense path, batches elsewhere)."""
+        return self._sharded is None and not self._batched and self.cp.solver != "dense"
 
     def value_and_grad(self, theta_free, start: jax.Array | None = None) -> tuple[float, np.ndarray]:
         (f, x), g = self.cp.value_and_grad(device(theta_free, dtype=float), self.x if start is None else start)
+        if self.after_first is not None:
+            self.after_first()
+            self.after_first = None
         self.n_objective += 1
         self.n_gradient += 1
         f = float(f)
@@ -618,6 +709,21 @@ def compiled(model: Problem, solver: str = "dense", *, key: str | None = None, d
     return cp
 
 
+def _latent_strategy(options: InferenceOptions, model: Problem, prob: LaplaceProblem, solver: str) -> tuple[str, bool]:
+    """(the latent marginals' approximation, whether full Laplace follows for the adaptive
+    nodes): "auto" is R-INLA's rule (simplified Laplace below SLA_MAX_LATENT nodes, else
+    adaptive); checked before the fit, which it would otherwise end after its costly part."""
+    strategy_x = options.strategy
+    laplace = strategy_x == "laplace"        # full Laplace for the adaptive nodes, on top of "auto"
+    if strategy_x in ("auto", "laplace"):
+        strategy_x = "simplified.laplace" if model.N < SLA_MAX_LATENT and prob.supports_sla else "adaptive"
+    if strategy_x == "simplified.laplace" and not prob.supports_sla:
+        raise ModelError(f"strategy = \"simplified.laplace\" is not available on the {solver} path for "
+                         f"{model.N} latent nodes", hint="use solver = \"dense\" or strategy = \"adaptive\" "
+                         "(fixed effects and small components corrected) or \"gaussian\"")
+    return strategy_x, laplace
+
+
 def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult:
     """INLA for ``model`` (a :class:`Problem`, or the front end's model that lowers to one)."""
     source, model = model, as_problem(model)
@@ -631,6 +737,15 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     clock.lap("setup")
     prob, initial, free = cp.prob, cp.initial, cp.free
     ev = Evaluations(cp, use.batch)
+    strategy_x, laplace = _latent_strategy(options, model, prob, cp.solver)
+    # the latent marginals' points one at a time, each point's draws right after its marginals:
+    # its factorisation is still the cached one (the draws refactored every point, at 90 ms each
+    # on SPDE ⊗ AR1 10k)
+    point_by_point = cp.solver == "sparse" and bool(options.n_samples)
+    # XLA's compiler keeps both cores of a small machine busy on its own: the later programs
+    # compile in the background once the first objective-and-gradient is compiled, beside the
+    # mode search's runs (one core: CHOLMOD and BLAS with one thread)
+    ev.after_first = functools.partial(cp.prepare, ev.uses_value, strategy_x if point_by_point else None)
 
     # ---- θ mode ----
     say("optimising θ")
@@ -685,11 +800,16 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
         log_w = np.zeros(len(fz))
     else:
         Z, wccd = ccd_design(nfree)
+        if options.n_samples:       # most often every CCD point draws: the draws' chunk size
+            cp.prepare_sampler(_DrawPlan.chunk_size(options.n_samples, len(Z)))
         fz = ev.values(frame.theta(Z))
         ok = np.isfinite(fz)
         Z, fz, wccd = Z[ok], fz[ok], wccd[ok]
         log_w = np.log(np.maximum(wccd, 1e-300)) - (fz - mode.f)
     weights = np.exp(log_w - logsumexp(log_w))
+    plan = _DrawPlan(options, weights) if options.n_samples else None
+    if plan is not None:
+        cp.prepare_sampler(plan.chunk)
     points = np.repeat(initial[None, :], len(Z), axis=0)
     if nfree:
         points[:, free] = theta_nuts if strategy == "nuts" else frame.theta(Z)
@@ -710,19 +830,8 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
 
     # ---- latent marginals at each point ----
     say(f"latent marginals at {len(points)} θ points")
-    strategy_x = options.strategy
-    laplace = strategy_x == "laplace"        # full Laplace for the adaptive nodes, on top of "auto"
-    if strategy_x in ("auto", "laplace"):
-        strategy_x = "simplified.laplace" if model.N < SLA_MAX_LATENT and prob.supports_sla else "adaptive"
-    if strategy_x == "simplified.laplace" and not prob.supports_sla:
-        raise ModelError(f"strategy = \"simplified.laplace\" is not available on the {cp.solver} path for "
-                         f"{model.N} latent nodes", hint="use solver = \"dense\" or strategy = \"adaptive\" "
-                         "(fixed effects and small components corrected) or \"gaussian\"")
-    plan, made = None, {}
-    if cp.solver == "sparse" and options.n_samples:
-        # point by point, each point's draws right after its marginals: its factorisation is
-        # still the cached one (the draws refactored every point, at 90 ms each on SPDE ⊗ AR1 10k)
-        plan = _DrawPlan(options, weights)
+    made = {}
+    if point_by_point:
         parts = []
         for k in range(len(points)):
             parts.append(cp.gaussian[strategy_x](device(points[k:k + 1]), x_points[k:k + 1]))
@@ -832,8 +941,12 @@ class _DrawPlan:
         # count needs: padding every point to the largest count drew up to K times too many. The
         # power of two at or below the mean count pads each point by less than that mean (at or
         # above it drew about twice the draws asked for: Germany space–time, 2 176 for 1 000)
-        used = max(int(np.count_nonzero(self.counts)), 1)
-        self.chunk = int(np.clip(1 << int(np.floor(np.log2(max(self.S / used, 1)))), 16, 256))
+        self.chunk = self.chunk_size(self.S, int(np.count_nonzero(self.counts)))
+
+    @staticmethod
+    def chunk_size(n_samples: int, points_used: int) -> int:
+        used = max(points_used, 1)
+        return int(np.clip(1 << int(np.floor(np.log2(max(n_samples / used, 1)))), 16, 256))
 
     def draws_at(self, cp: CompiledProblem, k: int, theta_k, x_k) -> np.ndarray:
         """The counts[k] draws of x at point k (x_k: its mode)."""

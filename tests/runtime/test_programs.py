@@ -180,3 +180,81 @@ def test_small_sparse_model_first_fit_on_numpy_equals_the_compiled_second():
     np.testing.assert_allclose(a.select_dtypes("number").values, b.select_dtypes("number").values, rtol=1e-6, atol=1e-8)
     for key in ("dic", "waic", "mlik_integration"):
         assert first["inla"].attrs[key] == pytest.approx(second["inla"].attrs[key], rel=1e-8)
+
+
+def test_prepared_program_compiles_in_the_background_once():
+    """Program.prepare compiles ahead on the compile thread; the call with that signature uses
+    that executable (no second compilation) and gives the same result."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from adelia.runtime import inference
+
+    p = inference.Program(lambda a, b: jnp.sin(a) @ b)
+    p.prepare(jax.ShapeDtypeStruct((3, 4), np.float64), jax.ShapeDtypeStruct((4,), np.float64))
+    if (os.cpu_count() or 1) < 2:
+        assert not p._pending                   # one core: nothing ahead of time
+    else:
+        assert len(p._pending) == 1
+    a, b = np.arange(12.0).reshape(3, 4), np.ones(4)
+    np.testing.assert_allclose(np.asarray(p(a, b)), np.sin(a) @ b, rtol=1e-14)
+    assert p.sources == ["traced"] and not p._pending
+    p.prepare(jax.ShapeDtypeStruct((3, 4), np.float64), jax.ShapeDtypeStruct((4,), np.float64))
+    assert not p._pending                       # already compiled: nothing to do
+
+
+def test_a_failed_background_compilation_compiles_again_at_the_call(monkeypatch):
+    import jax
+    import numpy as np
+
+    from adelia.runtime import inference
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    p = inference.Program(lambda a: a * 2.0)
+    real = p._compile
+    calls = []
+
+    def flaky(key, args):
+        calls.append(type(args[0]).__name__)
+        if len(calls) == 1:
+            raise RuntimeError("background failure")
+        return real(key, args)
+
+    p._compile = flaky
+    p.prepare(jax.ShapeDtypeStruct((5,), np.float64))
+    np.testing.assert_allclose(np.asarray(p(np.ones(5))), 2.0 * np.ones(5))
+    assert calls == ["ShapeDtypeStruct", "ndarray"]
+
+
+def test_a_fit_prepares_its_later_programs_in_the_background(monkeypatch):
+    """On the sparse path (above the NumPy first fit's size) the objective, the per-point
+    Gaussian approximation and the sampler are compiled ahead, each once, and the fit matches
+    one that compiled everything at first call."""
+    import numpy as np
+    import pandas as pd
+
+    import adelia
+    from adelia.runtime import inference
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(inference, "SPARSE_FIRST_FIT_MAX_LATENT", 0)
+    rng = np.random.default_rng(7)
+    m = 80
+    df = pd.DataFrame({"x": rng.normal(size=m), "t": np.arange(1, m + 1)})
+    df["y"] = rng.poisson(np.exp(0.2 + 0.3 * df["x"] + np.sin(df["t"] / 11)))
+    formula = 'y ~ 1 + x + f(t, model = "rw2")'
+    prepared = []
+    real = inference.Program.prepare
+    monkeypatch.setattr(inference.Program, "prepare", lambda self, *specs: prepared.append(self) or real(self, *specs))
+    inference._CACHE.clear()
+    ahead = adelia.fit(formula, df, family="poisson", solver="sparse", n_samples=200)
+    (cp,) = inference._CACHE.values()
+    for p in (cp.value, cp.gaussian["simplified.laplace"], cp.sampler):
+        assert p in prepared and p.sources == ["traced"]
+    monkeypatch.setattr(inference.Program, "prepare", lambda self, *specs: None)
+    inference._CACHE.clear()
+    plain = adelia.fit(formula, df, family="poisson", solver="sparse", n_samples=200)
+    a, b = adelia.summary(ahead), adelia.summary(plain)
+    np.testing.assert_allclose(a.select_dtypes("number").values, b.select_dtypes("number").values, rtol=1e-10)
+    np.testing.assert_allclose(ahead["posterior"]["x"].values, plain["posterior"]["x"].values, rtol=1e-10)
