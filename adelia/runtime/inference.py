@@ -445,6 +445,18 @@ class CompiledProblem:
         self.sampler.prepare(*(jax.ShapeDtypeStruct(shape, np.float64)
                                for shape in ((d,), (self.prob.n_normals, chunk), (N,))))
 
+    def prepare_results(self, n_points: int, n_samples: int) -> None:
+        """Compile the criteria's terms over ``n_points`` integration points and the draws'
+        log-likelihood in the background (the argument order of :func:`criteria.compute` and
+        :func:`_draw`)."""
+        d, m = len(self.initial), self.prob.model.m
+        f64 = lambda *shape: jax.ShapeDtypeStruct(shape, np.float64)      # noqa: E731
+        if self.prob.model.observed.any():
+            self.criteria_terms.prepare(f64(n_points, m), f64(n_points, m), f64(n_points, d), f64(n_points), f64(m),
+                                        f64(d))
+        if n_samples:
+            self.loglik_draws.prepare(f64(n_samples, m), f64(n_samples, d))
+
     def fitted(self) -> None:
         """A fit of this model ended: programs that ran on NumPy for the first one compile now."""
         for p in self.programs:
@@ -810,6 +822,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     plan = _DrawPlan(options, weights) if options.n_samples else None
     if plan is not None:
         cp.prepare_sampler(plan.chunk)
+    cp.prepare_results(len(weights), options.n_samples)
     points = np.repeat(initial[None, :], len(Z), axis=0)
     if nfree:
         points[:, free] = theta_nuts if strategy == "nuts" else frame.theta(Z)
