@@ -10,7 +10,6 @@ Default prior log τ ~ loggamma(1, 5e-5).
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from adelia.compiler.graphs import as_adjacency
 from adelia.compiler.latent.base import LATENT, LatentModel, TermInput, precision_hyper, single_precision_structure
@@ -26,6 +25,8 @@ _DENSE_GROUNDED_MAX = 400
 
 def besag_structure(W: sp.csr_matrix, scale_model: bool):
     """(K as CSR, rank_def, per-component constraint rows) for adjacency W; sparse throughout."""
+    from scipy.sparse.csgraph import connected_components   # 50 ms of `import adelia`, for graph models only
+
     n = W.shape[0]
     ncomp, label = connected_components(W, directed=False)
     sizes = np.bincount(label, minlength=ncomp)
