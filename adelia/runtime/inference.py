@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["InferenceOptions", "FitResult", "run_inla"]
 
+import atexit
 import contextlib
 import functools
 import hashlib
@@ -268,30 +269,53 @@ class Program:
         return Path(cache) / "adelia-exported" / f"{digest.hexdigest()[:32]}.jaxexport"
 
 
-_BACKGROUND: queue.SimpleQueue | None = None
+_BACKGROUND: tuple[queue.SimpleQueue, threading.Thread] | None = None
 
 
 def _in_background(fn: Callable, *args) -> Future:
-    """``fn(*args)`` on adelia's compile thread (one, started on first use), as a future. A
-    daemon thread: a compilation nobody waits for does not hold up the interpreter's exit."""
+    """``fn(*args)`` on adelia's compile thread (one, started on first use), as a future."""
     global _BACKGROUND
     if _BACKGROUND is None:
-        _BACKGROUND = queue.SimpleQueue()
-        threading.Thread(target=_background_worker, args=(_BACKGROUND,), name="adelia-compile", daemon=True).start()
+        jobs: queue.SimpleQueue = queue.SimpleQueue()
+        thread = threading.Thread(target=_background_worker, args=(jobs,), name="adelia-compile", daemon=True)
+        thread.start()
+        _BACKGROUND = (jobs, thread)
+        atexit.register(_stop_background)
     future: Future = Future()
-    _BACKGROUND.put((future, fn, args))
+    _BACKGROUND[0].put((future, fn, args))
     return future
 
 
 def _background_worker(jobs: queue.SimpleQueue) -> None:
     while True:
-        future, fn, args = jobs.get()
+        job = jobs.get()
+        if job is None:
+            return
+        future, fn, args = job
         if not future.set_running_or_notify_cancel():
             continue
         try:
             future.set_result(fn(*args))
         except BaseException as e:  # noqa: BLE001 - handed to the caller, who compiles again
             future.set_exception(e)
+
+
+def _stop_background() -> None:
+    """At exit: drop the compilations not started and wait for the one running. A thread still
+    tracing while the interpreter tears down crashes the process (SIGSEGV); a fit can leave a
+    compilation behind, the sampler's for a chunk size the weights then changed."""
+    jobs, thread = _BACKGROUND
+    pending = []
+    while True:
+        try:
+            pending.append(jobs.get_nowait())
+        except queue.Empty:
+            break
+    for job in pending:
+        if job is not None:
+            job[0].cancel()
+    jobs.put(None)
+    thread.join()
 
 
 #: jax.export's lowering switch is process-wide: one export at a time flips it

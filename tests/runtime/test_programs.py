@@ -258,3 +258,28 @@ def test_a_fit_prepares_its_later_programs_in_the_background(monkeypatch):
     a, b = adelia.summary(ahead), adelia.summary(plain)
     np.testing.assert_allclose(a.select_dtypes("number").values, b.select_dtypes("number").values, rtol=1e-10)
     np.testing.assert_allclose(ahead["posterior"]["x"].values, plain["posterior"]["x"].values, rtol=1e-10)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.3])
+def test_exit_with_a_background_compilation_in_flight_is_clean(delay):
+    """A process that ends while its compile thread traces or compiles exits normally (a thread
+    tracing through the interpreter's teardown crashed it with SIGSEGV)."""
+    child = f"""
+import os, time
+os.cpu_count = lambda: 2
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+from adelia.runtime import inference
+def f(x):
+    for i in range(60):
+        x = jnp.sin(x) @ jnp.cos(x.T) + i
+    return x
+p = inference.Program(f)
+p.prepare(jax.ShapeDtypeStruct((20, 20), np.float64))
+assert p._pending
+time.sleep({delay})
+print("done")
+"""
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "done"
