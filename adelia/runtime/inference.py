@@ -197,7 +197,7 @@ class Program:
             out = numpy_outputs(self._fn, *args)
             if out is not None:
                 return out
-        key = tuple(a if i in self._static else (jnp.shape(a), jnp.result_type(a)) for i, a in enumerate(args))
+        key = self._signature(args)
         exe = self._executables.get(key)
         if exe is None:
             t = time.perf_counter()
@@ -215,9 +215,14 @@ class Program:
             return
         if self._host_max and sum(math.prod(s.shape) for s in specs) <= self._host_max:
             return
-        key = tuple((tuple(s.shape), jnp.result_type(s.dtype)) for s in specs)
+        key = self._signature(specs)
         if key not in self._executables and key not in self._pending:
             self._pending[key] = _in_background(self._compile, key, specs)
+
+    def _signature(self, args) -> tuple:
+        """The executables' key: static arguments as they are, the others' shapes and dtypes
+        (arrays or ``jax.ShapeDtypeStruct``)."""
+        return tuple(a if i in self._static else (jnp.shape(a), jnp.result_type(a)) for i, a in enumerate(args))
 
     def _prepared(self, key, args):
         """The executable for ``key``: its background compilation's, else compiled now."""
@@ -457,34 +462,36 @@ class CompiledProblem:
         alone (``value``: the sparse paths' integration design) and, with ``gaussian_per_point``,
         that strategy's Gaussian approximation one point at a time."""
         d, N = len(self.initial), self.prob.model.N
-        f64 = lambda *shape: jax.ShapeDtypeStruct(shape, np.float64)      # noqa: E731
         if value:
-            self.value.prepare(f64(d), f64(N))
+            self.value.prepare(_f64(d), _f64(N))
         if gaussian_per_point is not None:
-            self.gaussian[gaussian_per_point].prepare(f64(1, d), f64(1, N))
+            self.gaussian[gaussian_per_point].prepare(_f64(1, d), _f64(1, N))
 
     def prepare_sampler(self, chunk: int) -> None:
         """Compile the sampler for draws in chunks of ``chunk`` in the background."""
         d, N = len(self.initial), self.prob.model.N
-        self.sampler.prepare(*(jax.ShapeDtypeStruct(shape, np.float64)
-                               for shape in ((d,), (self.prob.n_normals, chunk), (N,))))
+        self.sampler.prepare(_f64(d), _f64(self.prob.n_normals, chunk), _f64(N))
 
     def prepare_results(self, n_points: int, n_samples: int) -> None:
         """Compile the criteria's terms over ``n_points`` integration points and the draws'
         log-likelihood in the background (the argument order of :func:`criteria.compute` and
         :func:`_draw`)."""
         d, m = len(self.initial), self.prob.model.m
-        f64 = lambda *shape: jax.ShapeDtypeStruct(shape, np.float64)      # noqa: E731
         if self.prob.model.observed.any():
-            self.criteria_terms.prepare(f64(n_points, m), f64(n_points, m), f64(n_points, d), f64(n_points), f64(m),
-                                        f64(d))
+            self.criteria_terms.prepare(_f64(n_points, m), _f64(n_points, m), _f64(n_points, d), _f64(n_points),
+                                        _f64(m), _f64(d))
         if n_samples:
-            self.loglik_draws.prepare(f64(n_samples, m), f64(n_samples, d))
+            self.loglik_draws.prepare(_f64(n_samples, m), _f64(n_samples, d))
 
     def fitted(self) -> None:
         """A fit of this model ended: programs that ran on NumPy for the first one compile now."""
         for p in self.programs:
             p.tier_up()
+
+
+def _f64(*shape: int) -> jax.ShapeDtypeStruct:
+    """A float64 argument of this shape, for :meth:`Program.prepare`."""
+    return jax.ShapeDtypeStruct(shape, np.float64)
 
 
 def _memo_key(theta_free: np.ndarray) -> bytes:
@@ -934,7 +941,7 @@ def run_inla(model, options: InferenceOptions = InferenceOptions()) -> FitResult
     # ---- posterior draws ----
     if options.n_samples:
         say(f"drawing {options.n_samples} posterior samples")
-        _draw(cp, result, options, x_points, plan, made)
+        _draw(cp, result, x_points, plan, made)
     clock.lap("sampling")
     result.timings = {**clock.laps, "jit": cp.compile_seconds - compile_before, "total": clock.total()}
     result.evaluations = {"n_objective": ev.n_objective, "n_gradient": ev.n_gradient}
@@ -993,12 +1000,10 @@ class _DrawPlan:
                                for _ in range(-(-self.counts[k] // self.chunk))])[: self.counts[k]]
 
 
-def _draw(cp: CompiledProblem, res: FitResult, options: InferenceOptions, x_points: jax.Array,
-          plan: _DrawPlan | None = None, made: dict[int, np.ndarray] | None = None) -> None:
+def _draw(cp: CompiledProblem, res: FitResult, x_points: jax.Array, plan: _DrawPlan,
+          made: dict[int, np.ndarray]) -> None:
     """θ from the integration points with their weights (as inla.posterior.sample), then x | θ
     (``made``: the draws of points already drawn with ``plan``, beside their marginals)."""
-    plan = _DrawPlan(options, res.weights) if plan is None else plan
-    made = {} if made is None else made
     S, which = plan.S, plan.which
     used = np.flatnonzero(plan.counts)
     x_points = np.asarray(x_points)

@@ -360,7 +360,7 @@ _BINARY = {
 
 def _integer_pow(x, y: int):
     """x**y by repeated squaring, as XLA expands it (np.power's general pow is 10–20× slower on
-    floats, and the simplified-Laplace coefficients cube an m × N array)."""
+    floats)."""
     x = np.asarray(x)
     if y < 0:
         return 1 / _integer_pow(x, -y)

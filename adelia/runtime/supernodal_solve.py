@@ -26,7 +26,7 @@ S2-sized factors: the simplified-Laplace covariances A Σ, chunks of posterior d
 
 from __future__ import annotations
 
-__all__ = ["SupernodalBlocks", "blocks", "extended", "solve", "solve_extended", "solve_lt", "worthwhile"]
+__all__ = ["SupernodalBlocks", "blocks", "solve", "solve_extended", "solve_lt", "worthwhile"]
 
 from dataclasses import dataclass
 
@@ -203,7 +203,7 @@ def _backward(b: SupernodalBlocks, x: np.ndarray, Y: np.ndarray, P: Prepared) ->
         Y[g.cols] = np.swapaxes(Di, 1, 2) @ Y[g.cols]
 
 
-def extended(B: np.ndarray, n: int) -> np.ndarray:
+def _extended(B: np.ndarray, n: int) -> np.ndarray:
     """B with a zero scratch row n appended (the level groups' padding points there): the
     layout :func:`solve_extended` works in."""
     Y = np.empty((n + 1,) + B.shape[1:])
@@ -213,7 +213,7 @@ def extended(B: np.ndarray, n: int) -> np.ndarray:
 
 
 def solve_extended(b: SupernodalBlocks, x: np.ndarray, Y: np.ndarray, prepared: Prepared | None = None) -> np.ndarray:
-    """(L Lᵀ)⁻¹ B in place, Y = B in the layout of :func:`extended` ((n + 1, k), last row zero);
+    """(L Lᵀ)⁻¹ B in place, Y = B in the layout of :func:`_extended` ((n + 1, k), last row zero);
     returns the view of the solution's n rows."""
     P = prepare(b, x) if prepared is None else prepared
     _forward(b, x, Y, P)
@@ -224,12 +224,12 @@ def solve_extended(b: SupernodalBlocks, x: np.ndarray, Y: np.ndarray, prepared: 
 def solve(b: SupernodalBlocks, x: np.ndarray, B: np.ndarray, prepared: Prepared | None = None) -> np.ndarray:
     """(L Lᵀ)⁻¹ B in the permuted ordering, B of shape (n, k) (``prepared``: :func:`prepare`'s
     result for these values, when kept from an earlier solve)."""
-    return solve_extended(b, x, extended(np.asarray(B, dtype=np.float64), B.shape[0]), prepared)
+    return solve_extended(b, x, _extended(np.asarray(B, dtype=np.float64), B.shape[0]), prepared)
 
 
 def solve_lt(b: SupernodalBlocks, x: np.ndarray, Z: np.ndarray, prepared: Prepared | None = None) -> np.ndarray:
     """L⁻ᵀ Z in the permuted ordering, Z of shape (n, k)."""
     n = Z.shape[0]
-    Y = extended(np.asarray(Z, dtype=np.float64), n)
+    Y = _extended(np.asarray(Z, dtype=np.float64), n)
     _backward(b, x, Y, prepare(b, x) if prepared is None else prepared)
     return Y[:n]
