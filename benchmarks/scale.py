@@ -12,7 +12,9 @@ Prints one JSON object per case on stdout:
   objective, Gaussian likelihood) one after the other on one device (``t_single``: the serial
   path of :class:`adelia.runtime.inference.Evaluations`, one program call per point) against
   one batch sharded over 2 devices (``t_parallel``, :class:`adelia.runtime.devices.ThetaBatch`);
-  ``t_batch_1_device`` is the same batch program on one device.
+  ``t_batch_1_device`` is the same batch program on one device. ``cores_busy_*``: this
+  process's CPU time over wall time in each of the three (a bound on the speedup 2 devices can
+  bring where the cores are fewer than 2 × what one device keeps busy).
 * ``partitioned_gradient``: the gradient of log|Q(θ)| + rᵀQ(θ)⁻¹r for a random SPD BTA
   Q(θ) = Q + θ₀dQ₀ + θ₁dQ₁ through :mod:`adelia.runtime.laplace_bta`'s adjoints (Cholesky,
   selected inverse, solves), single-device kernels against the time-partitioned ones for
@@ -50,13 +52,20 @@ from adelia.runtime.devices import ThetaBatch  # noqa: E402
 
 
 def best_of(fn, repeats: int) -> float:
+    return timed(fn, repeats)[0]
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """(the best wall time of ``repeats`` calls after a warm-up one, the cores they kept busy:
+    this process's CPU time over the wall time of all of them)."""
     jax.block_until_ready(fn())
     best = np.inf
+    cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(repeats):
         t = time.perf_counter()
         jax.block_until_ready(fn())
         best = min(best, time.perf_counter() - t)
-    return best
+    return best, (time.process_time() - cpu) / (time.perf_counter() - wall)
 
 
 def peak_bytes(compiled) -> int | None:
@@ -105,9 +114,9 @@ def theta_batch_case(n_regions: int, nt: int, K: int, repeats: int) -> dict:
         return [cp.value(jnp.asarray(t), x0)[0] for t in thetas]
 
     one, two = (ThetaBatch(cp.neg_and_mode, cp.full, jax.devices()[:k]) for k in (1, 2))
-    t1 = best_of(serial, repeats)
-    t_one = best_of(lambda: one.values(thetas, x0)[0], repeats)
-    t2 = best_of(lambda: two.values(thetas, x0)[0], repeats)
+    t1, busy1 = timed(serial, repeats)
+    t_one, busy_one = timed(lambda: one.values(thetas, x0)[0], repeats)
+    t2, busy2 = timed(lambda: two.values(thetas, x0)[0], repeats)
     f1 = np.array([float(v) for v in serial()])
     f2 = np.asarray(two.values(thetas, x0)[0])
     # the sharded program's per-device memory (the serial program's for comparison)
@@ -116,6 +125,10 @@ def theta_batch_case(n_regions: int, nt: int, K: int, repeats: int) -> dict:
     return {"name": "theta_batch", "devices": 2, "partitions": 1, "N": model.N, "nt": nt, "b": n_regions, "K": K,
             "t_single": t1, "t_batch_1_device": t_one, "t_parallel": t2, "speedup": t1 / t2,
             "speedup_vs_batch_1_device": t_one / t2,
+            # XLA runs a device's independent operations on several threads: where one device
+            # already keeps more than one core busy, two devices on two cores cannot double it
+            "cores_busy_single": busy1, "cores_busy_batch_1_device": busy_one, "cores_busy_parallel": busy2,
+            "cpu_count": os.cpu_count(),
             "max_rel_err_vs_single": float(np.max(np.abs(f2 - f1) / np.abs(f1))),
             "peak_bytes_per_device": mem}
 
