@@ -33,6 +33,7 @@ import numpy as np
 import xarray as xr
 
 from adelia.errors import AdeliaError, DataError
+from adelia.runtime.marginals import cumulative_trapezoid
 
 try:
     import matplotlib.pyplot as plt
@@ -129,9 +130,7 @@ def _hyper_marginal(inla: xr.Dataset, internal: str, natural: bool) -> tuple[np.
     row = inla.sel(internal_hyperpar=internal)
     theta, lp = row["marginal_theta"].values, row["marginal_log_density"].values
     dens = np.exp(lp - lp.max())
-    from scipy.integrate import cumulative_trapezoid
-
-    cdf = cumulative_trapezoid(dens, theta, initial=0.0)
+    cdf = cumulative_trapezoid(dens, theta)
     cdf /= cdf[-1]
     ts = np.linspace(*np.interp([0.0005, 0.9995], cdf, theta), DENSITY_POINTS)
     d_theta = np.interp(ts, theta, dens) / np.trapezoid(dens, theta)

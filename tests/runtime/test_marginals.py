@@ -9,7 +9,8 @@ from scipy.integrate import cumulative_trapezoid
 from scipy.special import ndtr
 from scipy.stats import skewnorm
 
-from adelia.runtime.marginals import mixture_summary, skew_mixture_summary
+from adelia.runtime.marginals import cubic_spline, mixture_summary, skew_mixture_summary
+from adelia.runtime.marginals import cumulative_trapezoid as adelia_cumtrapz
 
 
 def _brute(x, cdf, pdf, quantiles):
@@ -90,3 +91,29 @@ def test_quantile_search_ends_each_column_within_a_few_evaluations():
         exact = [brentq(lambda v, j=j: w @ _sn_cdf((v - loc[:, j]) / scale[:, j], alpha[:, j]) - q,
                         lo[j], hi[j], xtol=1e-14) for j in range(n)]
         np.testing.assert_allclose(x, exact, rtol=0, atol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(4, 40), trailing=st.sampled_from([(), (3,), (2, 5)]))
+def test_cubic_spline_and_cumulative_trapezoid_match_scipy(seed, n, trailing):
+    """The fit's own not-a-knot spline and cumulative trapezoid against SciPy's, on uneven knots
+    and inside and slightly beyond them."""
+    from scipy.interpolate import CubicSpline
+
+    rng = np.random.default_rng(seed)
+    x = np.cumsum(rng.uniform(0.05, 1.0, n)) - 3.0
+    y = rng.normal(size=(n,) + trailing) * rng.uniform(0.1, 10.0)
+    x_new = np.concatenate([np.linspace(x[0] - 0.3, x[-1] + 0.3, 97), x])
+    got = cubic_spline(x, y, x_new)
+    want = CubicSpline(x, y)(x_new)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(y).max())
+    np.testing.assert_allclose(adelia_cumtrapz(y, x), cumulative_trapezoid(y, x, axis=0, initial=0.0),
+                               rtol=1e-12, atol=1e-12 * np.abs(y).max() * (x[-1] - x[0]))
+
+
+def test_cubic_spline_needs_four_knots():
+    import pytest
+
+    with pytest.raises(ValueError, match="4 knots"):
+        cubic_spline(np.arange(3.0), np.zeros(3), np.zeros(1))
