@@ -371,18 +371,18 @@ def extend(state: FitState, newdata, locations: Mapping[str, Any] | None = None)
 
 def _fixed_design(model, new: pd.DataFrame) -> np.ndarray:
     """The fit's fixed-effect columns on the new rows (formulaic replays levels and transforms)."""
-    spec = model.fixed.spec
+    from adelia.compiler.fixed import design_on
+
     try:
-        mm = spec.get_model_matrix(new, na_action="raise")
+        names, X = design_on(model.fixed, new)
     except Exception as err:  # formulaic raises many types (unseen level, missing column, NA)
         msg = str(err).split("\n")[0]
         raise DataError(f"newdata: cannot build the fixed-effect design: {msg}",
                         hint="give every fixed-effect column, with levels seen in the fit and no missing values") \
             from None
-    names = ["(Intercept)" if c == "Intercept" else str(c) for c in mm.columns]
     if names != list(model.fixed.names):
         raise DataError(f"newdata's fixed-effect columns {names} differ from the fit's {list(model.fixed.names)}")
-    return np.asarray(mm.to_numpy(), float)
+    return X
 
 
 def _component_Q(c, theta: np.ndarray) -> np.ndarray:

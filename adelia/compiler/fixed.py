@@ -3,11 +3,15 @@
 adelia parses the whole formula; the fixed terms are re-serialised and handed to formulaic,
 which provides factors (``C(g)``), interactions and transforms, and keeps a model spec that
 replays levels on new data. Columns are renamed as R-INLA names them (``(Intercept)``).
+
+Terms that are plain numeric columns and their interactions (``x``, ``x1:x2``) are built here
+instead, as formulaic builds them (intercept first, terms by degree, then as written; a repeated
+term once): importing formulaic is about 95 ms of a new process's first fit.
 """
 
 from __future__ import annotations
 
-__all__ = ["FixedEffects", "build_fixed"]
+__all__ = ["FixedEffects", "build_fixed", "design_on"]
 
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +28,60 @@ from adelia.errors import DataError, ModelError
 class FixedEffects:
     names: tuple[str, ...]
     X: np.ndarray          # (m, p)
-    spec: Any              # formulaic ModelSpec, or None without fixed effects
+    spec: Any              # formulaic ModelSpec, _Products for plain numeric terms, or None without fixed effects
+
+
+@dataclass(frozen=True)
+class _Products:
+    """The design of an intercept and products of numeric columns: each column's factor names."""
+
+    columns: tuple[tuple[str, ...], ...]
+
+    def matrix(self, df: pd.DataFrame) -> np.ndarray:
+        X = np.ones((len(df), len(self.columns)))
+        for k, factors in enumerate(self.columns):
+            for name in factors:
+                v = np.asarray(df[name], dtype=float)
+                if np.isnan(v).any():
+                    raise ValueError(f"column {name!r} has missing values")
+                X[:, k] *= v
+        return X
+
+
+def _plain_products(terms, intercept: bool, df: pd.DataFrame, res) -> _Products | None:
+    """The :class:`_Products` of these terms when each factor names a numeric data column
+    (float or non-boolean integer, no missing value), else None (formulaic builds them)."""
+    seen, by_degree = set(), {}
+    for t in terms:
+        names = []
+        for f in t.factors:
+            if not isinstance(f, ir.Name) or f.id in res.objects or f.id not in df.columns:
+                return None
+            col = df[f.id]
+            if (not isinstance(col, pd.Series) or not isinstance(col.dtype, np.dtype) or col.dtype.kind not in "fiu"
+                    or col.isna().any()):
+                return None
+            names.append(f.id)
+        key = frozenset(names)
+        if len(key) < len(names):
+            return None
+        if key not in seen:
+            seen.add(key)
+            by_degree.setdefault(len(names), []).append(tuple(names))
+    columns = [()] if intercept else []
+    for degree in sorted(by_degree):
+        columns += by_degree[degree]
+    return _Products(tuple(columns))
+
+
+def design_on(fixed: FixedEffects, df: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """(column names, design matrix) of the fit's fixed effects on the rows of ``df`` (levels and
+    transforms replayed by formulaic's spec). Raises what the design's builder raises: missing
+    columns, unseen levels, missing values."""
+    if isinstance(fixed.spec, _Products):
+        return list(fixed.names), fixed.spec.matrix(df)
+    mm = fixed.spec.get_model_matrix(df, na_action="raise")
+    return ["(Intercept)" if c == "Intercept" else str(c) for c in mm.columns], np.asarray(mm.to_numpy(), float)
 
 
 def _names_in(expr: ir.Expr):
@@ -58,6 +115,10 @@ def build_fixed(formula: ir.Formula, df: pd.DataFrame, res) -> FixedEffects:
     for t in terms:
         for f in t.factors:
             _check_python(f, formula, res)
+    products = _plain_products(terms, formula.intercept, df, res)
+    if products is not None:
+        names = tuple("(Intercept)" if not c else ":".join(c) for c in products.columns)
+        return FixedEffects(names, products.matrix(df), products)
     # formulaic evaluates the terms as Python (x**2, True); the columns get R's names back below
     rhs = " + ".join(["1" if formula.intercept else "0"] + [print_term(t, python=True) for t in terms])
     import formulaic
