@@ -27,7 +27,6 @@ import weakref
 from typing import Callable
 
 import jax
-from jax.extend.core import Literal
 import numpy as np
 from scipy import special
 
@@ -464,6 +463,13 @@ _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _OP, _OP_MULTIPLE, _CONTROL_FLOW, _CALL = range(4)
 
 
+def _is_literal(v) -> bool:
+    """Whether a jaxpr input is a literal (``jax.extend.core.Literal``: a constant with ``val``, where
+    a variable has none), told without importing ``jax.extend``, whose package imports Pallas:
+    20 ms of every new process."""
+    return hasattr(v, "val")
+
+
 def _plan(jaxpr) -> list[tuple]:
     """Per equation: (kind, rule or sub-program, inputs as (is_literal, value or variable),
     output variables, their dtypes, params). Literals become NumPy scalars of their dtype once
@@ -474,7 +480,7 @@ def _plan(jaxpr) -> list[tuple]:
     steps = []
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
-        ins = tuple((True, np.asarray(v.val, dtype=v.aval.dtype)) if isinstance(v, Literal) else (False, v)
+        ins = tuple((True, np.asarray(v.val, dtype=v.aval.dtype)) if _is_literal(v) else (False, v)
                     for v in eqn.invars)
         if name in _CONTROL:
             kind, rule = _CONTROL_FLOW, _CONTROL[name]
@@ -510,7 +516,7 @@ def _run(jaxpr, consts, args):
             outs = _run(rule[0], rule[1], vals)
         for v, o, dtype in zip(outvars, outs, dtypes):
             env[v] = np.asarray(o, dtype=dtype)
-    return [v.val if isinstance(v, Literal) else env[v] for v in jaxpr.outvars]
+    return [v.val if _is_literal(v) else env[v] for v in jaxpr.outvars]
 
 
 def _closed(sub, args):
