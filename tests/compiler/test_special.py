@@ -6,7 +6,7 @@ import numpy as np
 from scipy import special
 
 import adelia.config  # noqa: F401  (float64)
-from adelia.compiler.special import digamma, gammaln, log_rising_over_power, trigamma
+from adelia.compiler.special import digamma, gammaln, log_choose, log_factorial, log_rising_over_power, trigamma
 
 X = np.array([1e-4, 0.01, 0.3, 1.0, 2.5, 7.99, 8.0, 30.0, 1e4])
 
@@ -36,3 +36,16 @@ def test_log_rising_over_power_is_exact_on_both_sides_of_the_switch():
         dn = np.asarray(jax.vmap(jax.grad(log_rising_over_power, argnums=1), (0, None))(jnp.asarray(y), n))
         exact_dn = np.array([np.sum(-np.arange(int(k)) / (n * (n + np.arange(int(k))))) for k in y])
         np.testing.assert_allclose(dn, exact_dn, rtol=1e-8, atol=1e-15 * y.max() / n, err_msg=f"n = {n}")
+
+
+def test_data_terms_equal_on_concrete_and_traced_data():
+    """log y! and log C(n, y): SciPy's constant for data, log Γ when the data are traced."""
+    y = np.array([0.0, 1.0, 3.0, 7.0, 40.0, 250.0])
+    n = np.array([1.0, 2.0, 9.0, 7.0, 60.0, 1000.0])
+    want_f = special.gammaln(y + 1.0)
+    want_c = special.gammaln(n + 1.0) - special.gammaln(y + 1.0) - special.gammaln(n - y + 1.0)
+    assert isinstance(log_factorial(y), np.ndarray) and isinstance(log_choose(n, y), np.ndarray)
+    np.testing.assert_allclose(log_factorial(y), want_f, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(log_choose(n, y), want_c, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(jax.jit(log_factorial)(y), want_f, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(jax.jit(log_choose)(n, y), want_c, rtol=1e-13, atol=1e-12)

@@ -13,7 +13,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from adelia.compiler.special import gammaln
+from adelia.compiler.special import log_choose, log_factorial
 from adelia.compiler.families.base import Family, HyperSpec, bad_rows, register, scaled_precision, dist
 
 
@@ -73,7 +73,7 @@ def poisson_log_mean(eta, extra, link):
 
 def _poisson_logpdf(y, eta, theta, extra, link):
     log_mu = poisson_log_mean(eta, extra, link)
-    return y * log_mu - jnp.exp(log_mu) - gammaln(y + 1.0)
+    return y * log_mu - jnp.exp(log_mu) - log_factorial(y)
 
 
 register(Family(
@@ -87,8 +87,7 @@ register(Family(
 
 def _binomial_logpdf(y, eta, theta, extra, link):
     n = extra.get("Ntrials", 1.0)
-    log_choose = gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
-    return log_choose + y * link.log_p(eta) + (n - y) * link.log_1mp(eta)
+    return log_choose(n, y) + y * link.log_p(eta) + (n - y) * link.log_1mp(eta)
 
 
 register(Family(

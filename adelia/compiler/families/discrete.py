@@ -20,7 +20,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from adelia.compiler.special import gammaln
+from adelia.compiler.special import gammaln, log_choose, log_factorial
 from adelia.compiler.families.base import Family, HyperSpec, logit_hyper, register, dist
 from adelia.compiler.families.classic import check_counts, check_ntrials, ntrials_int, poisson_log_mean
 from adelia.compiler.families.nbinomial import nb_log_p0_rate, nb_logpmf, nb_moments
@@ -38,10 +38,9 @@ def _bb_ab(p, theta):
 def _bb_logpdf(y, eta, theta, extra, link):
     n = extra.get("Ntrials", 1.0)
     a, b, _ = _bb_ab(link.inverse(eta), theta)
-    log_choose = gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
     # B(y + α, n − y + β)/B(α, β) by log-gammas: jax's betaln takes XLA minutes to compile
     # through the second and third η-derivatives the Laplace approximation asks for
-    return (log_choose + gammaln(y + a) + gammaln(n - y + b) - gammaln(n + a + b)
+    return (log_choose(n, y) + gammaln(y + a) + gammaln(n - y + b) - gammaln(n + a + b)
             - gammaln(a) - gammaln(b) + gammaln(a + b))
 
 
@@ -110,7 +109,7 @@ def _zi_draw(key, sample_base, p, zero_type: int):
 def _zip(zero_type: int) -> Family:
     def logpdf(y, eta, theta, extra, link):
         log_mu = poisson_log_mean(eta, extra, link)
-        return _zi_logpdf(-jnp.exp(log_mu), y * log_mu - jnp.exp(log_mu) - gammaln(y + 1.0), y, theta[0], zero_type)
+        return _zi_logpdf(-jnp.exp(log_mu), y * log_mu - jnp.exp(log_mu) - log_factorial(y), y, theta[0], zero_type)
 
     def moments(mu, theta, extra):
         lam = extra.get("E", 1.0) * mu

@@ -16,7 +16,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from adelia.compiler.special import gammaln, log_rising_over_power
+from adelia.compiler.special import log_factorial, log_rising_over_power
 from adelia.compiler.families.base import Family, HyperSpec, register, dist
 from adelia.compiler.families.classic import check_counts, poisson_log_mean
 from adelia.compiler.priors import LOG_SIZE
@@ -38,7 +38,7 @@ def nb_logpmf(y, log_mu, log_n):
     (a long posterior tail of the log size reaches n ≈ 10¹³ and beyond).
     """
     n = jnp.exp(log_n)
-    return (log_rising_over_power(y, n) - gammaln(y + 1.0) + y * log_mu
+    return (log_rising_over_power(y, n) - log_factorial(y) + y * log_mu
             - (n + y) * nb_log_p0_rate(log_mu, log_n))
 
 
