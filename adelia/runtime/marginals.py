@@ -19,6 +19,9 @@ from scipy.special import ndtr, ndtri, owens_t
 
 QUANTILES = (0.025, 0.5, 0.975)
 
+#: every column: the default column selection of the mixtures' cdf(x, cols) and pdf(x, cols)
+_ALL = slice(None)
+
 
 def mixture_summary(w: np.ndarray, mu: np.ndarray, sd: np.ndarray, quantiles=QUANTILES) -> dict[str, np.ndarray]:
     """Mean, sd, quantiles and mode of Σ_k w_k N(mu[k], sd[k]²), columnwise (mu, sd: (K, n))."""
@@ -29,8 +32,8 @@ def mixture_summary(w: np.ndarray, mu: np.ndarray, sd: np.ndarray, quantiles=QUA
     out = {"mean": mean, "sd": np.sqrt(np.maximum(var, 0.0))}
     lo = np.min(mu - 10 * sd, axis=0)
     hi = np.max(mu + 10 * sd, axis=0)
-    cdf = lambda x: w @ ndtr((x - mu) / sd)
-    pdf = lambda x: w @ (np.exp(-0.5 * ((x - mu) / sd) ** 2) / sd) / np.sqrt(2 * np.pi)
+    cdf = lambda x, c=_ALL: w @ ndtr((x - mu[:, c]) / sd[:, c])
+    pdf = lambda x, c=_ALL: w @ (np.exp(-0.5 * ((x - mu[:, c]) / sd[:, c]) ** 2) / sd[:, c]) / np.sqrt(2 * np.pi)
     for q in quantiles:
         out[f"{q}quant"] = _quantile(cdf, pdf, q, lo, hi, mean + ndtri(q) * out["sd"])
     out["mode"] = _mode(pdf, mean, out["sd"], mu)
@@ -186,10 +189,6 @@ def skew_normal_from_sla(gamma1: np.ndarray, gamma3: np.ndarray):
     return xi, omega, alpha
 
 
-def _sn_cdf(z, alpha):
-    return ndtr(z) - 2.0 * owens_t(z, alpha)
-
-
 def skew_mixture_summary(w, loc, scale, alpha, quantiles=QUANTILES) -> dict[str, np.ndarray]:
     """Summaries of Σ_k w_k SN(loc[k], scale[k], alpha[k]) columnwise ((K, n) arrays)."""
     w = np.asarray(w, float) / np.sum(w)
@@ -203,11 +202,26 @@ def skew_mixture_summary(w, loc, scale, alpha, quantiles=QUANTILES) -> dict[str,
     out = {"mean": mean, "sd": sd}
     lo = np.min(mk - 12 * np.sqrt(vk), axis=0)
     hi = np.max(mk + 12 * np.sqrt(vk), axis=0)
-    cdf = lambda x: w @ _sn_cdf((x - loc) / scale, alpha)
+    # Owen's T and Φ(αz) only where some component is skewed: elsewhere (every node but the
+    # adaptive strategy's few, all of them for a Gaussian likelihood) SN is N, and T(z, 0) = 0,
+    # 2Φ(0) = 1 exactly
+    skewed = np.any(alpha != 0, axis=0)
 
-    def pdf(x):
-        z = (x - loc) / scale
-        return w @ (2.0 * np.exp(-0.5 * z ** 2) * ndtr(alpha * z) / scale) / np.sqrt(2 * np.pi)
+    def cdf(x, c=_ALL):
+        z = (x - loc[:, c]) / scale[:, c]
+        out = ndtr(z)
+        sk = np.flatnonzero(skewed[c])
+        if len(sk):
+            out[:, sk] -= 2.0 * owens_t(z[:, sk], alpha[:, c][:, sk])
+        return w @ out
+
+    def pdf(x, c=_ALL):
+        z = (x - loc[:, c]) / scale[:, c]
+        dens = np.exp(-0.5 * z ** 2) / scale[:, c]
+        sk = np.flatnonzero(skewed[c])
+        if len(sk):
+            dens[:, sk] *= 2.0 * ndtr(alpha[:, c][:, sk] * z[:, sk])
+        return w @ dens / np.sqrt(2 * np.pi)
 
     for q in quantiles:
         out[f"{q}quant"] = _quantile(cdf, pdf, q, lo, hi, mean + ndtri(q) * sd)
@@ -216,7 +230,8 @@ def skew_mixture_summary(w, loc, scale, alpha, quantiles=QUANTILES) -> dict[str,
 
 
 def _quantile(cdf, pdf, q: float, lo: np.ndarray, hi: np.ndarray, start: np.ndarray, iterations: int = 60):
-    """x with cdf(x) = q, columnwise: Newton steps from ``start`` inside a bracket [a, b] that
+    """x with cdf(x) = q, columnwise (``cdf(x, cols)``, ``pdf(x, cols)``: the mixture at x for the
+    columns ``cols``, those still searched): Newton steps from ``start`` inside a bracket [a, b] that
     every evaluation narrows; a Newton step leaving the bracket is replaced by the secant
     (false position) through the bracket's ends, or by bisection while an end has no value yet.
     A column ends, and stays, when its step, its Newton correction or its bracket is below 10⁻¹¹
@@ -230,26 +245,28 @@ def _quantile(cdf, pdf, q: float, lo: np.ndarray, hi: np.ndarray, start: np.ndar
     tol = 1e-11 * (hi - lo)
     finished = np.zeros(x.shape, dtype=bool)
     for _ in range(iterations):
-        f = cdf(x) - q
+        # a finished column stays put (one more step from its root would see Newton land on the
+        # bracket's end and fall back to a point far inside), and its mixture is not evaluated
+        c = np.flatnonzero(~finished)
+        if not len(c):
+            break
+        xc, ac, bc, fac, fbc, tc = x[c], a[c], b[c], fa[c], fb[c], tol[c]
+        f = cdf(xc, c) - q
         hit = f == 0
         below, above = f < 0, f > 0
-        a, fa = np.where(below, x, a), np.where(below, f, fa)
-        b, fb = np.where(above, x, b), np.where(above, f, fb)
+        ac, fac = np.where(below, xc, ac), np.where(below, f, fac)
+        bc, fbc = np.where(above, xc, bc), np.where(above, f, fbc)
         with np.errstate(divide="ignore", invalid="ignore"):
-            newton = x - f / pdf(x)
-            secant = a - fa * (b - a) / (fb - fa)
-        inside = np.isfinite(newton) & (newton > a) & (newton < b)
-        secant_ok = np.isfinite(secant) & (secant > a) & (secant < b)
-        fallback = np.where(secant_ok, secant, 0.5 * (a + b))
-        # a finished column stays put: one more step from its root would see Newton land on the
-        # bracket's end and fall back to a point far inside
-        # so does a column whose Newton correction is below tol, wherever it lands
-        close = np.abs(newton - x) <= tol
-        x_new = np.where(hit | finished | close, x, np.where(inside, newton, fallback))
-        finished |= hit | close | (np.abs(x_new - x) <= tol) | (b - a <= tol)
-        x = x_new
-        if np.all(finished):
-            break
+            newton = xc - f / pdf(xc, c)
+            secant = ac - fac * (bc - ac) / (fbc - fac)
+        inside = np.isfinite(newton) & (newton > ac) & (newton < bc)
+        secant_ok = np.isfinite(secant) & (secant > ac) & (secant < bc)
+        fallback = np.where(secant_ok, secant, 0.5 * (ac + bc))
+        # a column whose Newton correction is below tol stays put too, wherever it would land
+        close = np.abs(newton - xc) <= tol[c]
+        x_new = np.where(hit | close, xc, np.where(inside, newton, fallback))
+        finished[c] = hit | close | (np.abs(x_new - xc) <= tc) | (bc - ac <= tc)
+        x[c], a[c], b[c], fa[c], fb[c] = x_new, ac, bc, fac, fbc
     return x
 
 
@@ -379,18 +396,21 @@ def laplace_mixture_summary(w, mu, sd, s, logdens, quantiles=QUANTILES) -> dict[
     var = w @ (sd ** 2 * m2 + 2 * mu * sd * m1 + mu ** 2) - mean ** 2
     sd_all = np.sqrt(np.maximum(var, 0.0))
 
-    def on_grid(table, x, outside_left, outside_right):
+    columns = np.arange(mu.shape[1])
+
+    def on_grid(table, x, c, outside_left, outside_right):
         # Σ_k w_k table_k((x − μ_k)/σ_k), linear in s on the uniform fine grid, columnwise in x
-        pos = ((x[None, :] - mu) / sd - fine_s[0]) / ds
+        pos = ((x[None, :] - mu[:, c]) / sd[:, c] - fine_s[0]) / ds
         i = np.clip(np.floor(pos).astype(int), 0, len(fine_s) - 2)
         f = np.clip(pos - i, 0.0, 1.0)
-        k_idx, j_idx = np.indices(mu.shape)
+        k_idx = np.arange(mu.shape[0])[:, None]
+        j_idx = columns[c][None, :]
         v = (1 - f) * table[i, k_idx, j_idx] + f * table[i + 1, k_idx, j_idx]
         v = np.where(pos < 0, outside_left, np.where(pos > len(fine_s) - 1, outside_right, v))
         return v
 
-    cdf = lambda x: w @ on_grid(cum_s, x, 0.0, 1.0)
-    pdf = lambda x: w @ (on_grid(dens_s, x, 0.0, 0.0) / sd)
+    cdf = lambda x, c=_ALL: w @ on_grid(cum_s, x, c, 0.0, 1.0)
+    pdf = lambda x, c=_ALL: w @ (on_grid(dens_s, x, c, 0.0, 0.0) / sd[:, c])
     lo = np.min(mu + fine_s[0] * sd, axis=0)
     hi = np.max(mu + fine_s[-1] * sd, axis=0)
     out = {"mean": mean, "sd": sd_all}
