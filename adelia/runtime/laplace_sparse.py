@@ -231,6 +231,9 @@ class SparseLaplaceProblem(LaplaceProblem):
         coefficients: of every node from Cov(η, x) = A Σ_c (m solves with Aᵀ, or N with the
         identity where m ≥ N; see :attr:`supports_sla`), or of ``nodes`` only (R-INLA's
         adaptive strategy) from their columns of Σ, one solve each."""
+        # a likelihood quadratic in η has ∂³log p/∂η³ = 0: both coefficients are exactly zero, so
+        # the columns of Σ they would be made from are not solved for
+        sla = sla and not self.quadratic
         x = self.mode(theta) if x_mode is None else x_mode
         eta = self.eta(x, theta)
         w = self._derivs(eta, theta)[1]
