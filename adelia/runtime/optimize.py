@@ -50,6 +50,14 @@ class _InNoise(Exception):
     """Raised inside the objective to end the search (see :data:`NOISE_STREAK`)."""
 
 
+class _Stationary(Exception):
+    """Raised inside the objective when an evaluated point meets ``gtol`` at the best f (within
+    :data:`NOISE_FTOL`): L-BFGS-B tests ``gtol`` only at the points its line searches accept, and
+    where the best point's f is within the objective's rounding noise of a trial's, it can
+    reject a trial with a gradient below ``gtol`` and go on searching the noise (S2: five more
+    evaluations, all at the same f to 1e-10, until :data:`NOISE_STREAK` ended it)."""
+
+
 def find_mode(value_and_grad: Callable, theta0: np.ndarray, *, gtol: float = 1e-5, max_iter: int = 500,
               callback: Callable | None = None) -> ModeResult:
     """Minimise f(θ) = −log π̃(θ|y) from θ0 with L-BFGS-B and exact gradients (until |∇f|∞ ≤ gtol,
@@ -81,6 +89,9 @@ def find_mode(value_and_grad: Callable, theta0: np.ndarray, *, gtol: float = 1e-
         if f < best["f"]:
             best.update(f=f, theta=np.array(th), g=g)
         grads[np.asarray(th, float).tobytes()] = g
+        if np.max(np.abs(g)) <= gtol and f <= best["f"] + NOISE_FTOL * max(1.0, abs(f)):
+            best.update(f=f, theta=np.array(th), g=g)
+            raise _Stationary
         if streak >= NOISE_STREAK and np.max(np.abs(best["g"])) <= NOISE_GTOL_STEEP:
             raise _InNoise
         return f, g
@@ -101,11 +112,11 @@ def find_mode(value_and_grad: Callable, theta0: np.ndarray, *, gtol: float = 1e-
 
     if len(theta0) == 0:
         return ModeResult(np.zeros(0), float(value_and_grad(np.zeros(0))[0]), np.zeros(0), 0, 1, "no hyperparameters")
-    f0, _ = fun(np.asarray(theta0, float))
-    if f0 >= 1e300:
-        raise FitError("the Laplace objective is not finite at the initial hyperparameters",
-                       hint="check the data for extreme values, or give initial values in hyper = list(...)")
     try:
+        f0, _ = fun(np.asarray(theta0, float))
+        if f0 >= 1e300:
+            raise FitError("the Laplace objective is not finite at the initial hyperparameters",
+                           hint="check the data for extreme values, or give initial values in hyper = list(...)")
         # L-BFGS-B rather than BFGS: it rescales its inverse-Hessian guess by yᵀs / yᵀy at every
         # iteration (Shanno & Phua 1978; Nocedal & Wright 2006, eq. 7.20), where SciPy's BFGS starts
         # from H₀ = I and, on θ objectives of curvature 10²–10³, overshoots by orders of magnitude
@@ -116,6 +127,9 @@ def find_mode(value_and_grad: Callable, theta0: np.ndarray, *, gtol: float = 1e-
     except _InNoise:
         res = scipy.optimize.OptimizeResult(x=best["theta"], fun=best["f"], success=True, nit=last["nit"],
                                             message="the line search ran into the objective's rounding noise")
+    except _Stationary:
+        res = scipy.optimize.OptimizeResult(x=best["theta"], fun=best["f"], success=True, nit=last["nit"],
+                                            message="the gradient is below gtol at the best point")
     if last["noise"]:
         res.success, res.message = True, "the objective no longer changes beyond its rounding noise"
     elif "REDUCTION OF F" in str(res.message) and np.max(np.abs(best["g"])) > NOISE_GTOL:

@@ -85,3 +85,11 @@ def test_a_step_outside_the_domain_is_stepped_back_from_not_taken_as_convergence
     assert any(np.max(np.abs(c)) > 15 for c in calls)        # the wall was met
     np.testing.assert_allclose(res.theta, target, atol=1e-3)
     assert np.max(np.abs(res.grad)) < 1e-4
+
+
+def test_an_evaluated_point_below_gtol_at_the_best_f_ends_the_search():
+    """L-BFGS-B tests gtol only at the points its line search accepts; a trial that meets gtol
+    at the best f (within the rounding noise) is the mode, and is returned at once."""
+    res = find_mode(_noisy_quadratic(1e-8, 0.0), MODE.copy())
+    assert res.n_eval == 1 and res.message == "the gradient is below gtol at the best point"
+    np.testing.assert_array_equal(res.theta, MODE)
