@@ -54,8 +54,12 @@ def _gammaln_jvp(primals, tangents):
     return gammaln(x), digamma(x) * dx
 
 
-def _concrete(*xs) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
+def _log_gamma_for(*xs):
+    """(log Γ, the arguments) for terms of the data: SciPy's on NumPy copies when every argument
+    is concrete, else the traced :func:`gammaln`."""
+    if any(isinstance(x, jax.core.Tracer) for x in xs):
+        return gammaln, xs
+    return ssp.gammaln, tuple(np.asarray(x, dtype=float) for x in xs)
 
 
 # The data-only terms below are computed by SciPy when their arguments are data (concrete, not
@@ -64,17 +68,14 @@ def _concrete(*xs) -> bool:
 
 def log_factorial(y):
     """log y! = log Γ(y + 1)."""
-    if _concrete(y):
-        return ssp.gammaln(np.asarray(y, dtype=float) + 1.0)
-    return gammaln(y + 1.0)
+    lgamma, (y,) = _log_gamma_for(y)
+    return lgamma(y + 1.0)
 
 
 def log_choose(n, y):
     """log C(n, y) = log Γ(n + 1) − log Γ(y + 1) − log Γ(n − y + 1)."""
-    if _concrete(n, y):
-        n, y = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
-        return ssp.gammaln(n + 1.0) - ssp.gammaln(y + 1.0) - ssp.gammaln(n - y + 1.0)
-    return gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
+    lgamma, (n, y) = _log_gamma_for(n, y)
+    return lgamma(n + 1.0) - lgamma(y + 1.0) - lgamma(n - y + 1.0)
 
 
 #: above this n the Stirling form of log_rising_over_power is used: its series error is below

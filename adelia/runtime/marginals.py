@@ -263,7 +263,7 @@ def _quantile(cdf, pdf, q: float, lo: np.ndarray, hi: np.ndarray, start: np.ndar
         secant_ok = np.isfinite(secant) & (secant > ac) & (secant < bc)
         fallback = np.where(secant_ok, secant, 0.5 * (ac + bc))
         # a column whose Newton correction is below tol stays put too, wherever it would land
-        close = np.abs(newton - xc) <= tol[c]
+        close = np.abs(newton - xc) <= tc
         x_new = np.where(hit | close, xc, np.where(inside, newton, fallback))
         finished[c] = hit | close | (np.abs(x_new - xc) <= tc) | (bc - ac <= tc)
         x[c], a[c], b[c], fa[c], fb[c] = x_new, ac, bc, fac, fbc

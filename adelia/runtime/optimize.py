@@ -46,16 +46,26 @@ NOISE_STREAK = 5
 NOISE_GTOL_STEEP = 1e-2
 
 
-class _InNoise(Exception):
-    """Raised inside the objective to end the search (see :data:`NOISE_STREAK`)."""
+class _Stop(Exception):
+    """Raised inside the objective to end the search at the best point, for ``message``."""
+
+    message = ""
 
 
-class _Stationary(Exception):
+class _InNoise(_Stop):
+    """See :data:`NOISE_STREAK`."""
+
+    message = "the line search ran into the objective's rounding noise"
+
+
+class _Stationary(_Stop):
     """Raised inside the objective when an evaluated point meets ``gtol`` at the best f (within
     :data:`NOISE_FTOL`): L-BFGS-B tests ``gtol`` only at the points its line searches accept, and
     where the best point's f is within the objective's rounding noise of a trial's, it can
     reject a trial with a gradient below ``gtol`` and go on searching the noise (S2: five more
     evaluations, all at the same f to 1e-10, until :data:`NOISE_STREAK` ended it)."""
+
+    message = "the gradient is below gtol at the best point"
 
 
 def find_mode(value_and_grad: Callable, theta0: np.ndarray, *, gtol: float = 1e-5, max_iter: int = 500,
@@ -124,12 +134,9 @@ def find_mode(value_and_grad: Callable, theta0: np.ndarray, *, gtol: float = 1e-
         res = scipy.optimize.minimize(fun, np.asarray(theta0, float), jac=True, method="L-BFGS-B",
                                       options={"gtol": gtol, "maxiter": max_iter, "ftol": 1e-15},
                                       callback=iteration)
-    except _InNoise:
+    except _Stop as stop:
         res = scipy.optimize.OptimizeResult(x=best["theta"], fun=best["f"], success=True, nit=last["nit"],
-                                            message="the line search ran into the objective's rounding noise")
-    except _Stationary:
-        res = scipy.optimize.OptimizeResult(x=best["theta"], fun=best["f"], success=True, nit=last["nit"],
-                                            message="the gradient is below gtol at the best point")
+                                            message=stop.message)
     if last["noise"]:
         res.success, res.message = True, "the objective no longer changes beyond its rounding noise"
     elif "REDUCTION OF F" in str(res.message) and np.max(np.abs(best["g"])) > NOISE_GTOL:
