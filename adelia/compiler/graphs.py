@@ -7,14 +7,25 @@ Accepted: a scipy.sparse matrix or dense array (adjacency), an (E, 2) integer ed
 
 from __future__ import annotations
 
-__all__ = ["as_adjacency", "read_inla_graph"]
+__all__ = ["as_adjacency", "per_graph", "read_inla_graph"]
 
+import copy
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from adelia.errors import DataError, ModelError
+
+T = TypeVar("T")
+
+#: graphs whose derived structures :func:`per_graph` keeps (the most recently used)
+PER_GRAPH_KEPT = 8
+_PER_GRAPH: OrderedDict = OrderedDict()
 
 
 def read_inla_graph(path: str | Path) -> sp.csr_matrix:
@@ -72,3 +83,26 @@ def as_adjacency(obj, what: str = "") -> sp.csr_matrix:
         return _symmetric(A + A.T, what)
     raise ModelError(f"cannot use {type(obj).__name__} as a graph {what}".rstrip(),
                      hint="give a scipy.sparse adjacency, a dense 0/1 matrix, an (E, 2) edge list or an R-INLA graph file path")
+
+
+def per_graph(kind: str, W: sp.csr_matrix, compute: Callable[[], T]) -> T:
+    """``compute()`` once per ``kind`` and adjacency in this process, a copy of it after that.
+
+    A graph's scaled structure matrix needs the generalised variance of each component, and
+    bym2's φ prior the whole spectrum (a dense eigendecomposition): about 30 ms of every fit of
+    S2's 544-region model, the same each time the model is fitted again, or another model is
+    fitted on that graph. Keyed by W's content, so a graph read again from its file still
+    matches; copies, so a caller that changes what it got cannot change what the next one gets.
+    """
+    W = sp.csr_matrix(W)
+    digest = hashlib.blake2b(digest_size=16)
+    for a in (np.asarray(W.shape, np.int64), W.indptr, W.indices, W.data):
+        digest.update(np.ascontiguousarray(a).tobytes())
+    key = (kind, digest.digest())
+    if key in _PER_GRAPH:
+        _PER_GRAPH.move_to_end(key)
+    else:
+        _PER_GRAPH[key] = compute()
+        while len(_PER_GRAPH) > PER_GRAPH_KEPT:
+            _PER_GRAPH.popitem(last=False)
+    return copy.deepcopy(_PER_GRAPH[key])

@@ -11,7 +11,7 @@ Default prior log τ ~ loggamma(1, 5e-5).
 import numpy as np
 import scipy.sparse as sp
 
-from adelia.compiler.graphs import as_adjacency
+from adelia.compiler.graphs import as_adjacency, per_graph
 from adelia.compiler.latent.base import LATENT, LatentModel, TermInput, precision_hyper, single_precision_structure
 from adelia.compiler.latent.indexing import graph_nodes
 from adelia.errors import ModelError
@@ -24,7 +24,12 @@ _DENSE_GROUNDED_MAX = 400
 
 
 def besag_structure(W: sp.csr_matrix, scale_model: bool):
-    """(K as CSR, rank_def, per-component constraint rows) for adjacency W; sparse throughout."""
+    """(K as CSR, rank_def, per-component constraint rows) for adjacency W; sparse throughout
+    (computed once per graph in a process, :func:`~adelia.compiler.graphs.per_graph`)."""
+    return per_graph(f"besag, scale.model = {bool(scale_model)}", W, lambda: _besag_structure(W, scale_model))
+
+
+def _besag_structure(W: sp.csr_matrix, scale_model: bool):
     from scipy.sparse.csgraph import connected_components   # 50 ms of `import adelia`, for graph models only
 
     n = W.shape[0]

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from adelia.compiler.graphs import as_adjacency
+from adelia.compiler.graphs import as_adjacency, per_graph
 from adelia.compiler.latent.base import LATENT, LatentModel, Structure, TermInput
 from adelia.compiler.latent.besag import besag_structure
 from adelia.compiler.latent.indexing import graph_nodes
@@ -93,7 +93,7 @@ def bym2_structure(W: sp.csr_matrix, *, constr: bool, values: np.ndarray, node_o
     constraints = np.zeros((0, 2 * n))
     if constr and len(rows):
         constraints = np.concatenate([np.zeros_like(rows), rows], axis=1)
-    gamma = mixing_eigenvalues(R, rank_def)
+    gamma = per_graph("bym2 mixing eigenvalues", W, lambda: mixing_eigenvalues(R, rank_def))
     return BYM2Structure(
         2 * n, matrices, _coefs(), rank_def, constraints, values, node_of_obs,
         logdet=lambda th: n * (th[0] + jax.nn.softplus(th[1])),
