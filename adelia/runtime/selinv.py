@@ -58,6 +58,7 @@ __all__ = [
     "symbolic_pattern",
 ]
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,7 +93,7 @@ class Supernodes:
     def xsize(self) -> int:
         return int(self.px[-1])
 
-    @property
+    @functools.cached_property
     def nnz(self) -> int:
         """Entries of L (lower trapezoids), explicit zeros of relaxed supernodes included."""
         s = np.diff(self.sup)

@@ -131,7 +131,10 @@ def worthwhile(S: Supernodes, k: int, prepared: bool = True) -> bool:
     """Whether k right-hand sides are solved faster here than column by column (``prepared``:
     whether this factor's :func:`prepare` is already made, as for its second solve here)."""
     nnz = S.nnz
-    steps = _steps(int(np.sum(~batched_mask(S))), len(leaf_groups(S).groups) + len(level_groups(S)))
+    steps = S.__dict__.get("_solve_steps_cache")
+    if steps is None:       # asked before every multi-column solve
+        steps = _steps(int(np.sum(~batched_mask(S))), len(leaf_groups(S).groups) + len(level_groups(S)))
+        object.__setattr__(S, "_solve_steps_cache", steps)
     setup = 0.0 if prepared else PREPARE_S * (len(S.sup) - 1)
     return k * nnz * (CHOLMOD_S_PER_ENTRY - BLOCK_S_PER_ENTRY) > SUPERNODE_S * steps + setup
 
