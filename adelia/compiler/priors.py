@@ -242,10 +242,11 @@ def _pc_mixing_bound(u: float, alpha: float, gamma) -> Prior:
     log_norm = math.log(math.exp(-lam * lo) - math.exp(-lam * hi))
 
     def logpdf(t):
+        # sums over the eigenvalues on the last axis: t may be an array of θ (a grid to tabulate)
         phi = jax.nn.sigmoid(t)
-        z = phi * a
-        d = jnp.sqrt(jnp.sum(_h(z)))
-        dd_dphi = jnp.sum(phi * a * a / (1.0 + z)) / (2.0 * d)
+        z = phi[..., None] * a
+        d = jnp.sqrt(jnp.sum(_h(z), axis=-1))
+        dd_dphi = jnp.sum(phi[..., None] * a * a / (1.0 + z), axis=-1) / (2.0 * d)
         log_jac = jnp.log(dd_dphi) + jnp.log(phi) - jax.nn.softplus(t)      # dφ/dθ = φ(1 − φ)
         return math.log(lam) - lam * d + log_jac - log_norm
 

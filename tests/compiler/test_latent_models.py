@@ -447,6 +447,10 @@ def test_bym2_pc_prior_binds_and_is_normalised():
     total = quad(dens, *PC_MIXING_RANGE, limit=200)[0]
     assert total == pytest.approx(1.0, abs=1e-6)
     assert np.isfinite(float(jax.grad(bound.logpdf)(jnp.asarray(-3.0))))
+    # a grid of θ at once (the prior's table in the results) equals θ one at a time
+    grid = np.linspace(-6.0, 6.0, 13)
+    np.testing.assert_allclose(np.asarray(bound.logpdf(jnp.asarray(grid))),
+                               [float(bound.logpdf(jnp.asarray(t))) for t in grid], rtol=1e-13)
     with pytest.raises(ModelError, match="applies only"):
         prior.bind(build(Case("iid", "", np.arange(1, 4)))[1])
 
