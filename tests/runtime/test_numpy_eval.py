@@ -81,6 +81,16 @@ def test_slices_reductions_selects_broadcasts_and_nested_jit():
     np.testing.assert_allclose(_on_numpy(fn, th), np.asarray(fn(jnp.asarray(th))), rtol=1e-13)
 
 
+@pytest.mark.parametrize("rows", [1, 3, 2000])    # small broadcasts are copied, large ones views
+def test_broadcasts_small_and_large(rows):
+    def fn(v, s):
+        wide = jnp.broadcast_to(v[None, :], (rows, v.shape[0]))       # broadcast_in_dim of a vector
+        return wide * s + jnp.broadcast_to(s, (rows, 1)) + jnp.arange(rows)[:, None]
+
+    v, s = np.linspace(-1.0, 1.0, 7), np.asarray(0.5)
+    np.testing.assert_allclose(_on_numpy(fn, v, s), np.asarray(fn(jnp.asarray(v), jnp.asarray(s))), rtol=1e-15)
+
+
 def test_vmapped_scalar_function():
     fn = jax.vmap(lambda t: jnp.sum(jnp.exp(t * jnp.arange(1.0, 4.0))))
     np.testing.assert_allclose(numpy_eval(fn, GRID), np.asarray(fn(jnp.asarray(GRID))), rtol=1e-13)
