@@ -65,10 +65,11 @@ LOGLIK_HOST_MAX = 150_000
 CRITERIA_HOST_MAX = 5_000
 GAUSSIAN_HOST_MAX = 2_000
 SAMPLER_HOST_MAX = 10_000
-#: sparse-path models up to this latent size run their first fit in a process on NumPy (see
-#: CompiledProblem): a Gaussian approximation costs 4–6 ms a call there at S4's and S5's size,
-#: 4 compiled (0.45 s to compile), but 56 against 40 at S2's 1174
-SPARSE_FIRST_FIT_MAX_LATENT = 1_000
+#: sparse-path models up to this latent size, and dense ones until their programs are exported,
+#: run their first fit in a process on NumPy (see CompiledProblem): a Gaussian approximation
+#: costs 4–6 ms a call there at S4's and S5's size, 4 compiled (0.45 s to compile), but 56
+#: against 40 at S2's 1174
+FIRST_FIT_NUMPY_MAX_LATENT = 1_000
 #: strategy = "laplace": standardised points x_j = x̂_j + σ_j s where log π̃(x_j | θ, y) is computed
 LAPLACE_ABSCISSAE = np.linspace(-4.0, 4.0, 11)
 #: R-INLA's control.inla adaptive.max: the adaptive strategy corrects the fixed effects and the
@@ -176,7 +177,9 @@ class Program:
     milliseconds at that size, where compiling costs 50–150 ms of a small model's first fit.
     A program using a primitive NumPy does not cover is compiled as usual. With ``first_fit``
     every call runs on NumPy until :meth:`tier_up` (a model's first fit in this process; see
-    :class:`CompiledProblem`).
+    :class:`CompiledProblem`), except a signature the compilation cache holds exported, which
+    is loaded; an exportable program that ran on NumPy is exported (and compiled) in the
+    background once that fit is over, for the next process.
     """
 
     def __init__(self, fn: Callable, static_argnums: tuple[int, ...] = (), *, export_key: str | None = None,
@@ -189,15 +192,22 @@ class Program:
         self._export_key = export_key
         self._executables: dict = {}
         self._pending: dict[tuple, Future] = {}
+        self._first_signatures: dict[tuple, tuple] = {}   # run on NumPy in the first fit, to export
+        self._exported: dict[tuple, bool] = {}
         self.compile_seconds = 0.0
         self.sources: list[str] = []     # per compilation: "exported", "loaded" or "traced"
 
     def __call__(self, *args):
-        if self._first_fit or (self._host_max and sum(np.size(a) for a in args) <= self._host_max):
+        small = self._host_max and sum(np.size(a) for a in args) <= self._host_max
+        key = self._signature(args) if self._first_fit and not small else None
+        first = key is not None and not self._loadable(key)
+        if first or small:
             out = numpy_outputs(self._fn, *args)
             if out is not None:
+                if first:
+                    self._first_signatures.setdefault(key, tuple(_spec(a) for a in args))
                 return out
-        key = self._signature(args)
+        key = self._signature(args) if key is None else key
         exe = self._executables.get(key)
         if exe is None:
             t = time.perf_counter()
@@ -235,8 +245,23 @@ class Program:
         return self._compile(key, args)
 
     def tier_up(self) -> None:
-        """From the next call on, NumPy only below ``host_max``: the first fit is over."""
+        """From the next call on, NumPy only below ``host_max``: the first fit is over. An
+        exportable program that ran on NumPy is exported for those signatures in the background
+        (on more than one core), so that a later process's first fit loads it (:meth:`_loadable`)."""
+        if self._first_fit and (os.cpu_count() or 1) > 1:
+            for key, specs in self._first_signatures.items():
+                if self._export_path(key) is not None:
+                    self._pending.setdefault(key, _in_background(self._compile, key, specs))
         self._first_fit = False
+        self._first_signatures.clear()
+
+    def _loadable(self, key) -> bool:
+        """Whether the compilation cache holds this program exported for ``key`` (looked up once
+        per signature): then a first fit loads it rather than run on NumPy."""
+        if key not in self._exported:
+            path = self._export_path(key)
+            self._exported[key] = path is not None and path.is_file()
+        return self._exported[key]
 
     def _compile(self, key, args):
         path = self._export_path(key)
@@ -408,9 +433,12 @@ class CompiledProblem:
         # A small model on the sparse path runs its first fit in this process on NumPy and
         # compiles from its second: its programs cannot be exported (host calls), so a new
         # process paid tracing and compiling (or loading) each of them, 2–3 s on S4 and S5,
-        # where NumPy costs at most ~10 ms more per call than the compiled program. BTA kernels stay
-        # compiled (their scans over blocks would run block by block in Python).
-        first = solver == "sparse" and model.N <= SPARSE_FIRST_FIT_MAX_LATENT
+        # where NumPy costs at most ~10 ms more per call than the compiled program. A small
+        # dense model does so too until its programs are exported (below): compiling them cost
+        # S1 and S3 0.4–0.65 s of their first fit ever, loading the exports less than NumPy
+        # does. BTA kernels stay compiled (their scans over blocks would run block by block in
+        # Python).
+        first = solver in ("sparse", "dense") and model.N <= FIRST_FIT_NUMPY_MAX_LATENT
         dense = solver == "dense"
 
         def program(name, fn, static_argnums=(), host_max=0, first_fit=False):
@@ -487,6 +515,11 @@ class CompiledProblem:
         """A fit of this model ended: programs that ran on NumPy for the first one compile now."""
         for p in self.programs:
             p.tier_up()
+
+
+def _spec(a) -> jax.ShapeDtypeStruct:
+    """An argument's shape and dtype (as :meth:`Program._signature` keys it)."""
+    return jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a))
 
 
 def _f64(*shape: int) -> jax.ShapeDtypeStruct:
