@@ -204,7 +204,7 @@ class Program:
         if first or small:
             out = numpy_outputs(self._fn, *args)
             if out is not None:
-                if first:
+                if first and self._export_key is not None:
                     self._first_signatures.setdefault(key, tuple(_spec(a) for a in args))
                 return out
         key = self._signature(args) if key is None else key
