@@ -434,10 +434,10 @@ class CompiledProblem:
         # compiles from its second: its programs cannot be exported (host calls), so a new
         # process paid tracing and compiling (or loading) each of them, 2–3 s on S4 and S5,
         # where NumPy costs at most ~10 ms more per call than the compiled program. A small
-        # dense model does so too until its programs are exported (below): compiling them cost
-        # S1 and S3 0.4–0.65 s of their first fit ever, loading the exports less than NumPy
-        # does. BTA kernels stay compiled (their scans over blocks would run block by block in
-        # Python).
+        # dense model does so too until its programs are exported (Program.tier_up exports
+        # them once the first fit is over): compiling them cost S1 and S3 0.4–0.65 s of their
+        # first fit ever, loading the exports less than NumPy does. BTA kernels stay compiled
+        # (their scans over blocks would run block by block in Python).
         first = solver in ("sparse", "dense") and model.N <= FIRST_FIT_NUMPY_MAX_LATENT
         dense = solver == "dense"
 
