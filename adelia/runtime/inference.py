@@ -551,10 +551,14 @@ class Evaluations:
         self.n_objective = 0
         self.n_gradient = 0
         self._memo: dict[bytes, tuple[float, jax.Array]] = {}
-        self._batched = jax.default_backend() != "cpu"
         # θ batches sharded over several devices (adelia.runtime.devices), and the gradients
         # they computed ahead for the Hessian
         self._sharded = None if devices is None else theta_batch(cp, devices)
+        #: how a batch of θ is evaluated: sharded over devices, as one vmapped batch (an
+        #: accelerator), by the value-and-gradient program point by point (dense), or by the
+        #: value program point by point
+        self._route = ("sharded" if self._sharded is not None else "batched" if jax.default_backend() != "cpu"
+                       else "dense" if cp.solver == "dense" else "value")
         self._grads: dict[bytes, np.ndarray] = {}
         self._near_modes: dict[bytes, jax.Array] = {}       # x̂ at the Hessian's points
         self._predictor: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -565,7 +569,7 @@ class Evaluations:
     def uses_value(self) -> bool:
         """Whether designs are evaluated by the value program one point at a time (otherwise:
         the value-and-gradient program on the dense path, batches elsewhere)."""
-        return self._sharded is None and not self._batched and self.cp.solver != "dense"
+        return self._route == "value"
 
     def value_and_grad(self, theta_free, start: jax.Array | None = None) -> tuple[float, np.ndarray]:
         (f, x), g = self.cp.value_and_grad(device(theta_free, dtype=float), self.x if start is None else start)
@@ -678,16 +682,16 @@ class Evaluations:
     def _evaluate(self, thetas_free: np.ndarray):
         x0 = self.x if self.x_mode is None else self.x_mode
         self.n_objective += len(thetas_free)
-        if self._sharded is not None:
+        if self._route == "sharded":
             f, x = self._sharded.values(self._full(thetas_free), x0)
             return [(float(fi), device(xi)) for fi, xi in zip(f, x)]
-        if self._batched:
+        if self._route == "batched":
             n = len(thetas_free)
             size = max(8, 1 << int(np.ceil(np.log2(max(n, 1)))))   # few shapes, few compilations
             rows = np.concatenate([thetas_free, np.repeat(thetas_free[:1], size - n, axis=0)])
             f, x = self.cp.value_batch(device(self._full(rows)), jnp.stack([self._start(r, x0) for r in rows]))
             return [(float(f[i]), x[i]) for i in range(n)]
-        if self.cp.solver == "dense":
+        if self._route == "dense":
             self.n_gradient += len(thetas_free)
             out = [self.cp.value_and_grad(device(t), self._start(t, x0))[0] for t in thetas_free]
         else:
