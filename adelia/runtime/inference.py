@@ -192,7 +192,7 @@ class Program:
         self._export_key = export_key
         self._executables: dict = {}
         self._pending: dict[tuple, Future] = {}
-        self._first_signatures: dict[tuple, tuple] = {}   # run on NumPy in the first fit, to export
+        self._first_keys: dict[tuple, None] = {}   # signatures run on NumPy in the first fit, to export
         self._exported: dict[tuple, bool] = {}
         self.compile_seconds = 0.0
         self.sources: list[str] = []     # per compilation: "exported", "loaded" or "traced"
@@ -205,7 +205,7 @@ class Program:
             out = numpy_outputs(self._fn, *args)
             if out is not None:
                 if first and self._export_key is not None:
-                    self._first_signatures.setdefault(key, tuple(_spec(a) for a in args))
+                    self._first_keys[key] = None
                 return out
         key = self._signature(args) if key is None else key
         exe = self._executables.get(key)
@@ -249,11 +249,12 @@ class Program:
         exportable program that ran on NumPy is exported for those signatures in the background
         (on more than one core), so that a later process's first fit loads it (:meth:`_loadable`)."""
         if self._first_fit and (os.cpu_count() or 1) > 1:
-            for key, specs in self._first_signatures.items():
+            for key in self._first_keys:     # (shape, dtype) per argument: no static ones here
                 if self._export_path(key) is not None:
+                    specs = tuple(jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in key)
                     self._pending.setdefault(key, _in_background(self._compile, key, specs))
         self._first_fit = False
-        self._first_signatures.clear()
+        self._first_keys.clear()
 
     def _loadable(self, key) -> bool:
         """Whether the compilation cache holds this program exported for ``key`` (looked up once
@@ -515,11 +516,6 @@ class CompiledProblem:
         """A fit of this model ended: programs that ran on NumPy for the first one compile now."""
         for p in self.programs:
             p.tier_up()
-
-
-def _spec(a) -> jax.ShapeDtypeStruct:
-    """An argument's shape and dtype (as :meth:`Program._signature` keys it)."""
-    return jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a))
 
 
 def _f64(*shape: int) -> jax.ShapeDtypeStruct:
